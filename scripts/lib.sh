@@ -1,0 +1,65 @@
+# Shared helpers for the shell scripts in scripts/ and .ci/run. Source it, do not run it.
+#
+# Everything here is idempotent and safe to call on a machine that already has what is asked for:
+# CI runs on a machine that an earlier run (or a developer session) may have left half-prepared.
+
+# Print a timestamped progress line on stderr, so stdout stays usable for values a script returns.
+rt_log() {
+    printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+# Print an error on stderr and exit non-zero. The message should name the fix.
+rt_die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# The Python root image used for CI and local test builds when the caller does not set one.
+# Real users keep the product default (python:3.11-slim, pulled from their registry); CI machines
+# cannot pull, so they build this image locally with scripts/ensure-root-image.sh.
+RT_CI_PYTHON_IMAGE_DEFAULT="racetrack-ci/python:3.11-bookworm"
+
+# Where machine-wide caches live: kept across CI runs on the same machine, outside any clone.
+RT_CACHE_DIR="${RACETRACK_CI_CACHE:-/var/cache/racetrack-ci}"
+
+# Install Debian packages that are not installed yet, with a single `apt-get update` per process.
+# Waits for the dpkg lock (another apt run may hold it) instead of failing at once.
+_RT_APT_UPDATED=0
+rt_apt_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        rt_die "missing Debian packages: ${missing[*]}; install them as root (apt-get install ${missing[*]})"
+    fi
+    rt_log "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "$_RT_APT_UPDATED" -eq 0 ]; then
+        apt-get -o DPkg::Lock::Timeout=600 update -qq
+        _RT_APT_UPDATED=1
+    fi
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# A hash of the files of a directory, names and contents, honouring nothing but a fixed list of
+# excludes (build noise). Used to label images with what they were built from.
+rt_tree_sha() {
+    local dir="$1"
+    (
+        cd "$dir" &&
+            find . -type f \
+                -not -path '*/__pycache__/*' -not -name '*.pyc' \
+                -not -path './.venv/*' -not -path '*.egg-info/*' \
+                -not -path './build/*' -not -path './dist/*' \
+                -not -path './.pytest_cache/*' -not -path './.ruff_cache/*' \
+                -print0 |
+            LC_ALL=C sort -z |
+            xargs -0 sha256sum
+    ) | sha256sum | cut -d' ' -f1
+}
