@@ -1,0 +1,179 @@
+"""Secret ``.env`` files named by the manifest, and how their values merge over the plain ones.
+
+``secret_build_env_file`` and ``secret_runtime_env_file`` live on the machine that runs the build,
+next to the manifest (relative paths are relative to the manifest's folder), never in git. They use
+the ".env" format read by python-dotenv::
+
+    # Git username or email
+    GITLAB_USERNAME = 'username@example.com'
+    GITLAB_TOKEN = "Pa55w0rD"
+
+Values are never put into error messages: a message names the file, the line and the key only.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+
+from .errors import SecretsError
+from .manifest import Manifest
+
+__all__ = ["TEMPLATE_SUFFIXES", "merge_env", "read_secret_env", "secret_env_path"]
+
+SecretKind = Literal["build", "runtime"]
+
+# Suffixes of a committed template of a secret file (`.env.build.dist` for `.env.build`), most
+# usual first. The spec recommends `.dist`; the others are common enough to find as well.
+TEMPLATE_SUFFIXES: tuple[str, ...] = (".dist", ".example", ".sample", ".template")
+
+# What a process environment accepts portably as a variable name (POSIX "portable" names).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# How far up from the manifest's folder to look for the repository root holding a template.
+_MAX_PARENT_DEPTH = 32
+
+
+def _field(kind: SecretKind) -> str:
+    return f"secret_{kind}_env_file"
+
+
+def secret_env_path(manifest: Manifest, manifest_path: Path, kind: SecretKind) -> Path | None:
+    """The absolute path of the secret env file of ``kind``, or ``None`` when the manifest names none.
+
+    Relative paths are relative to the manifest's folder; ``~`` is expanded because the file lives
+    on the user's machine, not in the repository.
+    """
+    value = manifest.secret_build_env_file if kind == "build" else manifest.secret_runtime_env_file
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = manifest_path.resolve().parent / path
+    return path
+
+
+def read_secret_env(manifest: Manifest, manifest_path: Path, kind: SecretKind) -> dict[str, str]:
+    """Read the secret env file of ``kind`` (``"build"`` or ``"runtime"``) named by the manifest.
+
+    Returns ``{}`` when the manifest names no file. Raises :class:`SecretsError` when the file is
+    missing (pointing to a ``.dist``-style template next to it, next to the manifest or at the root
+    of the repository when one exists), unreadable, or not valid: a line that cannot be parsed, a
+    key without a value (``FOO`` alone) or a key that is not a valid environment variable name.
+    """
+    path = secret_env_path(manifest, manifest_path, kind)
+    if path is None:
+        return {}
+    field = _field(kind)
+    shown = _display(path, manifest_path)
+    if not path.exists():
+        raise SecretsError(
+            f"{field}: {shown!r} not found (searched {path})",
+            hint=_missing_hint(path, manifest_path, kind),
+        )
+    if path.is_dir():
+        raise SecretsError(f"{field}: {shown!r} is a directory, not a .env file ({path})",
+                           hint="point it to a file of NAME=value lines")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SecretsError(f"{field}: {shown!r} is not UTF-8 text ({path})",
+                           hint="save it as UTF-8") from exc
+    except OSError as exc:
+        raise SecretsError(f"{field}: {shown!r} cannot be read: {exc.strerror} ({path})",
+                           hint="check the file's permissions") from exc
+    return _parse(text, field=field, shown=shown)
+
+
+def _parse(text: str, *, field: str, shown: str) -> dict[str, str]:
+    """Validate every line with python-dotenv's parser, then read the values with ``dotenv_values``."""
+    problems: list[str] = []
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        if binding.error:
+            # Not quoting the line: it may hold a secret.
+            problems.append(f"line {line}: cannot be parsed (expected NAME=value, with quotes around "
+                            "values holding spaces or '#')")
+        elif binding.key is None:
+            continue  # a comment or a blank line
+        elif not _ENV_NAME.fullmatch(binding.key):
+            problems.append(f"line {line}: {binding.key!r} is not a valid environment variable name "
+                            "(letters, digits and '_', not starting with a digit)")
+        elif binding.value is None:
+            problems.append(f"line {line}: {binding.key!r} has no value (write {binding.key}=value, "
+                            f"or {binding.key}= for an empty one)")
+    if problems:
+        raise SecretsError(f"{field}: {shown!r} is not a valid .env file:\n  " + "\n  ".join(problems))
+    # interpolate=False: python-dotenv would otherwise expand ${VAR} from this machine's environment,
+    # so the same secret file would mean different things on a laptop and in CI, and a value that
+    # happens to contain "${...}" (a password) would be silently altered. The file means what it says.
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def merge_env(plain: Mapping[str, str], secret: Mapping[str, str]) -> dict[str, str]:
+    """``plain`` (``build_env``/``runtime_env``) overlaid with ``secret``: secret values win.
+
+    This is the spec's precedence: "secret values take precedence before the former ones".
+    """
+    merged = dict(plain)
+    merged.update(secret)
+    return merged
+
+
+def _display(path: Path, manifest_path: Path) -> str:
+    """The path as the user would write it: relative to the manifest's folder when under it."""
+    base = manifest_path.resolve().parent
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _missing_hint(path: Path, manifest_path: Path, kind: SecretKind) -> str:
+    template = find_template(path, manifest_path)
+    name = _display(path, manifest_path)
+    if template is not None:
+        return (f"copy {_display(template, manifest_path)} to {name} and fill it in; "
+                f"keep {path.name} out of git")
+    return (f"create {name} with one NAME=value line per secret {kind} variable; it is read from this "
+            f"machine, never from git (commit a {path.name}.dist template so others know what to fill in)")
+
+
+def find_template(path: Path, manifest_path: Path) -> Path | None:
+    """A committed template of the secret file ``path`` (``<name>.dist`` and the like), if one exists.
+
+    Looks next to the file, in the manifest's folder, then at the root of the git repository holding
+    the manifest (the nearest parent with a ``.git``).
+    """
+    folders: list[Path] = [path.parent, manifest_path.resolve().parent]
+    repo_root = _repo_root(manifest_path.resolve().parent)
+    if repo_root is not None:
+        folders.append(repo_root)
+    seen: set[Path] = set()
+    for folder in folders:
+        if folder in seen:
+            continue
+        seen.add(folder)
+        for suffix in TEMPLATE_SUFFIXES:
+            candidate = folder / f"{path.name}{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _repo_root(start: Path) -> Path | None:
+    current = start
+    for _ in range(_MAX_PARENT_DEPTH):
+        if (current / ".git").exists():
+            return current
+        if current.parent == current:
+            return None
+        current = current.parent
+    return None
