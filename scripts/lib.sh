@@ -44,22 +44,13 @@ rt_apt_install() {
         apt-get -o DPkg::Lock::Timeout=600 update -qq
         _RT_APT_UPDATED=1
     fi
-    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
 }
 
-# A hash of the files of a directory, names and contents, honouring nothing but a fixed list of
-# excludes (build noise). Used to label images with what they were built from.
+# A hash of every file below a directory, names and contents, independent of timestamps and of
+# the order `find` walks in. Used to label images with exactly what they were built from.
 rt_tree_sha() {
     local dir="$1"
-    (
-        cd "$dir" &&
-            find . -type f \
-                -not -path '*/__pycache__/*' -not -name '*.pyc' \
-                -not -path './.venv/*' -not -path '*.egg-info/*' \
-                -not -path './build/*' -not -path './dist/*' \
-                -not -path './.pytest_cache/*' -not -path './.ruff_cache/*' \
-                -print0 |
-            LC_ALL=C sort -z |
-            xargs -0 sha256sum
-    ) | sha256sum | cut -d' ' -f1
+    (cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) |
+        sha256sum | cut -d' ' -f1
 }
