@@ -1,0 +1,55 @@
+"""The JSON Schema of ``fatman.yaml``, generated from the pydantic model.
+
+Editors use it for completion and checking, e.g. with yaml-language-server, by a first line
+``# yaml-language-server: $schema=fatman.schema.json``. The patterns, enums and required fields come
+from the same constants the validators use (see manifest.py), so the schema and ``racetrack-build
+validate`` agree wherever JSON Schema can express a rule. What it cannot express (the reserved
+``/pub/fatman/`` prefix is, a class name that is a Python keyword is not) is left to validate.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from racetrack_builder.manifest import Manifest
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_TITLE = "fatman.yaml"
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a fatman.yaml manifest, as a dict."""
+    # mode="validation": the schema of what users write (inputs), not of what the model dumps.
+    schema = Manifest.model_json_schema(mode="validation")
+    ordered: dict[str, Any] = {
+        "$schema": SCHEMA_DIALECT,
+        "title": SCHEMA_TITLE,
+        "description": "Manifest of a Racetrack job built with racetrack-build: the job's name, "
+                       "owner, type, source and how to run it.",
+    }
+    schema.pop("title", None)
+    schema.pop("description", None)
+    ordered.update(schema)
+    _tidy(ordered)
+    return ordered
+
+
+def manifest_schema_json(indent: int = 2) -> str:
+    """The schema as JSON text, keys in a stable order, ending with a newline."""
+    return json.dumps(manifest_schema(), indent=indent, ensure_ascii=False) + "\n"
+
+
+def _tidy(node: Any) -> None:
+    """Drop pydantic's per-field "title" (a copy of the key) so editors show our descriptions."""
+    if isinstance(node, dict):
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            for value in properties.values():
+                if isinstance(value, dict):
+                    value.pop("title", None)
+        for value in node.values():
+            _tidy(value)
+    elif isinstance(node, list):
+        for value in node:
+            _tidy(value)
