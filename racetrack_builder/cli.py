@@ -1,0 +1,333 @@
+"""The ``racetrack-build`` command line: parse arguments, call the library, print, exit.
+
+Kept thin on purpose: each command calls one library function; errors are RacetrackError
+subclasses whose ``exit_code`` becomes the process status (see errors.py and the README).
+``racetrack-build MANIFEST`` is the same as ``racetrack-build build MANIFEST``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .console import BuildProgress, Output
+from .errors import BuildFailed, ManifestError, RacetrackError, UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+class DefaultToBuild(click.Group):
+    """A group where a first argument that is not a command means ``build``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+def _output(ctx: click.Context, quiet: bool = False, verbose: bool = False) -> Output:
+    obj = ctx.ensure_object(dict)
+    out: Output = obj.setdefault("output", Output())
+    out.quiet = out.quiet or quiet
+    out.verbose = out.verbose or verbose
+    return out
+
+
+def _verbosity(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("-q", "--quiet", is_flag=True, help="Print only the result and errors.")(func)
+    return click.option("-v", "--verbose", is_flag=True, help="Print every build log line and error causes.")(func)
+
+
+_manifest_arg = click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
+_local_opt = click.option("--local", is_flag=True,
+                          help="Use the git working tree holding the manifest instead of cloning git.remote.")
+_ca_opt = click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                       help="CA bundle trusted by apt and pip during build steps only (TLS-intercepting networks).")
+_network_opt = click.option("--network", metavar="MODE", help="Network mode for build steps, e.g. host.")
+_python_image_opt = click.option(
+    "--python-image", metavar="IMAGE", envvar="RACETRACK_PYTHON_IMAGE", show_envvar=True,
+    help="Python root image for the base image (default python:3.11-slim).")
+
+
+@click.group(cls=DefaultToBuild, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="racetrack-build")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Build a Docker image serving a Python class, from its fatman.yaml manifest.
+
+    `racetrack-build MANIFEST` builds it (same as `racetrack-build build MANIFEST`).
+    """
+    ctx.ensure_object(dict)
+
+
+@cli.command()
+@_manifest_arg
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result on stdout.")
+@click.pass_context
+def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
+    """Check a manifest; print a summary or every problem at once."""
+    from .manifest import load_manifest
+
+    out = _output(ctx)
+    try:
+        model = load_manifest(manifest)
+    except ManifestError as err:
+        if as_json:
+            out.result(json.dumps({"valid": False, "manifest": str(manifest),
+                                   "problems": [p.to_dict() for p in err.problems]}, indent=2))
+            ctx.exit(err.exit_code)
+        raise
+    if as_json:
+        out.result(json.dumps({"valid": True, "manifest": str(manifest), "name": model.name,
+                               "version": model.version, "lang": model.lang, "problems": []}, indent=2))
+        return
+    out.success(f"{manifest}: valid: {model.name} {model.version} ({model.lang}), "
+                f"entrypoint {model.python.entrypoint_path}")
+
+
+@cli.command()
+@_manifest_arg
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write a complete build context (Dockerfile + job/) into this new or empty folder.")
+@_local_opt
+@_ca_opt
+@click.option("--base-image", metavar="IMAGE", help="Base image to build FROM (default racetrack/python3:<tag of lang>).")
+@_verbosity
+@click.pass_context
+def render(ctx: click.Context, manifest: Path, out_dir: Path | None, local: bool, ca_cert: Path | None,
+           base_image: str | None, quiet: bool, verbose: bool) -> None:
+    """Print the job's Dockerfile, or write a self-contained build context with -o."""
+    from .job import open_job
+    from .render import RenderOptions, render_dockerfile, write_context
+
+    out = _output(ctx, quiet, verbose)
+    with open_job(manifest, local=local, progress=out.step) as job:
+        out.mask(job.build_secrets.values())
+        _warn_dirty(out, job)
+        options = RenderOptions(base_image=base_image, secret_build_names=tuple(job.build_secrets),
+                                ca_cert=ca_cert is not None, manifest_file=manifest.name)
+        if out_dir is None:
+            out.result(render_dockerfile(job.manifest, job.source, options).rstrip("\n"))
+            return
+        context = write_context(job.manifest, job.source, out_dir, options, ca_cert_path=ca_cert)
+    out.success(f"build context written to {out_dir} ({len(job.source.files)} job files)")
+    if context.build_arg_names:
+        secret_file = job.manifest.secret_build_env_file
+        out.info("Secret values are not in the folder; pass them as build arguments, e.g.:")
+        if secret_file:
+            out.info(f"  set -a; . {secret_file}; set +a")
+    else:
+        out.info("Build it with:")
+    out.info("  " + context.docker_build_command(f"{job.manifest.name}:{job.manifest.version}"))
+
+
+@cli.command()
+@click.pass_context
+def schema(ctx: click.Context) -> None:
+    """Print the JSON Schema of fatman.yaml (for editors and yaml-language-server)."""
+    from .schema import manifest_schema
+
+    _output(ctx).result(json.dumps(manifest_schema(), indent=2))
+
+
+@cli.command()
+@_manifest_arg
+@_local_opt
+@click.option("--tag", help="Image name and tag (default NAME:VERSION from the manifest).")
+@click.option("--registry", help="Registry prefix for the tag, e.g. 127.0.0.1:5000.")
+@click.option("--no-cache", is_flag=True, help="Build every step anew.")
+@_network_opt
+@_ca_opt
+@_python_image_opt
+@click.option("--push", is_flag=True, help="Push the image to its registry after the build.")
+@click.option("--smoke-test", is_flag=True,
+              help="Start the image, wait until ready and call every documented example; fail unless all 2xx.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+@_verbosity
+@click.pass_context
+def build(ctx: click.Context, manifest: Path, local: bool, tag: str | None, registry: str | None,
+          no_cache: bool, network: str | None, ca_cert: Path | None, python_image: str | None, push: bool,
+          smoke_test: bool, as_json: bool, quiet: bool, verbose: bool) -> None:
+    """Build the job's image (also: `racetrack-build MANIFEST`)."""
+    from .build import BuildOptions, build_job
+    from .engine import Engine
+    from .job import open_job
+
+    out = _output(ctx, quiet, verbose)
+    engine = Engine()
+    options = BuildOptions(tag=tag, registry=registry, nocache=no_cache, network=network, ca_cert=ca_cert,
+                           python_image=python_image)
+    with open_job(manifest, local=local, progress=out.step) as job:
+        out.mask(job.build_secrets.values())
+        _warn_dirty(out, job)
+        with BuildProgress(out, job.manifest.name) as progress:
+            result = build_job(job, engine, options, report=progress.report, on_step=progress.on_step,
+                               on_log=progress.on_log)
+        runtime_secrets = _runtime_secrets(job.manifest, manifest)
+    image = result.image
+    out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
+    if smoke_test:
+        _smoke(out, engine, image.ref, runtime_secrets)
+    if push:
+        out.step(f"pushing {image.ref}")
+        engine.push(image.ref, on_log=out.detail)
+        out.success(f"pushed {image.ref}")
+    if as_json:
+        out.result(json.dumps({"image": image.ref, "id": image.id, "size": image.size,
+                               "duration": round(image.duration, 3), "commit": result.commit,
+                               "base_image": result.base_image, "pushed": push,
+                               "smoke_tested": smoke_test}, indent=2))
+
+
+@cli.command()
+@click.option("--tag", default="latest", show_default=True, help="Tag of racetrack/python3 to build.")
+@_python_image_opt
+@_ca_opt
+@_network_opt
+@click.option("--no-cache", is_flag=True, help="Build every step anew.")
+@_verbosity
+@click.pass_context
+def base(ctx: click.Context, tag: str, python_image: str | None, ca_cert: Path | None, network: str | None,
+         no_cache: bool, quiet: bool, verbose: bool) -> None:
+    """Build the python3 base image (done automatically by a build when it is missing)."""
+    from .base_image import BaseImageOptions, build_base_image
+    from .engine import Engine
+
+    out = _output(ctx, quiet, verbose)
+    options = BaseImageOptions(tag=tag, python_image=python_image, ca_cert=ca_cert, network=network,
+                               nocache=no_cache)
+    with BuildProgress(out, "base image") as progress:
+        image = build_base_image(Engine(), options, on_step=progress.on_step, on_log=progress.on_log)
+    out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--port", type=int, default=7000, show_default=True, help="Port on 127.0.0.1 to publish.")
+@click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable.")
+@_verbosity
+@click.pass_context
+def run(ctx: click.Context, target: str, port: int, env_pairs: tuple[str, ...], quiet: bool, verbose: bool) -> None:
+    """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
+    from .engine import Engine
+    from .smoke import running, wait_ready
+
+    out = _output(ctx, quiet, verbose)
+    image, environment = _image_and_env(target, out)
+    for pair in env_pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--env {pair!r} is not NAME=VALUE")
+        environment[name] = value
+    engine = Engine()
+    with running(engine, image, environment, host_port=port) as (container, url):
+        out.step(f"started {image} as {container.name}; waiting until ready")
+        wait_ready(url, container)
+        out.success(f"{image} is ready")
+        out.info(f"  Swagger UI: {url}/docs")
+        out.info(f"  perform:    POST {url}/api/v1/perform")
+        out.info("Press Ctrl-C to stop and remove the container.")
+        try:
+            for line in container.logs(stream=True, follow=True):
+                out.detail(line.decode("utf-8", "replace").rstrip())
+        except KeyboardInterrupt:
+            out.info("stopping and removing the container")
+            return  # Ctrl-C is how `run` is meant to end: `running` removes the container
+        container.reload()
+        raise BuildFailed(f"the container stopped ({container.status})",
+                          log_tail=container.logs(tail=30).decode("utf-8", "replace").splitlines())
+
+
+@cli.command()
+@click.argument("target")
+@_verbosity
+@click.pass_context
+def test(ctx: click.Context, target: str, quiet: bool, verbose: bool) -> None:
+    """Smoke-test a built job: TARGET is a manifest (its NAME:VERSION image) or an image name."""
+    from .engine import Engine
+
+    out = _output(ctx, quiet, verbose)
+    image, environment = _image_and_env(target, out)
+    _smoke(out, Engine(), image, environment)
+
+
+def _image_and_env(target: str, out: Output) -> tuple[str, dict[str, str]]:
+    """An image ref and the runtime secrets to start it with, from a manifest path or an image name."""
+    path = Path(target)
+    if path.is_file() or target.endswith((".yaml", ".yml")):
+        from .images import job_image_ref
+        from .manifest import load_manifest
+
+        manifest = load_manifest(path)
+        environment = _runtime_secrets(manifest, path)
+        out.mask(environment.values())
+        return job_image_ref(manifest.name, manifest.version), environment
+    return target, {}
+
+
+def _runtime_secrets(manifest: Any, manifest_path: Path) -> dict[str, str]:
+    """Runtime secrets are handed to the container when it starts, never baked into the image."""
+    from .secrets import read_secret_env
+
+    return read_secret_env(manifest, manifest_path, "runtime")
+
+
+def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str]) -> None:
+    from .smoke import smoke_test
+
+    out.step(f"smoke test: starting {image}")
+    results = smoke_test(engine, image, environment, report=out.step)
+    if not results:
+        out.warn("the job documents no example input (docs_input_example/docs_input_examples): "
+                 "only readiness was checked")
+    for r in results:
+        out.info(f"  POST {r.path} -> {r.status}")
+    out.success(f"smoke test passed ({len(results)} examples)")
+
+
+def _warn_dirty(out: Output, job: Any) -> None:
+    if job.source.dirty:
+        out.warn(f"{job.source.repo_root} has uncommitted changes: the image will hold them, "
+                 "but a build from git.remote would not")
+
+
+def _report_error(out: Output, err: RacetrackError) -> None:
+    if isinstance(err, ManifestError):
+        out.error(err.message.splitlines()[0])
+        for problem in err.problems:
+            out.line(problem.format(err.filename))
+        return
+    out.error(str(err))
+    if isinstance(err, BuildFailed) and err.log_tail:
+        out.line("Last lines of the failing step:")
+        for line in err.log_tail:
+            out.line("  " + line)
+    if out.verbose and err.__cause__ is not None:
+        out.line(f"Caused by: {type(err.__cause__).__name__}: {err.__cause__}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script entry point: run the CLI and turn errors into messages and exit codes."""
+    obj: dict[str, Any] = {}
+    try:
+        # standalone_mode=False: we print errors ourselves; ctx.exit(code) comes back as the code.
+        code = cli.main(args=argv, prog_name="racetrack-build", standalone_mode=False, obj=obj)
+    except RacetrackError as err:
+        _report_error(obj.get("output") or Output(), err)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        print("Aborted.", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

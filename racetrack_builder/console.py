@@ -1,0 +1,168 @@
+"""Everything the CLI prints goes through here.
+
+Two styles: rich (colours, spinners) on a terminal, plain lines when the output is not a TTY, when
+NO_COLOR is set or TERM is dumb, so CI logs stay readable and greppable. Results (a Dockerfile, a
+schema, a JSON summary) go to stdout; messages and progress go to stderr. Every line printed is
+masked: secret values registered with ``mask()`` become ``***``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable
+from typing import IO, Any
+
+MASK = "***"
+
+
+def wants_fancy(stream: IO[str]) -> bool:
+    """Rich output only for a human at a capable terminal."""
+    if os.environ.get("NO_COLOR") is not None or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class Output:
+    """Printing for one CLI invocation."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, fancy: bool | None = None,
+                 out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.quiet = quiet
+        self.verbose = verbose
+        self.fancy = wants_fancy(self.err) if fancy is None else fancy
+        self._secrets: list[str] = []
+        self._started = time.monotonic()
+        self._console: Any = None
+
+    # -- masking -----------------------------------------------------------------------------------
+    def mask(self, values: Iterable[str]) -> None:
+        """Never print these values. Very short values are skipped: masking them would garble text
+        without protecting much (a 1-3 character secret is not a secret)."""
+        self._secrets = sorted(set(self._secrets) | {v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for value in self._secrets:
+            text = text.replace(value, MASK)
+        return text
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console  # imported on first use: `validate` must start fast
+
+            self._console = Console(file=self.err, highlight=False, soft_wrap=True)
+        return self._console
+
+    def line(self, text: str, style: str | None = None, *, prefix: str = "") -> None:
+        """One masked line on stderr, styled on a terminal and plain otherwise."""
+        text = self.redact(text)
+        if self.fancy:
+            from rich.text import Text
+
+            self.console.print(Text(prefix + text, style=style or ""))
+        else:
+            print(prefix + text, file=self.err, flush=True)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    # -- the vocabulary commands use ---------------------------------------------------------------
+    def result(self, text: str) -> None:
+        """The command's product, on stdout, unstyled."""
+        print(self.redact(text), file=self.out, flush=True)
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.line(text)
+
+    def detail(self, text: str) -> None:
+        if self.verbose:
+            self.line(text, "dim")
+
+    def step(self, text: str) -> None:
+        """Progress of a long operation; timestamped in plain mode so CI logs show where time went."""
+        if self.quiet:
+            return
+        if self.fancy:
+            self.line(text, "cyan", prefix="• ")
+        else:
+            self.line(text, prefix=f"[{self.elapsed():7.1f}s] ")
+
+    def success(self, text: str) -> None:
+        self.line(text, "bold green", prefix="✓ " if self.fancy else "")
+
+    def warn(self, text: str) -> None:
+        self.line(text, "yellow", prefix="Warning: ")
+
+    def error(self, text: str) -> None:
+        self.line(text, "bold red", prefix="Error: ")
+
+
+class BuildProgress:
+    """Live progress of an image build.
+
+    On a terminal: a spinner, the step being run, the elapsed time and the last lines of its output.
+    Otherwise: one timestamped line per step, and every output line with ``--verbose``.
+    """
+
+    TAIL = 6
+
+    def __init__(self, output: Output, title: str) -> None:
+        self.output = output
+        self.title = title
+        self.step_text = "starting"
+        self.tail: list[str] = []
+        self._live: Any = None
+        self._step_started = time.monotonic()
+
+    def __enter__(self) -> BuildProgress:
+        if self.output.fancy and not self.output.quiet:
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=self.output.console, refresh_per_second=8,
+                              transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.text import Text
+
+        elapsed = time.monotonic() - self._step_started
+        head = Spinner("dots", Text(f"{self.title}: {self.output.redact(self.step_text)}  ({elapsed:.0f}s)",
+                                    style="cyan"))
+        lines = [Text("  " + self.output.redact(line)[:200], style="dim") for line in self.tail]
+        return Group(head, *lines)
+
+    def on_step(self, number: int, total: int, instruction: str) -> None:
+        self.step_text = f"step {number}/{total} {instruction.splitlines()[0][:100]}"
+        self.tail = []
+        self._step_started = time.monotonic()
+        if self._live is not None:
+            self._live.update(self._render())
+        else:
+            self.output.step(f"{self.title}: {self.step_text}")
+
+    def on_log(self, line: str) -> None:
+        if self._live is not None:
+            self.tail = (self.tail + [line])[-self.TAIL:]
+            self._live.update(self._render())
+        else:
+            self.output.detail(f"    {line}")
+
+    def report(self, text: str) -> None:
+        if self._live is not None:
+            self._live.console.print(self.output.redact(text))
+        else:
+            self.output.step(text)
