@@ -35,7 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from racetrack_builder.errors import ManifestError, Problem
-from racetrack_builder.yaml_lines import LoadedDocument, YamlSyntaxError, load_yaml
+from racetrack_builder.yaml_lines import LoadedDocument, Position, YamlSyntaxError, load_yaml
 
 # Names the image itself sets at run time; runtime_env may not use them. The first two are the
 # spec's reserved names; the others are set by the python3 base image (docs/architecture.md):
@@ -213,11 +213,14 @@ def _version_suggestion(value: str) -> str:
     return "1.0.0"
 
 
-_REMOTE_SCHEMES = ("https", "http", "ssh", "file")
+# git's own transports. git:// (git daemon, read-only) is not in the issue's list but is a plain git
+# protocol that users of self-hosted daemons have; what must never pass is a remote helper
+# ("ext::", "fd::", "<helper>::") or a scheme git does not speak.
+_REMOTE_SCHEMES = ("https", "http", "ssh", "git", "file")
 
 
 def check_remote(value: str) -> str:
-    """https://, http://, ssh://, file:// URLs, scp-like ``user@host:path`` or a local path."""
+    """https://, http://, ssh://, git://, file:// URLs, scp-like ``user@host:path`` or a local path."""
     example = "'https://github.com/you/your-job'"
     _not_empty(value, example)
     _reject_control(value, "the remote")
@@ -232,7 +235,7 @@ def check_remote(value: str) -> str:
         rest = value[scheme.end():]
         if name not in _REMOTE_SCHEMES:
             raise _fail(f"{_show(value)} uses the unsupported scheme {name}:// "
-                        f"(use https://, http://, ssh://, file://, user@host:path or a local path)")
+                        f"(use https://, http://, ssh://, git://, file://, user@host:path or a local path)")
         if name != "file" and (not rest or rest.startswith("/")):
             raise _fail(f"{_show(value)} has no host (write it like {example})")
         if name == "file" and not rest:
@@ -241,7 +244,7 @@ def check_remote(value: str) -> str:
     if "::" in value:
         # git's "<transport>::<address>" form runs a remote helper program (ext:: runs commands).
         raise _fail(f"{_show(value)} uses a git remote helper ('...::'), which is not allowed "
-                    f"(use https://, ssh://, file://, user@host:path or a local path)")
+                    f"(use https://, ssh://, git://, file://, user@host:path or a local path)")
     return value
 
 
@@ -287,6 +290,7 @@ def _check_relative_path(value: str, example: str) -> None:
 
 def check_directory(value: str) -> str:
     """A directory inside the repository (``.`` is its root)."""
+    _not_empty(value, "'.' for the repository root")
     _check_relative_path(value, "services/my-job")
     return value
 
@@ -443,7 +447,7 @@ class GitConfig(_Strict):
     """Where the job's source lives."""
 
     remote: Annotated[str, AfterValidator(check_remote)] = Field(
-        description="URL of the job's git repository: https://, http://, ssh://, file://, "
+        description="URL of the job's git repository: https://, http://, ssh://, git://, file://, "
                     "user@host:path, or a local path",
         examples=["https://github.com/racetrack/supersmart-model"],
         json_schema_extra={"minLength": 1, "pattern": r"^(?!-)[^\s\x00-\x1f\x7f-\x9f]+$"},
@@ -510,7 +514,8 @@ class Manifest(_Strict):
         default_factory=list, description="Debian packages installed with apt (name, name:arch or "
                                           "name=version; one package per item)",
         examples=[["libgomp1"]],
-        json_schema_extra={"type": ["array", "null"], "items": {"type": "string", "pattern": PACKAGE_PATTERN}},
+        json_schema_extra={"type": ["array", "null"],
+                           "items": {"type": "string", "pattern": PACKAGE_PATTERN}},
     )
     build_env: Annotated[dict[EnvName, Text], BeforeValidator(_scalars_to_text)] = Field(
         default_factory=dict, description="Environment variables set while building the image",
@@ -603,12 +608,7 @@ def parse_manifest(text: str, filename: str = "fatman.yaml") -> Manifest:
     try:
         doc = load_yaml(text)
     except YamlSyntaxError as err:
-        position = err.position
-        message = err.message
-        if "expected a single document" in message:
-            message = "holds more than one YAML document (keep one; remove the extra '---' line)"
-        else:
-            message = f"is not valid YAML: {message} (fix the syntax at this line)"
+        position, message = _syntax_problem(err, text)
         raise ManifestError(filename, [Problem("", message, position.line if position else None,
                                                position.column if position else None)]) from None
     if doc.data is None:
@@ -635,6 +635,31 @@ def parse_manifest(text: str, filename: str = "fatman.yaml") -> Manifest:
     if problems:
         raise ManifestError(filename, _sorted_and_capped(problems))
     return return_value
+
+
+def _syntax_problem(err: YamlSyntaxError, text: str) -> tuple[Position | None, str]:
+    """Where a YAML syntax error is and what to do about it, in the user's terms."""
+    position, problem = err.position, err.problem
+    if "expected a single document" in err.context or "expected a single document" in problem:
+        return position, "holds more than one YAML document (keep one; remove the extra '---' line)"
+    hint = "fix the syntax at this line"
+    if "cannot start any token" in problem and position is not None:
+        lines = text.splitlines()
+        line = lines[position.line - 1] if position.line <= len(lines) else ""
+        char = line[position.column - 1: position.column] or "?"
+        problem = f"found {char!r}, which cannot start a value"
+        hint = "indent with spaces, not tabs" if char == "\t" else "put the value in quotes"
+    elif "quoted scalar" in err.context and "end of stream" in problem and err.context_position:
+        position, problem, hint = err.context_position, "a quoted value is never closed", "close the quote"
+    elif "mapping values are not allowed" in problem:
+        hint = "check this line's indentation, or quote a value that contains ': '"
+    elif "could not find expected ':'" in problem:
+        hint = "write each field as 'key: value'; check this line and the one above"
+    elif "did not find expected key" in problem or "did not find expected '-'" in problem:
+        hint = "check this line's indentation against the lines above"
+    elif "undefined alias" in problem:
+        hint = "define the anchor '&name' before using '*name'"
+    return position, f"is not valid YAML: {problem} ({hint})"
 
 
 def _with_source_text(doc: LoadedDocument) -> dict[str, Any]:
@@ -810,6 +835,8 @@ def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: LoadedDocum
         entry = doc.entry(path)
         if isinstance(value, bool | int | float | date) and entry is not None and entry.raw:
             return f"YAML reads {entry.raw} as {_yaml_type(value)}, not text (quote it: '{entry.raw}')"
+        if in_env:
+            return f"must be text, not {_kind(value)} (write the value as one quoted string)"
         return f"must be text, not {_kind(value)}" + (f" (e.g. {hint})" if hint else "")
     # Every error type our model can produce is handled above; keep a readable fallback anyway.
     return f"is not valid ({kind.replace('_', ' ')})"

@@ -68,12 +68,21 @@ class YamlProblem:
 
 
 class YamlSyntaxError(Exception):
-    """The text is not YAML we can read; ``position`` says where, when known."""
+    """The text is not YAML we can read; ``position`` says where, when known.
 
-    def __init__(self, message: str, position: Position | None) -> None:
+    ``problem`` is the YAML parser's own wording of what is wrong; ``context`` and
+    ``context_position`` (when the parser gives them) say what it was reading and where that
+    started, e.g. "while scanning a quoted scalar" at the opening quote.
+    """
+
+    def __init__(self, message: str, position: Position | None, *, problem: str = "",
+                 context: str = "", context_position: Position | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.position = position
+        self.problem = problem or message
+        self.context = context
+        self.context_position = context_position
 
 
 @dataclass
@@ -289,7 +298,11 @@ def load_yaml(text: str) -> LoadedDocument:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
-            raise YamlSyntaxError(_error_text(err), _pos(mark) if mark else None) from err
+            raise YamlSyntaxError(
+                _error_text(err), _pos(mark) if mark else None, problem=err.problem or "",
+                context=err.context or "",
+                context_position=_pos(err.context_mark) if err.context_mark else None,
+            ) from err
         except yaml.reader.ReaderError as err:
             raise YamlSyntaxError(_error_text(err), _position_in_text(text, err.position)) from err
         except yaml.YAMLError as err:
