@@ -1,0 +1,62 @@
+"""Command line: ``python -m fatman_wrapper run|check ENTRYPOINT_PATH [--class NAME] [--root DIR]``.
+
+A thin layer: parses arguments, calls ``server.run`` or ``loader.check_entrypoint`` and turns their
+errors into a message on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from .errors import JobLoadError
+
+EXIT_JOB_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fatman_wrapper",
+                                     description="Serve or check a Racetrack python3 job.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("entrypoint_path", help="the entrypoint .py file, relative to the job root")
+        p.add_argument("--class", dest="class_name", default=None,
+                       help="the entrypoint class (default: the one class in the file with perform)")
+        p.add_argument("--root", default=".", help="the job's root folder (default: the current one)")
+
+    run = commands.add_parser("run", help="serve the job with gunicorn")
+    common(run)
+    run.add_argument("--host", default=None, help="address to listen on (default: FATMAN_HOST or 0.0.0.0)")
+    run.add_argument("--port", type=int, default=None, help="port (default: FATMAN_PORT or 7000)")
+    check = commands.add_parser("check", help="import the entrypoint and find its class without running __init__")
+    common(check)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            from .loader import check_entrypoint
+
+            cls = check_entrypoint(args.entrypoint_path, args.class_name, os.path.realpath(args.root))
+            print(f"entrypoint class: {cls.__name__} ({args.entrypoint_path})")
+            return 0
+        from .server import run
+
+        run(args.entrypoint_path, args.class_name, root=args.root, host=args.host, port=args.port)
+        return 0
+    except JobLoadError as exc:
+        if exc.user_traceback:
+            sys.stderr.write(exc.user_traceback)
+        sys.stderr.write(f"Error: {exc}\n")
+        return EXIT_JOB_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

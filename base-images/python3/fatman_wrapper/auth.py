@@ -1,0 +1,59 @@
+"""Token check for every route but the probes and the job's public endpoints.
+
+Paths are compared after the ``/pub/fatman/<name>/<version>`` prefix was taken off (see
+``app.PrefixMiddleware``), so a public endpoint written without the prefix holds under both. Each
+public endpoint opens that exact path and the paths under it: ``/foo`` opens ``/foo/x``, never
+``/foobar``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Iterable, Mapping, Optional, Tuple
+
+PROBES = ("/health", "/live", "/ready")
+TOKEN_HEADER = "X-Racetrack-Auth"
+
+
+class TokenGuard:
+    """Decides whether a request needs the token and whether it brought the right one."""
+
+    def __init__(self, token: str, public_endpoints: Iterable[str]) -> None:
+        self._token = token.encode("utf-8")
+        self.enabled = bool(token)
+        self._public: Tuple[str, ...] = tuple(p.rstrip("/") for p in public_endpoints)
+
+    def is_exempt(self, path: str) -> bool:
+        """True for the probes and for a public endpoint or any path under one."""
+        if path in PROBES:
+            return True
+        # A path with dot segments is not trusted to be under a public prefix: /pub/../metrics.
+        if "/." in path:
+            return False
+        for public in self._public:
+            if not public:  # "/" was declared public: everything is
+                return True
+            if path == public or path.startswith(public + "/"):
+                return True
+        return False
+
+    def token_from(self, headers: Mapping[str, str]) -> Optional[str]:
+        """The token a request carries: ``X-Racetrack-Auth`` or ``Authorization: Bearer``."""
+        token = headers.get(TOKEN_HEADER)
+        if token:
+            return token
+        authorization = headers.get("Authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+
+    def allows(self, path: str, headers: Mapping[str, str]) -> bool:
+        """Whether the request may pass: no token configured, exempt path, or the right token."""
+        if not self.enabled or self.is_exempt(path):
+            return True
+        given = self.token_from(headers)
+        if given is None:
+            return False
+        # Constant time, so the answer's timing does not reveal how much of a guess was right.
+        return hmac.compare_digest(given.encode("utf-8"), self._token)

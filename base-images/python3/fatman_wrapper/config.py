@@ -1,0 +1,112 @@
+"""Settings read from the environment, once, with the defaults documented in README.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import List, Mapping, Optional, Tuple
+
+from .errors import JobLoadError
+
+DEFAULT_PORT = 7000
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_THREADS = 8
+MAX_DEFAULT_WORKERS = 8
+DEFAULT_TIMEOUT = 300
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, further limited by a cgroup CPU quota if any.
+
+    ``os.cpu_count()`` reports the host's cores, which in a container limited to 2 CPUs would start
+    far too many workers.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        cpus = os.cpu_count() or 1
+    quota: Optional[float] = None
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:  # cgroup v2: "max 100000" or "200000 100000"
+            limit, period = f.read().split()[:2]
+            if limit != "max":
+                quota = int(limit) / int(period)
+    except (OSError, ValueError):
+        try:
+            with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+                limit_us = int(f.read())
+            with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+                period_us = int(f.read())
+            if limit_us > 0:
+                quota = limit_us / period_us
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        cpus = min(cpus, max(1, int(quota + 0.5)))
+    return max(1, cpus)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise JobLoadError(f"{name}={raw!r} is not a whole number", hint=f"set {name} to e.g. {default}") from None
+    if value < minimum:
+        raise JobLoadError(f"{name}={value} is below {minimum}", hint=f"set {name} to e.g. {default}")
+    return value
+
+
+def parse_public_endpoints(raw: str) -> Tuple[str, ...]:
+    """``"/api/v1/perform, /api/v1/webview/"`` -> ``("/api/v1/perform", "/api/v1/webview")``."""
+    paths: List[str] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        path = "/" + item.strip("/")
+        paths.append(path)
+    return tuple(paths)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the wrapper reads from the environment (names as in README.md)."""
+
+    name: str = ""
+    version: str = ""
+    auth_token: str = ""
+    public_endpoints: Tuple[str, ...] = ()
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    threads: int = DEFAULT_THREADS
+    timeout: int = DEFAULT_TIMEOUT
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @property
+    def pub_prefix(self) -> str:
+        """``/pub/fatman/<name>/<version>``, the path a Racetrack gateway forwards; "" if unnamed."""
+        if self.name and self.version:
+            return f"/pub/fatman/{self.name}/{self.version}"
+        return ""
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Read ``FATMAN_*`` variables; raises ``JobLoadError`` for malformed numbers."""
+        env = os.environ if env is None else env
+        return cls(
+            name=env.get("FATMAN_NAME", "").strip(),
+            version=env.get("FATMAN_VERSION", "").strip(),
+            auth_token=env.get("FATMAN_AUTH_TOKEN", ""),
+            public_endpoints=parse_public_endpoints(env.get("FATMAN_PUBLIC_ENDPOINTS", "")),
+            host=env.get("FATMAN_HOST", "").strip() or DEFAULT_HOST,
+            port=_int(env, "FATMAN_PORT", DEFAULT_PORT, 1),
+            workers=_int(env, "FATMAN_WORKERS", min(available_cpus(), MAX_DEFAULT_WORKERS), 1),
+            threads=_int(env, "FATMAN_THREADS", DEFAULT_THREADS, 1),
+            timeout=_int(env, "FATMAN_TIMEOUT", DEFAULT_TIMEOUT, 0),
+            max_body_bytes=_int(env, "FATMAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
+        )

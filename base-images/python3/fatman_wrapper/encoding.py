@@ -1,0 +1,80 @@
+"""JSON encoding of job results, including the types users return every day.
+
+The standard encoder refuses numpy arrays and scalars, dates, dataclasses, pydantic models, sets,
+paths, enums, decimals and UUIDs. ``dumps`` handles them by duck typing so the wrapper never imports
+numpy or pydantic: a value is only inspected when ``json`` itself gives up on it, so plain results
+take the C encoder's fast path.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import json
+import pathlib
+import uuid
+from typing import Any
+
+
+class EncodingFailed(TypeError):
+    """A result contains a value the wrapper cannot turn into JSON."""
+
+
+def _default(obj: Any) -> Any:
+    """Return a JSON-encodable stand-in for ``obj``; called by ``json`` only for unknown types."""
+    # numpy arrays and scalars (and anything array-like from other libraries: cupy, jax, torch
+    # tensors on CPU) expose tolist()/item(); an array's tolist() yields plain Python values.
+    if hasattr(obj, "dtype"):
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+        if hasattr(obj, "item"):
+            return obj.item()
+    # pydantic v2, then v1: both give plain data; mode="json" also converts dates and the like.
+    model_dump = getattr(obj, "model_dump", None)
+    if callable(model_dump) and not isinstance(obj, type):
+        return model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    legacy_dict = getattr(obj, "dict", None)
+    if callable(legacy_dict) and hasattr(obj, "__fields__") and not isinstance(obj, type):
+        return legacy_dict()
+    if isinstance(obj, (dt.datetime, dt.date, dt.time)):
+        return obj.isoformat()
+    if isinstance(obj, dt.timedelta):
+        return obj.total_seconds()
+    if isinstance(obj, (set, frozenset)):
+        try:
+            return sorted(obj)
+        except TypeError:  # mixed types cannot be ordered; any order beats failing
+            return list(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, pathlib.PurePath):
+        return str(obj)
+    if isinstance(obj, decimal.Decimal):
+        return float(obj)  # a number is what clients expect; str() would change its JSON type
+    if isinstance(obj, uuid.UUID):
+        return str(obj)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(obj)).decode("ascii")
+    if hasattr(obj, "tolist"):  # pandas Series/Index, array.array
+        return obj.tolist()
+    if hasattr(obj, "to_dict"):  # pandas DataFrame and friends
+        return obj.to_dict()
+    if hasattr(obj, "__iter__") and not isinstance(obj, (str, dict)):  # generators, ranges, deques
+        return list(obj)
+    raise EncodingFailed(f"the result contains a {type(obj).__module__}.{type(obj).__qualname__}, "
+                         "which cannot be encoded as JSON")
+
+
+def dumps(value: Any) -> str:
+    """Encode ``value`` as compact JSON, converting the common non-JSON types."""
+    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data (dicts, lists, numbers...), e.g. a parameter's default value."""
+    return json.loads(dumps(value))

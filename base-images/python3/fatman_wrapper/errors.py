@@ -1,0 +1,62 @@
+"""The wrapper's two error families.
+
+``ApiError`` is the one exception every HTTP-facing failure becomes: it carries the status code and
+knows its JSON shape (``to_dict``), and one Flask error handler turns it into a response.
+
+``JobLoadError`` is raised while finding, importing or initialising the user's entrypoint. It is not
+an HTTP error by itself: the app keeps it as the job's state and answers 503 naming it, and the
+``check`` command prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+
+class ApiError(Exception):
+    """An error answered to an HTTP client as ``{"error": ..., "type": ...}`` with ``status``.
+
+    ``error_type`` is a short machine-readable name (for user exceptions: their class name);
+    ``fields`` lists per-field problems of a request body as ``{"field": ..., "problem": ...}``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str = "Error",
+        fields: Optional[List[Dict[str, str]]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.fields = fields or []
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON body of the answer."""
+        body: Dict[str, Any] = {"error": self.message, "type": self.error_type, "status": self.status}
+        if self.fields:
+            body["fields"] = self.fields
+        return body
+
+
+class JobLoadError(Exception):
+    """The job cannot be served: its entrypoint is missing, broken, ambiguous or failed to start.
+
+    ``hint`` says how to fix it; ``user_traceback`` holds the user's own traceback when their code
+    raised (import or ``__init__``), and is ``None`` when the problem is the job's shape.
+    """
+
+    def __init__(self, message: str, *, hint: Optional[str] = None,
+                 user_traceback: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.user_traceback = user_traceback
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message

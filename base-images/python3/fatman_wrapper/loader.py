@@ -1,0 +1,308 @@
+"""Finding, importing and starting the user's entrypoint class; no HTTP here.
+
+Three steps, each with its own failure message, as Flask and cog keep them apart:
+
+1. ``resolve_entrypoint_file``: the file exists ("no such file" names the root it looked in);
+2. ``import_entrypoint`` + ``find_entrypoint_class``: the module imports (the user's own traceback
+   when it raises) and holds exactly one candidate class (the candidates listed otherwise);
+3. ``load_job``: the class is instantiated and its optional methods (auxiliary, static, webview,
+   metrics, docs examples) are read once into a ``Job`` the app serves.
+
+``check_entrypoint`` runs steps 1-2 plus the signature checks without calling ``__init__``: the
+build-time check of an image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+import traceback
+import types
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from .errors import JobLoadError
+from .signature import EndpointSignature, describe_method
+
+log = logging.getLogger(__name__)
+
+# Paths under /api/v1/ that the wrapper itself answers; user endpoints may not take them.
+RESERVED_PATHS = ("perform", "parameters", "webview")
+
+_OUR_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """A job method answering ``POST /api/v1/<path>``."""
+
+    path: str  # without the leading slash: "perform", "explain", "explain/more"
+    method: Callable[..., Any]
+    signature: EndpointSignature
+
+
+@dataclasses.dataclass(frozen=True)
+class StaticEntry:
+    """A file or directory a job exposes at ``GET /api/v1/<path>``."""
+
+    path: str  # URL path without the leading slash
+    target: str  # as the user wrote it, relative to the job root
+    mimetype: Optional[str]
+
+
+@dataclasses.dataclass
+class Job:
+    """A started entrypoint, with everything the app needs precomputed."""
+
+    class_name: str
+    description: str
+    instance: Any
+    endpoints: Dict[str, Endpoint]  # "perform" and every auxiliary path
+    static: Dict[str, StaticEntry]
+    webview: Optional[Callable[..., Any]]
+    metrics: Optional[Callable[[], Any]]
+    examples: Dict[str, Dict[str, Any]]  # endpoint path -> example body
+
+
+def normalize_endpoint_path(raw: Any, what: str) -> str:
+    """``'/explain/'`` -> ``'explain'``; refuses empty paths and ``.``/``..`` segments."""
+    if not isinstance(raw, str):
+        raise JobLoadError(f"{what}: endpoint path {raw!r} is not a string",
+                           hint="use paths such as '/explain'")
+    path = raw.strip("/")
+    segments = path.split("/")
+    if not path or any(s in ("", ".", "..") for s in segments):
+        raise JobLoadError(f"{what}: endpoint path {raw!r} is not a valid path",
+                           hint="use paths such as '/explain' or '/reports/latest'")
+    return path
+
+
+def resolve_entrypoint_file(entrypoint_path: Union[str, os.PathLike], root: Union[str, os.PathLike]) -> Path:
+    """The entrypoint file: relative to the job root, or absolute."""
+    root_path = Path(root).resolve()
+    path = Path(entrypoint_path)
+    full = path if path.is_absolute() else root_path / path
+    if not full.is_file():
+        where = "" if path.is_absolute() else f" in the job root {root_path}"
+        raise JobLoadError(
+            f"entrypoint file '{entrypoint_path}' not found{where}",
+            hint="set python.entrypoint_path in fatman.yaml to a .py file relative to the job's root "
+                 "(and --root to that folder when running by hand)")
+    return full.resolve()
+
+
+def _module_name(file: Path, root: Path) -> str:
+    try:
+        parts = list(file.relative_to(root).with_suffix("").parts)
+    except ValueError:
+        parts = [file.stem]
+    if all(p.isidentifier() for p in parts):
+        return ".".join(parts)
+    return file.stem if file.stem.isidentifier() else "fatman_entrypoint"
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without the wrapper's and importlib's own frames."""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not (filename.startswith(_OUR_DIR) or filename.startswith("<frozen importlib")):
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def import_entrypoint(file: Path, root: Union[str, os.PathLike]) -> types.ModuleType:
+    """Import the entrypoint file as a module, with the job root first on ``sys.path``."""
+    root_path = str(Path(root).resolve())
+    if root_path in sys.path:
+        sys.path.remove(root_path)
+    # First, so `from supersmart.model import ...` finds the job's own package before any other.
+    sys.path.insert(0, root_path)
+    name = _module_name(file, Path(root_path))
+    spec = importlib.util.spec_from_file_location(name, str(file))
+    if spec is None or spec.loader is None:
+        raise JobLoadError(f"'{file}' cannot be imported as a Python module",
+                           hint="the entrypoint must be a .py file")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before running it so dataclasses, pickle and typing can find the module by name.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(name, None)
+        raise JobLoadError(
+            f"importing the entrypoint '{file.name}' failed: {type(exc).__name__}: {exc}",
+            hint="fix the error in your code shown in the traceback, or add the missing package to "
+                 "requirements.txt",
+            user_traceback=_user_traceback(exc)) from exc
+    return module
+
+
+def find_entrypoint_class(module: types.ModuleType, class_name: Optional[str] = None) -> type:
+    """The entrypoint class: ``class_name`` if given, else the one defined there with ``perform``.
+
+    Classes imported into the module and helper classes without ``perform`` (dataclasses, pydantic
+    models) are not candidates.
+    """
+    defined = [obj for obj in vars(module).values()
+               if inspect.isclass(obj) and obj.__module__ == module.__name__]
+    if class_name:
+        cls = getattr(module, class_name, None)
+        if not inspect.isclass(cls):
+            names = ", ".join(c.__name__ for c in defined) or "none"
+            raise JobLoadError(
+                f"entrypoint class '{class_name}' not found in {module.__name__} (classes defined there: {names})",
+                hint="fix python.entrypoint_class in fatman.yaml (--class) or the class name")
+        if not callable(getattr(cls, "perform", None)):
+            raise JobLoadError(f"entrypoint class '{class_name}' has no perform method",
+                               hint="add `def perform(self, ...)` to it")
+        return cls
+    candidates = [c for c in defined if callable(getattr(c, "perform", None))]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        others = ", ".join(c.__name__ for c in defined)
+        listed = f" (classes defined there, none with perform: {others})" if others else ""
+        raise JobLoadError(
+            f"no entrypoint class found in {module.__name__}: no class defined there has a perform method{listed}",
+            hint="define a class with `def perform(self, ...)` in the entrypoint file")
+    names = ", ".join(sorted(c.__name__ for c in candidates))
+    raise JobLoadError(
+        f"several entrypoint classes found in {module.__name__}: {names}",
+        hint="choose one with python.entrypoint_class in fatman.yaml (--class when running by hand)")
+
+
+def check_entrypoint(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = None,
+                     root: Union[str, os.PathLike] = ".") -> type:
+    """Import the entrypoint and find its class WITHOUT instantiating it (the image build check).
+
+    Also checks that ``perform`` can take a JSON object (no ``*args``).
+    """
+    file = resolve_entrypoint_file(entrypoint_path, root)
+    cls = find_entrypoint_class(import_entrypoint(file, root), class_name)
+    describe_method(cls.perform, f"{cls.__name__}.perform", unbound=True)
+    return cls
+
+
+def _call_optional(instance: Any, name: str, *args: Any) -> Any:
+    method = getattr(instance, name, None)
+    if method is None:
+        return None
+    if not callable(method):
+        raise JobLoadError(f"{type(instance).__name__}.{name} is not a method")
+    try:
+        return method(*args)
+    except Exception as exc:
+        raise JobLoadError(f"{type(instance).__name__}.{name}() raised {type(exc).__name__}: {exc}",
+                           hint="fix the error shown in the traceback",
+                           user_traceback=_user_traceback(exc)) from exc
+
+
+def _auxiliary_endpoints(instance: Any, cls_name: str) -> Dict[str, Endpoint]:
+    declared = _call_optional(instance, "auxiliary_endpoints")
+    if declared is None:
+        return {}
+    if not isinstance(declared, dict):
+        raise JobLoadError(f"{cls_name}.auxiliary_endpoints() returned {type(declared).__name__}, not a dict",
+                           hint="return a dict such as {'/explain': self.explain}")
+    endpoints: Dict[str, Endpoint] = {}
+    for raw_path, method in declared.items():
+        path = normalize_endpoint_path(raw_path, f"{cls_name}.auxiliary_endpoints()")
+        if path.split("/")[0] in RESERVED_PATHS:
+            raise JobLoadError(f"auxiliary endpoint '{raw_path}' collides with the wrapper's /api/v1/{path}",
+                               hint="rename the endpoint")
+        if path in endpoints:
+            raise JobLoadError(f"auxiliary endpoint '{raw_path}' is declared twice")
+        if not callable(method):
+            raise JobLoadError(f"auxiliary endpoint '{raw_path}' maps to {method!r}, which is not callable",
+                               hint="map it to a method, e.g. {'/explain': self.explain}")
+        endpoints[path] = Endpoint(path, method, describe_method(method, f"/{path}"))
+    return endpoints
+
+
+def _static_endpoints(instance: Any, cls_name: str) -> Dict[str, StaticEntry]:
+    declared = _call_optional(instance, "static_endpoints")
+    if declared is None:
+        return {}
+    if not isinstance(declared, dict):
+        raise JobLoadError(f"{cls_name}.static_endpoints() returned {type(declared).__name__}, not a dict",
+                           hint="return a dict such as {'/readme': 'README.md'}")
+    entries: Dict[str, StaticEntry] = {}
+    for raw_path, meta in declared.items():
+        path = normalize_endpoint_path(raw_path, f"{cls_name}.static_endpoints()")
+        if path.split("/")[0] in ("parameters", "webview"):
+            raise JobLoadError(f"static endpoint '{raw_path}' collides with the wrapper's /api/v1/{path}",
+                               hint="rename the endpoint")
+        mimetype: Optional[str] = None
+        if isinstance(meta, (tuple, list)) and len(meta) == 2:
+            target, mimetype = meta
+        else:
+            target = meta
+        if not isinstance(target, (str, os.PathLike)) or (mimetype is not None and not isinstance(mimetype, str)):
+            raise JobLoadError(
+                f"static endpoint '{raw_path}' maps to {meta!r}",
+                hint="map it to a file name or (file name, mimetype), relative to the job's root")
+        entries[path] = StaticEntry(path, os.fspath(target), mimetype)
+    return entries
+
+
+def _docs_examples(instance: Any, endpoints: Dict[str, Endpoint]) -> Dict[str, Dict[str, Any]]:
+    """Example bodies per endpoint path; a failing docs method is logged, never fatal."""
+    examples: Dict[str, Dict[str, Any]] = {}
+    try:
+        single = _call_optional(instance, "docs_input_example")
+        if isinstance(single, dict):
+            examples["perform"] = single
+        many = _call_optional(instance, "docs_input_examples")
+        if isinstance(many, dict):
+            for raw_path, example in many.items():
+                path = normalize_endpoint_path(raw_path, "docs_input_examples()")
+                if path not in endpoints:
+                    log.warning("docs_input_examples() names %s, which is no endpoint of this job", raw_path)
+                elif isinstance(example, dict):
+                    examples[path] = example
+    except JobLoadError as exc:
+        log.warning("ignoring the docs examples: %s\n%s", exc, exc.user_traceback or "")
+    return examples
+
+
+def load_job(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = None,
+             root: Union[str, os.PathLike] = ".", webview_base_url: str = "/api/v1/webview") -> Job:
+    """Import and instantiate the entrypoint and read what it declares; raises ``JobLoadError``."""
+    cls = check_entrypoint(entrypoint_path, class_name, root)
+    try:
+        instance = cls()
+    except Exception as exc:
+        raise JobLoadError(f"{cls.__name__}.__init__ raised {type(exc).__name__}: {exc}",
+                           hint="fix the error shown in the traceback; the server stays up meanwhile",
+                           user_traceback=_user_traceback(exc)) from exc
+    endpoints = {"perform": Endpoint("perform", instance.perform,
+                                     describe_method(instance.perform, "perform"))}
+    endpoints.update(_auxiliary_endpoints(instance, cls.__name__))
+    static = _static_endpoints(instance, cls.__name__)
+    webview = _call_optional(instance, "webview_app", webview_base_url)
+    if webview is not None and not callable(webview):
+        raise JobLoadError(f"{cls.__name__}.webview_app() returned {type(webview).__name__}, not a WSGI app",
+                           hint="return a WSGI application, e.g. `app.wsgi_app` of a Flask app")
+    metrics = getattr(instance, "metrics", None)
+    return Job(
+        class_name=cls.__name__,
+        description=inspect.getdoc(cls) or "",
+        instance=instance,
+        endpoints=endpoints,
+        static=static,
+        webview=webview,
+        metrics=metrics if callable(metrics) else None,
+        examples=_docs_examples(instance, endpoints),
+    )
+
+
+def describe_error(exc: JobLoadError) -> Tuple[str, List[str]]:
+    """The error text and, when the user's code raised, their traceback lines (for /health)."""
+    lines = exc.user_traceback.rstrip().splitlines() if exc.user_traceback else []
+    return str(exc), lines

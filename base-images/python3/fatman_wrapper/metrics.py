@@ -1,0 +1,139 @@
+"""Prometheus metrics: requests, errors and durations per endpoint, plus the job's own ``metrics()``.
+
+Under gunicorn every worker is a separate process, so the counters use prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set up by ``server.py`` before prometheus_client is
+imported): each worker writes its values to files in that directory and ``/metrics`` sums the files
+of all workers, so any worker's answer counts every worker's calls. Without that variable (the
+Flask test client, a single process) the values live in memory in a registry private to the app.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def multiprocess_dir() -> Optional[str]:
+    """The shared directory of multiprocess mode, if this process runs in it."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
+
+
+class _JobMetricsCollector:
+    """Turns the job's ``metrics()`` list into gauges at scrape time; never raises."""
+
+    def __init__(self, provider: Callable[[], Optional[Callable[[], Any]]]) -> None:
+        self._provider = provider
+
+    def describe(self) -> List[Any]:
+        return []  # values come from user code at scrape time; do not call it on registration
+
+    def collect(self) -> Iterable[Any]:
+        metrics_fn = self._provider()
+        if metrics_fn is None:
+            return []
+        ok = GaugeMetricFamily("fatman_custom_metrics_up",
+                               "1 if the job's metrics() answered at the last scrape, 0 if it raised")
+        try:
+            families = self._families(metrics_fn())
+            ok.add_metric([], 1.0)
+        except Exception:  # noqa: BLE001 - a broken metrics() must not break /metrics
+            log.exception("the job's metrics() failed; /metrics is served without its values")
+            families = []
+            ok.add_metric([], 0.0)
+        return families + [ok]
+
+    @staticmethod
+    def _families(items: Any) -> List[GaugeMetricFamily]:
+        families: Dict[str, Tuple[GaugeMetricFamily, Tuple[str, ...]]] = {}
+        for item in items or []:
+            if not isinstance(item, dict):
+                log.warning("skipping metric %r: expected a dict with name and value", item)
+                continue
+            name, value = item.get("name"), item.get("value")
+            labels = item.get("labels") or {}
+            if not isinstance(name, str) or not _METRIC_NAME.match(name):
+                log.warning("skipping metric %r: the name must match %s", name, _METRIC_NAME.pattern)
+                continue
+            if not isinstance(labels, dict) or not all(isinstance(k, str) and _LABEL_NAME.match(k) for k in labels):
+                log.warning("skipping metric %s: labels must be a dict of valid label names", name)
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                log.warning("skipping metric %s: value %r is not a number", name, value)
+                continue
+            keys = tuple(sorted(labels))
+            if name not in families:
+                families[name] = (GaugeMetricFamily(name, str(item.get("description") or name), labels=keys), keys)
+            family, family_keys = families[name]
+            if keys != family_keys:
+                log.warning("skipping a sample of metric %s: its labels differ from the first sample's", name)
+                continue
+            family.add_metric([str(labels[k]) for k in keys], number)
+        return [f for f, _ in families.values()]
+
+
+class RequestMetrics:
+    """Per-endpoint request counters and durations, shared across worker processes."""
+
+    def __init__(self, job_metrics: Callable[[], Optional[Callable[[], Any]]]) -> None:
+        self._registry = CollectorRegistry()
+        self.requests = Counter("fatman_requests", "Requests answered, by endpoint and status code",
+                                ["endpoint", "status"], registry=self._registry)
+        self.errors = Counter("fatman_request_errors",
+                              "Requests answered with a 5xx status (the job raised or is not ready)",
+                              ["endpoint"], registry=self._registry)
+        self.duration = Histogram("fatman_request_duration_seconds", "Time to answer a request",
+                                  ["endpoint"], registry=self._registry)
+        self._job_collector = _JobMetricsCollector(job_metrics)
+        self._registry.register(self._job_collector)  # type: ignore[arg-type]
+        # Label children looked up once per (endpoint, status), not on every request.
+        self._children: Dict[Tuple[str, int], Tuple[Any, Any, Any]] = {}
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        key = (endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(endpoint, str(status)),
+                        self.errors.labels(endpoint) if status >= 500 else None,
+                        self.duration.labels(endpoint))
+            self._children[key] = children
+        requests, errors, duration = children
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        duration.observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every worker's counters and the job's metrics."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self._registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+        registry.register(self._job_collector)  # type: ignore[arg-type]
+        return generate_latest(registry)
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Gunicorn's child_exit hook: drop the live-gauge files of a worker that exited."""
+    if multiprocess_dir() is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)

@@ -1,0 +1,231 @@
+"""The OpenAPI 3 document of a job and the Swagger UI page that shows it.
+
+Swagger UI's JavaScript and CSS come from the ``swagger-ui-bundle`` package installed with the
+wrapper and are served by the wrapper itself: the page works without internet access.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import html
+import inspect
+import json
+import os
+import pathlib
+import sys
+import typing
+import uuid
+from typing import Any, Dict, List, Optional
+
+from .encoding import to_jsonable
+from .loader import Job
+from .signature import EndpointSignature, type_name
+
+if sys.version_info >= (3, 10):
+    from types import UnionType
+
+    _UNIONS: tuple = (typing.Union, UnionType)
+else:  # pragma: no cover
+    _UNIONS = (typing.Union,)
+
+
+def swagger_ui_dir() -> str:
+    """The folder of Swagger UI's built assets inside the installed swagger-ui-bundle package."""
+    import swagger_ui_bundle
+
+    return os.fspath(swagger_ui_bundle.swagger_ui_path)
+
+
+def json_schema(tp: Any) -> Dict[str, Any]:
+    """A JSON schema (OpenAPI 3.0 dialect) for an annotation; ``{}`` (anything) when unknown."""
+    if tp is inspect.Parameter.empty or tp is Any or tp is object or isinstance(tp, (str, typing.TypeVar)):
+        return {}
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return json_schema(args[0])
+    if tp is None or tp is type(None):
+        return {"nullable": True}
+    if origin in _UNIONS:
+        options = [a for a in args if a is not type(None)]
+        nullable = len(options) != len(args)
+        schema = json_schema(options[0]) if len(options) == 1 else {"anyOf": [json_schema(a) for a in options]}
+        if nullable:
+            schema = dict(schema, nullable=True)
+        return schema
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    if tp in simple:
+        return {"type": simple[tp]}
+    base = origin or tp
+    if base in (list, set, frozenset, tuple) or getattr(base, "__module__", "") == "collections.abc" and \
+            base.__name__ in ("Sequence", "MutableSequence", "Iterable", "Collection", "Set", "MutableSet"):
+        items = args[0] if args and (base is not tuple or len(args) == 2 and args[1] is Ellipsis) else None
+        return {"type": "array", "items": json_schema(items) if items is not None else {}}
+    if base is dict or getattr(base, "__name__", "") in ("Mapping", "MutableMapping"):
+        return {"type": "object", "additionalProperties": json_schema(args[1]) if len(args) == 2 else {}}
+    if isinstance(base, type):
+        if issubclass(base, enum.Enum):
+            return {"enum": [m.value for m in base]}
+        if base is dt.datetime:
+            return {"type": "string", "format": "date-time"}
+        if base is dt.date:
+            return {"type": "string", "format": "date"}
+        if base is uuid.UUID:
+            return {"type": "string", "format": "uuid"}
+        if base is decimal.Decimal:
+            return {"type": "number"}
+        if issubclass(base, pathlib.PurePath):
+            return {"type": "string"}
+        if dataclasses.is_dataclass(base):
+            hints = typing.get_type_hints(base)
+            return {"type": "object", "title": base.__name__,
+                    "properties": {f.name: json_schema(hints.get(f.name, Any)) for f in dataclasses.fields(base)}}
+        model_schema = getattr(base, "model_json_schema", None)
+        if callable(model_schema):
+            try:
+                return {"type": "object", "title": base.__name__,
+                        "properties": model_schema().get("properties", {})}
+            except Exception:  # noqa: BLE001 - a schema is documentation; never fail the page
+                return {"type": "object", "title": base.__name__}
+    return {}
+
+
+def _request_schema(sig: EndpointSignature) -> Dict[str, Any]:
+    properties: Dict[str, Any] = {}
+    required: List[str] = []
+    schema: Dict[str, Any] = {"type": "object", "properties": properties}
+    for p in sig.parameters:
+        prop = json_schema(p.annotation)
+        if p.var_keyword:
+            schema["additionalProperties"] = prop or True
+            continue
+        prop = dict(prop)
+        if p.description:
+            prop["description"] = p.description
+        if p.required:
+            required.append(p.name)
+        else:
+            try:
+                prop["default"] = to_jsonable(p.default)
+            except TypeError:
+                pass
+        prop.setdefault("title", f"{p.name}: {type_name(p.annotation)}")
+        properties[p.name] = prop
+    if required:
+        schema["required"] = required
+    if not any(p.var_keyword for p in sig.parameters):
+        schema["additionalProperties"] = False
+    return schema
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "type": {"type": "string"},
+        "status": {"type": "integer"},
+        "fields": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "problem": {"type": "string"}}}},
+    },
+}
+
+
+def _operation(path: str, sig: EndpointSignature, example: Optional[Dict[str, Any]], tag: str) -> Dict[str, Any]:
+    media: Dict[str, Any] = {"schema": _request_schema(sig)}
+    if example is not None:
+        try:
+            media["example"] = to_jsonable(example)
+        except TypeError:
+            pass
+    result_schema = json_schema(sig.return_annotation)
+    if sig.returns_doc:
+        result_schema = dict(result_schema, description=sig.returns_doc)
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "tags": [tag],
+        "summary": sig.summary or f"Call {path}",
+        "description": sig.description,
+        "operationId": "call_" + path.replace("/", "_"),
+        "requestBody": {"required": True, "content": {"application/json": media}},
+        "responses": {
+            "200": {"description": sig.returns_doc or "The result",
+                    "content": {"application/json": {"schema": result_schema}}},
+            "400": dict(error, description="Invalid arguments or malformed JSON"),
+            "413": dict(error, description="Request body too large"),
+            "500": dict(error, description="The job raised an exception"),
+            "503": dict(error, description="The job failed to start or is still starting"),
+        },
+    }
+
+
+def build_document(job: Optional[Job], *, title: str, version: str, server_url: str,
+                   load_error: Optional[str] = None) -> Dict[str, Any]:
+    """The OpenAPI 3.0 document for ``job`` (or, while it is not loaded, for the wrapper's routes)."""
+    description = job.description if job else (f"The job is not serving: {load_error}" if load_error else "")
+    paths: Dict[str, Any] = {}
+    if job is not None:
+        for path, endpoint in job.endpoints.items():
+            tag = "perform" if path == "perform" else "auxiliary"
+            paths[f"/api/v1/{path}"] = {"post": _operation(path, endpoint.signature,
+                                                           job.examples.get(path), tag)}
+        paths["/api/v1/parameters"] = {"get": {
+            "tags": ["perform"], "summary": "The parameters of perform",
+            "responses": {"200": {"description": "name, type and default_value of each parameter",
+                                  "content": {"application/json": {"schema": {"type": "array", "items": {
+                                      "type": "object"}}}}}}}}
+        for path, entry in job.static.items():
+            paths[f"/api/v1/{path}"] = {"get": {
+                "tags": ["static"], "summary": f"Static content: {entry.target}",
+                "responses": {"200": {"description": entry.target}, "404": {"description": "Not found"}}}}
+        if job.webview is not None:
+            paths["/api/v1/webview/"] = {"get": {"tags": ["webview"], "summary": "The job's web pages",
+                                                 "responses": {"200": {"description": "HTML"}}}}
+    for probe, text in (("/health", "Health and the job's state"), ("/live", "Liveness: the server answers"),
+                        ("/ready", "Readiness: the job is loaded and serving")):
+        paths[probe] = {"get": {"tags": ["probes"], "summary": text,
+                                "responses": {"200": {"description": "OK"},
+                                              "503": {"description": "Not ready"}}}}
+    paths["/metrics"] = {"get": {"tags": ["probes"], "summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "Prometheus text format"}}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": version or "0.0.0", "description": description},
+        "servers": [{"url": server_url or "/"}],
+        "paths": paths,
+        "components": {"schemas": {"Error": _ERROR_SCHEMA}},
+    }
+
+
+def swagger_page(title: str, static_url: str, openapi_url: str) -> str:
+    """The HTML page of Swagger UI loading its assets from ``static_url`` and the document."""
+    title_html = html.escape(title)
+    static = html.escape(static_url, quote=True)
+    url_js = json.dumps(openapi_url).replace("<", "\\u003c")  # cannot close the <script> element
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{title_html} - Swagger UI</title>
+  <link rel="stylesheet" href="{static}/swagger-ui.css">
+  <link rel="icon" type="image/png" href="{static}/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{static}/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({{
+      url: {url_js},
+      dom_id: "#swagger-ui",
+      deepLinking: true,
+      validatorUrl: null,
+      presets: [SwaggerUIBundle.presets.apis],
+      layout: "BaseLayout"
+    }});
+  </script>
+</body>
+</html>
+"""

@@ -1,0 +1,119 @@
+"""Serving the app with gunicorn: worker processes, threads, and metrics shared between them."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from .config import Settings
+from .errors import JobLoadError
+
+log = logging.getLogger("fatman_wrapper")
+
+
+def prepare_metrics_dir() -> Tuple[str, bool]:
+    """Point prometheus_client's multiprocess mode at a fresh directory shared by all workers.
+
+    An existing ``PROMETHEUS_MULTIPROC_DIR`` is emptied (files of an earlier run would be added to
+    this run's counts); without one a temporary directory is made. Returns the directory and
+    whether it was made here (and so is to be removed at exit).
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    created = False
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(stale)
+    else:
+        directory = tempfile.mkdtemp(prefix="fatman-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        created = True
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and hasattr(values, "get_value_class"):
+        # prometheus_client was imported before the variable was set (by a sitecustomize, say):
+        # switch the already-chosen value class to the multiprocess one.
+        values.ValueClass = values.get_value_class()
+    return directory, created
+
+
+def _heartbeat_dir() -> Optional[str]:
+    # Gunicorn workers touch a file every few seconds; on a container's overlay /tmp that can
+    # stall, so use memory-backed /dev/shm where there is one (gunicorn's own advice).
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def gunicorn_options(settings: Settings, host: str, port: int) -> Dict[str, Any]:
+    """The gunicorn settings the wrapper runs with (see README.md for why each)."""
+    options: Dict[str, Any] = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "worker_class": "gthread",
+        "timeout": settings.timeout,
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "preload_app": False,
+        "proc_name": f"fatman-{settings.name or 'job'}",
+    }
+    heartbeat = _heartbeat_dir()
+    if heartbeat:
+        options["worker_tmp_dir"] = heartbeat
+    return options
+
+
+def run(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = None, *,
+        root: Union[str, os.PathLike] = ".", host: Optional[str] = None, port: Optional[int] = None) -> None:
+    """Serve the job with gunicorn until stopped; does not return normally (gunicorn exits).
+
+    Moves into the job root first (the spec: the working directory is the job's root, so
+    ``./model.pkl`` works) and puts it first on ``sys.path``.
+    """
+    settings = Settings.from_env()
+    root_path = os.path.realpath(root)
+    if not os.path.isdir(root_path):
+        raise JobLoadError(f"job root '{root}' is not a directory", hint="pass --root the job's folder")
+    os.chdir(root_path)
+    metrics_dir, created = prepare_metrics_dir()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+
+    from gunicorn.app.base import BaseApplication
+
+    from .metrics import mark_worker_dead
+
+    def child_exit(server: Any, worker: Any) -> None:
+        mark_worker_dead(worker.pid)
+
+    def on_exit(server: Any) -> None:
+        if created:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def load() -> Callable[..., Any]:
+        from .app import create_app
+
+        # In a thread: the probes answer while a slow __init__ (loading a model) runs, and
+        # gunicorn does not kill a worker whose boot outlasts its timeout.
+        return create_app(entrypoint_path, class_name, root=root_path, settings=settings, background=True)
+
+    options = gunicorn_options(settings, host or settings.host, port or settings.port)
+    options.update(child_exit=child_exit, on_exit=on_exit)
+
+    class FatmanServer(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Callable[..., Any]:
+            return load()
+
+    log.info("serving %s from %s on %s with %d worker(s) x %d thread(s)", entrypoint_path, root_path,
+             options["bind"], settings.workers, settings.threads)
+    FatmanServer().run()
