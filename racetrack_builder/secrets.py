@@ -23,7 +23,7 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from .errors import SecretsError
-from .manifest import Manifest
+from .manifest import ENV_NAME_PATTERN, RESERVED_RUNTIME_ENV, Manifest
 
 __all__ = ["TEMPLATE_SUFFIXES", "merge_env", "read_secret_env", "secret_env_path"]
 
@@ -33,8 +33,8 @@ SecretKind = Literal["build", "runtime"]
 # usual first. The spec recommends `.dist`; the others are common enough to find as well.
 TEMPLATE_SUFFIXES: tuple[str, ...] = (".dist", ".example", ".sample", ".template")
 
-# What a process environment accepts portably as a variable name (POSIX "portable" names).
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The same names the manifest accepts in build_env/runtime_env.
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
 
 # How far up from the manifest's folder to look for the repository root holding a template.
 _MAX_PARENT_DEPTH = 32
@@ -65,7 +65,8 @@ def read_secret_env(manifest: Manifest, manifest_path: Path, kind: SecretKind) -
     Returns ``{}`` when the manifest names no file. Raises :class:`SecretsError` when the file is
     missing (pointing to a ``.dist``-style template next to it, next to the manifest or at the root
     of the repository when one exists), unreadable, or not valid: a line that cannot be parsed, a
-    key without a value (``FOO`` alone) or a key that is not a valid environment variable name.
+    key without a value (``FOO`` alone), a key that is not a valid environment variable name, or (for
+    runtime secrets) a name the image reserves, as for ``runtime_env``.
     """
     path = secret_env_path(manifest, manifest_path, kind)
     if path is None:
@@ -88,10 +89,10 @@ def read_secret_env(manifest: Manifest, manifest_path: Path, kind: SecretKind) -
     except OSError as exc:
         raise SecretsError(f"{field}: {shown!r} cannot be read: {exc.strerror} ({path})",
                            hint="check the file's permissions") from exc
-    return _parse(text, field=field, shown=shown)
+    return _parse(text, field=field, shown=shown, kind=kind)
 
 
-def _parse(text: str, *, field: str, shown: str) -> dict[str, str]:
+def _parse(text: str, *, field: str, shown: str, kind: SecretKind) -> dict[str, str]:
     """Validate every line with python-dotenv's parser, then read the values with ``dotenv_values``."""
     problems: list[str] = []
     for binding in parse_stream(io.StringIO(text)):
@@ -105,6 +106,10 @@ def _parse(text: str, *, field: str, shown: str) -> dict[str, str]:
         elif not _ENV_NAME.fullmatch(binding.key):
             problems.append(f"line {line}: {binding.key!r} is not a valid environment variable name "
                             "(letters, digits and '_', not starting with a digit)")
+        elif kind == "runtime" and binding.key in RESERVED_RUNTIME_ENV:
+            # The same rule as runtime_env: the image sets these, and overriding them breaks it.
+            problems.append(f"line {line}: {binding.key!r} is set by the image and cannot be overridden "
+                            f"(reserved: {', '.join(sorted(RESERVED_RUNTIME_ENV))})")
         elif binding.value is None:
             problems.append(f"line {line}: {binding.key!r} has no value (write {binding.key}=value, "
                             f"or {binding.key}= for an empty one)")

@@ -296,8 +296,8 @@ def _branch_hint(url: str, branch: str, env: Mapping[str, str]) -> str:
     if not names:
         return "the repository has no branches yet: push a commit first"
     close = difflib.get_close_matches(branch, names, n=1)
-    listed = ", ".join(names[:MAX_LISTED]) + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED
-                                               else "")
+    more = len(names) - MAX_LISTED
+    listed = ", ".join(names[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
     did_you_mean = f"did you mean {close[0]!r}? " if close else ""
     return f"{did_you_mean}set git.branch to one of: {listed}"
 
@@ -523,12 +523,13 @@ def _working_tree(manifest: Manifest, manifest_path: Path, progress: Progress) -
     changes = _uncommitted_changes(job_root, repo_root, excluded)
     warnings = list(selection.warnings)
     if branch and branch != manifest.git.branch:
-        warnings.append(f"the working tree is on branch {branch!r} but git.branch is {manifest.git.branch!r}; "
-                        "building the working tree as it is")
+        warnings.append(f"the working tree is on branch {branch!r} but git.branch is "
+                        f"{manifest.git.branch!r}; building the working tree as it is")
     if changes:
         listed = ", ".join(changes[:MAX_LISTED]) + (" ..." if len(changes) > MAX_LISTED else "")
-        warnings.append(f"building uncommitted changes ({len(changes)} path{'s' if len(changes) != 1 else ''}:"
-                        f" {listed}); commit them so a build from git.remote gives the same image")
+        paths = f"{len(changes)} path{'s' if len(changes) != 1 else ''}"
+        warnings.append(f"building uncommitted changes ({paths}: {listed}); commit them so a build from "
+                        "git.remote gives the same image")
     for warning in warnings:
         progress(f"warning: {warning}")
     return JobSource(repo_root=repo_root, job_root=job_root, files=tuple(selection.files), commit=commit,
@@ -616,7 +617,8 @@ def _check_file(field_name: str, value: str, source: JobSource) -> Path:
                           f"(searched {searched})",
                           hint="commit the file itself instead of a link to it")
     if resolved.is_dir():
-        raise SourceError(f"{field_name}: {value!r} in {where} is a directory, not a file (searched {searched})")
+        raise SourceError(f"{field_name}: {value!r} in {where} is a directory, not a file "
+                          f"(searched {searched})")
     if not resolved.exists():
         raise SourceError(f"{field_name}: {value!r} in {where} is a broken symlink (searched {searched})")
     if normalized not in source.files:
@@ -643,7 +645,8 @@ def _parse_entrypoint(path: Path, value: str, source: JobSource) -> ast.Module:
     try:
         return ast.parse(path.read_bytes(), filename=searched)
     except SyntaxError as exc:
-        raise SourceError(f"python.entrypoint_path: {searched} has a syntax error at line {exc.lineno}: {exc.msg}",
+        raise SourceError(f"python.entrypoint_path: {searched} has a syntax error at line {exc.lineno}: "
+                          f"{exc.msg}",
                           hint="fix the file; it is parsed, not run, at this stage") from exc
     except (ValueError, OSError) as exc:  # null bytes, unreadable
         raise SourceError(f"python.entrypoint_path: {searched} cannot be read as Python: {exc}") from exc

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-import pytest
-
 import gitrepos
+import pytest
 from gitrepos import Files, GitDaemon
 
 

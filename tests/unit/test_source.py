@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import gitrepos
+import pytest
 from gitrepos import GitDaemon, Symlink
+
 from racetrack_builder import source as source_module
 from racetrack_builder.errors import AuthenticationRefused, RemoteUnreachable, SourceError
 from racetrack_builder.manifest import Manifest
@@ -314,7 +314,8 @@ def test_silent_remote_times_out_instead_of_hanging(manifest_path: Path,
 
 def test_symlinks_inside_the_repository_are_kept(bare_repo_factory: Callable[..., Path],
                                                  manifest_path: Path) -> None:
-    remote = bare_repo_factory("links.git", {**JOB_FILES, "jobs/adder/guide.md": Symlink("../../docs/guide.md"),
+    remote = bare_repo_factory("links.git", {**JOB_FILES,
+                                             "jobs/adder/guide.md": Symlink("../../docs/guide.md"),
                                              "jobs/adder/model.txt": Symlink("data/model.txt")})
     with open_source(make_manifest(remote.as_uri()), manifest_path) as src:
         assert "guide.md" in src.files and "model.txt" in src.files
@@ -385,14 +386,17 @@ def test_submodules_are_left_out_with_a_warning(git_repo_factory: Callable[..., 
 # --- cleanup --------------------------------------------------------------------------------------
 
 
-def test_workspace_removed_when_the_body_raises(remote: Path, manifest_path: Path, workspace_tmp: Path) -> None:
-    with pytest.raises(ValueError, match="boom"), open_source(make_manifest(remote.as_uri()), manifest_path) as src:
+def test_workspace_removed_when_the_body_raises(remote: Path, manifest_path: Path,
+                                               workspace_tmp: Path) -> None:
+    with pytest.raises(ValueError, match="boom"), \
+            open_source(make_manifest(remote.as_uri()), manifest_path) as src:
         assert src.repo_root.exists()
         raise ValueError("boom")
     assert list(workspace_tmp.iterdir()) == []
 
 
-def test_workspace_removed_on_keyboard_interrupt(remote: Path, manifest_path: Path, workspace_tmp: Path) -> None:
+def test_workspace_removed_on_keyboard_interrupt(remote: Path, manifest_path: Path,
+                                                 workspace_tmp: Path) -> None:
     seen: list[Path] = []
     with pytest.raises(KeyboardInterrupt), open_source(make_manifest(remote.as_uri()), manifest_path) as src:
         seen.append(src.repo_root.parent)
@@ -451,7 +455,8 @@ def test_local_includes_untracked_excludes_ignored_git_and_secrets(work_tree: Pa
     messages: list[str] = []
     with open_source(manifest, work_tree / "jobs/adder/fatman.yaml", local=True,
                      progress=messages.append) as src:
-        assert src.files == (".env.build.dist", "adder.py", "fatman.yaml", "new_module.py", "requirements.txt")
+        assert src.files == (".env.build.dist", "adder.py", "fatman.yaml", "new_module.py",
+                             "requirements.txt")
         assert src.dirty is True
     dirty = [m for m in messages if m.startswith("warning: building uncommitted changes")]
     assert len(dirty) == 1
@@ -536,8 +541,8 @@ def test_missing_entrypoint_names_the_path_searched(remote: Path, manifest_path:
     manifest = make_manifest(remote.as_uri(), entrypoint_path="adders.py")
     with open_source(manifest, manifest_path) as src, pytest.raises(SourceError) as info:
         check_job_files(manifest, src)
-    assert info.value.message == (f"python.entrypoint_path: 'adders.py' not found in {remote.as_uri()}@master:"
-                                  "jobs/adder (searched jobs/adder/adders.py)")
+    assert info.value.message == (f"python.entrypoint_path: 'adders.py' not found in "
+                                  f"{remote.as_uri()}@master:jobs/adder (searched jobs/adder/adders.py)")
     assert info.value.hint == "did you mean 'adder.py'? (paths are relative to git.directory)"
 
 
@@ -571,7 +576,8 @@ def test_entrypoint_class_bound_at_module_level_is_accepted(tmp_path: Path, code
 
 
 def test_missing_entrypoint_class_lists_the_classes(tmp_path: Path) -> None:
-    src = _source(tmp_path, {"job/adder.py": ADDER + "\nclass Helper: ...\n\ndef f():\n    class Inner: ...\n"})
+    code = ADDER + "\nclass Helper: ...\n\ndef f():\n    class Inner: ...\n"
+    src = _source(tmp_path, {"job/adder.py": code})
     with pytest.raises(SourceError) as info:
         check_job_files(make_manifest(entrypoint_class="AdderEntrypont", requirements_path=None), src)
     assert info.value.message == ("python.entrypoint_class: 'AdderEntrypont' is not defined in job/adder.py "
@@ -651,7 +657,8 @@ def test_git_environment_never_prompts_and_keeps_the_users_ssh_setup() -> None:
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     assert env["GIT_SSH_COMMAND"].startswith("ssh -o BatchMode=yes -o ConnectTimeout=")
     assert int(env["GIT_HTTP_LOW_SPEED_TIME"]) > 0 and int(env["GIT_HTTP_LOW_SPEED_LIMIT"]) > 0
-    own = source_module.git_environment({"GIT_SSH_COMMAND": "ssh -i ~/.ssh/deploy", "PATH": os.environ["PATH"]})
+    own = source_module.git_environment({"GIT_SSH_COMMAND": "ssh -i ~/.ssh/deploy",
+                                         "PATH": os.environ["PATH"]})
     assert own["GIT_SSH_COMMAND"].startswith("ssh -i ~/.ssh/deploy -o BatchMode=yes")
     program = source_module.git_environment({"GIT_SSH": "/usr/bin/my-ssh", "GIT_CONFIG_GLOBAL": os.devnull,
                                              "GIT_CONFIG_NOSYSTEM": "1", "PATH": os.environ["PATH"]})
