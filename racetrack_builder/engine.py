@@ -1,0 +1,240 @@
+"""The Docker engine, through docker-py, behind a small seam.
+
+Only this module talks to the engine. It speaks to whatever ``DOCKER_HOST`` (or the default socket)
+names, so a remote engine works too, and converts docker-py and connection errors into our own:
+an engine that cannot be reached is an EnvironmentFailure (exit 3), a failing Dockerfile step is a
+BuildFailed (exit 1) carrying the step and the tail of its output.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AuthenticationRefused, BuildFailed, EngineUnreachable, EnvironmentFailure, UsageError
+
+LOG_TAIL_LINES = 30
+_STEP = re.compile(r"^Step (?P<n>\d+)/(?P<total>\d+) : (?P<instruction>.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+StepCallback = Callable[[int, int, str], None]
+LogCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    ref: str
+    id: str
+    size: int  # bytes
+    duration: float  # seconds
+
+
+def _explain_failure(instruction: str, tail: list[str]) -> tuple[str, str | None]:
+    """A headline and a fix for a failed step, recognised from the step itself."""
+    text = "\n".join(tail)
+    if "pip check" in instruction:
+        conflicts = [line for line in tail if "has requirement" in line or "requires" in line]
+        detail = "; ".join(conflicts[-3:]) or "see the output above"
+        return (f"a job requirement conflicts with the wrapper's own dependencies: {detail}",
+                "pin a version of the job's requirement that the wrapper supports, or drop the pin")
+    if "fatman_wrapper" in instruction and '"check"' in instruction:
+        return ("the job cannot be imported inside the image",
+                "fix the error above; the build runs the same import the service would run at start")
+    if "apt-get" in instruction:
+        if "Unable to locate package" in text or "has no installation candidate" in text:
+            return ("a system dependency could not be found by apt",
+                    "check the names in system_dependencies against Debian's packages for the base image")
+        return "installing system_dependencies with apt failed", None
+    if "pip install" in instruction:
+        return ("pip could not install the job's requirements",
+                "check python.requirements_path, the index it needs and secret_build_env_file")
+    return "a build step failed", None
+
+
+class Engine:
+    """A connection to one Docker engine, opened on first use."""
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import docker  # lazy: importing docker-py costs time `validate` does not have
+            from docker.errors import DockerException
+
+            client = None
+            try:
+                client = docker.from_env()
+                client.ping()
+            except DockerException as exc:
+                if client is not None:
+                    client.close()
+                raise EngineUnreachable(
+                    f"no Docker engine answers ({_first_line(exc)})",
+                    hint="start the engine (e.g. `dockerd`) or point DOCKER_HOST at one",
+                ) from exc
+            self._client = client
+        return self._client
+
+    @property
+    def api(self) -> Any:
+        return self.client.api
+
+    # -- images --------------------------------------------------------------------------------------
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        """The labels of a local image, or None when the engine has no such image."""
+        from docker.errors import ImageNotFound
+
+        with _converted("inspect image"):
+            try:
+                attrs = self.api.inspect_image(ref)
+            except ImageNotFound:
+                return None
+        return dict((attrs.get("Config") or {}).get("Labels") or {})
+
+    def image_exists(self, ref: str) -> bool:
+        return self.image_labels(ref) is not None
+
+    def remove_image(self, ref: str) -> None:
+        from docker.errors import ImageNotFound
+
+        with _converted("remove image"):
+            try:
+                self.api.remove_image(ref, force=True)
+            except ImageNotFound:
+                pass
+
+    def build(
+        self,
+        context: Path,
+        *,
+        tag: str,
+        buildargs: Mapping[str, str] | None = None,
+        network: str | None = None,
+        nocache: bool = False,
+        labels: Mapping[str, str] | None = None,
+        on_step: StepCallback | None = None,
+        on_log: LogCallback | None = None,
+    ) -> BuiltImage:
+        """Build ``context`` and tag the result; the tag is set only when every step succeeded."""
+        started = time.monotonic()
+        step_text = ""
+        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        image_id: str | None = None
+        with _converted("build"):
+            stream = self.api.build(
+                path=str(context), tag=tag, buildargs=dict(buildargs or {}), network_mode=network,
+                nocache=nocache, rm=True, forcerm=True, pull=False, decode=True,
+                labels=dict(labels or {}) or None,
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    message = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
+                    tail.extend(_lines(message))
+                    headline, hint = _explain_failure(step_text, list(tail))
+                    raise BuildFailed(f"{headline} (step: {step_text or 'start'})", hint=hint,
+                                      step=step_text, log_tail=list(tail))
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = aux["ID"]
+                for line in _lines(chunk.get("stream", "")):
+                    match = _STEP.match(line)
+                    if match:
+                        step_text = match["instruction"]
+                        tail.clear()
+                        if on_step:
+                            on_step(int(match["n"]), int(match["total"]), step_text)
+                        continue
+                    tail.append(line)
+                    if line.startswith("Successfully built "):
+                        image_id = image_id or line.split()[-1]
+                    if on_log:
+                        on_log(line)
+            if image_id is None:
+                raise BuildFailed("the engine ended the build without an image", step=step_text,
+                                  log_tail=list(tail))
+            attrs = self.api.inspect_image(tag)
+        return BuiltImage(ref=tag, id=attrs["Id"], size=int(attrs.get("Size") or 0),
+                          duration=time.monotonic() - started)
+
+    def push(self, ref: str, on_log: LogCallback | None = None) -> None:
+        """Push ``ref`` to its registry; errors name the registry's answer."""
+        repository, _, tag = ref.rpartition(":")
+        if "/" in tag or not repository:
+            repository, tag = ref, "latest"
+        with _converted("push"):
+            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in chunk:
+                    message = chunk["error"]
+                    if re.search(r"unauthorized|denied|authentication required", message, re.I):
+                        raise AuthenticationRefused(f"the registry refused the push of {ref}: {message}",
+                                                    hint="log in with `docker login REGISTRY`")
+                    raise EnvironmentFailure(f"pushing {ref} failed: {message}",
+                                             hint="check that the registry is reachable and the name is right")
+                if on_log and chunk.get("status"):
+                    status = chunk["status"]
+                    progress = chunk.get("progress") or ""
+                    on_log(f"{chunk.get('id', '')} {status} {progress}".strip())
+
+    # -- containers ----------------------------------------------------------------------------------
+    def run_detached(self, image: str, *, environment: Mapping[str, str], name: str | None = None,
+                     host_port: int | None = None, network: str | None = None) -> Any:
+        """Start a container. Unless ``network`` is ``host``, the wrapper's port is published on
+        127.0.0.1 only: ``host_port`` when given, else a free port the engine picks."""
+        from docker.errors import ImageNotFound
+
+        ports = None if network == "host" else {"7000/tcp": ("127.0.0.1", host_port)}
+        with _converted("run container"):
+            try:
+                return self.client.containers.run(
+                    image, detach=True, environment=dict(environment), name=name, ports=ports,
+                    network_mode=network, init=True,
+                )
+            except ImageNotFound as exc:
+                raise UsageError(f"no image {image} on the engine",
+                                 hint="build it first with `racetrack-build MANIFEST`") from exc
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in (_ANSI.sub("", raw).rstrip() for raw in text.splitlines()) if line]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _converted:
+    """Turn docker-py and connection errors raised inside the block into our errors."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, (BuildFailed, EnvironmentFailure, UsageError)):
+            return False
+        import requests
+        from docker.errors import APIError, DockerException
+
+        if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError)):
+            raise EngineUnreachable(
+                f"the Docker engine stopped answering during {self.action} ({_first_line(exc)})",
+                hint="check that the engine is running (`docker info`) and try again",
+            ) from exc
+        if isinstance(exc, APIError):
+            explanation = getattr(exc, "explanation", None) or _first_line(exc)
+            if self.action == "build":
+                raise BuildFailed(f"the engine refused the build: {explanation}") from exc
+            raise EnvironmentFailure(f"the Docker engine failed to {self.action}: {explanation}") from exc
+        if isinstance(exc, DockerException):
+            raise EnvironmentFailure(f"Docker failed to {self.action}: {_first_line(exc)}") from exc
+        return False

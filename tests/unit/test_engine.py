@@ -1,0 +1,118 @@
+"""Our handling of the engine's build stream: steps, failures, tags. The engine itself is faked here
+(the integration suite builds on a real one)."""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from racetrack_builder.engine import Engine
+from racetrack_builder.errors import AuthenticationRefused, BuildFailed, EngineUnreachable
+
+
+class FakeAPI:
+    def __init__(self, chunks: list[dict[str, Any]], *, raise_midway: Exception | None = None) -> None:
+        self.chunks = chunks
+        self.raise_midway = raise_midway
+        self.build_kwargs: dict[str, Any] = {}
+
+    def build(self, **kwargs: Any):
+        self.build_kwargs = kwargs
+        for chunk in self.chunks:
+            yield chunk
+        if self.raise_midway:
+            raise self.raise_midway
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        return {"Id": "sha256:" + "ab" * 32, "Size": 123_000_000}
+
+    def push(self, repository: str, tag: str, stream: bool, decode: bool):
+        yield {"status": "Pushing", "id": "abc"}
+        yield {"error": "unauthorized: authentication required"}
+
+
+class FakeClient:
+    def __init__(self, api: FakeAPI) -> None:
+        self.api = api
+
+
+def _engine(api: FakeAPI) -> Engine:
+    return Engine(client=FakeClient(api))
+
+
+def test_steps_and_log_lines_reach_the_callbacks(tmp_path: Path) -> None:
+    api = FakeAPI([
+        {"stream": "Step 1/2 : FROM racetrack/python3:latest\n"},
+        {"stream": " ---> 1234\n"},
+        {"stream": "Step 2/2 : RUN pip install x\n"},
+        {"stream": "\x1b[1mCollecting x\x1b[0m\n"},
+        {"aux": {"ID": "sha256:" + "ab" * 32}},
+        {"stream": "Successfully built abababab\n"},
+    ])
+    steps: list[tuple[int, int, str]] = []
+    logs: list[str] = []
+    image = _engine(api).build(tmp_path, tag="adder:0.0.1", buildargs={"T": "v"}, network="host",
+                               on_step=lambda n, t, s: steps.append((n, t, s)), on_log=logs.append)
+    assert steps == [(1, 2, "FROM racetrack/python3:latest"), (2, 2, "RUN pip install x")]
+    assert "Collecting x" in logs  # ANSI codes stripped
+    assert image.ref == "adder:0.0.1" and image.size == 123_000_000
+    assert api.build_kwargs["buildargs"] == {"T": "v"} and api.build_kwargs["network_mode"] == "host"
+    assert api.build_kwargs["pull"] is False and api.build_kwargs["forcerm"] is True
+
+
+def test_a_failing_step_is_named_with_the_tail_of_its_output(tmp_path: Path) -> None:
+    api = FakeAPI([
+        {"stream": "Step 3/9 : RUN set -eu; apt-get update; apt-get install -y nosuchpkg\n"},
+        {"stream": "E: Unable to locate package nosuchpkg\n"},
+        {"error": "The command '/bin/sh -c ...' returned a non-zero code: 100",
+         "errorDetail": {"code": 100, "message": "The command '/bin/sh -c ...' returned a non-zero code: 100"}},
+    ])
+    with pytest.raises(BuildFailed) as exc:
+        _engine(api).build(tmp_path, tag="t:1")
+    err = exc.value
+    assert err.exit_code == 1
+    assert "system dependency could not be found" in err.message
+    assert "E: Unable to locate package nosuchpkg" in err.log_tail
+    assert "system_dependencies" in (err.hint or "")
+
+
+def test_a_pip_check_failure_names_both_packages(tmp_path: Path) -> None:
+    api = FakeAPI([
+        {"stream": "Step 6/20 : RUN set -eu; pip install ...; PYTHONPATH=/opt/fatman/job/site-packages pip check\n"},
+        {"stream": "fatman-wrapper 0.1.0 has requirement flask<4,>=2.0, but you have flask 1.1.4.\n"},
+        {"error": "returned a non-zero code: 1"},
+    ])
+    with pytest.raises(BuildFailed, match="fatman-wrapper 0.1.0 has requirement flask<4,>=2.0, but you have flask 1.1.4"):
+        _engine(api).build(tmp_path, tag="t:1")
+
+
+def test_an_engine_that_stops_answering_midway_is_an_environment_failure(tmp_path: Path) -> None:
+    api = FakeAPI([{"stream": "Step 1/2 : FROM x\n"}],
+                  raise_midway=requests.exceptions.ConnectionError("Connection aborted"))
+    with pytest.raises(EngineUnreachable, match="stopped answering during build") as exc:
+        _engine(api).build(tmp_path, tag="t:1")
+    assert exc.value.exit_code == 3
+
+
+def test_refused_push_is_an_authentication_failure() -> None:
+    with pytest.raises(AuthenticationRefused, match="docker login"):
+        _engine(FakeAPI([])).push("127.0.0.1:5000/adder:0.0.1")
+
+
+def test_no_engine_is_exit_3_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    # docker-py leaks the socket of its failed version probe inside its own constructor (nothing
+    # of ours holds it); collect it here so its ResourceWarning does not surface in a later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        with pytest.raises(EngineUnreachable) as exc:
+            _ = Engine().client
+        code, message = exc.value.exit_code, str(exc.value)
+        del exc  # the error's cause holds the frames holding the socket
+        gc.collect()
+    assert code == 3 and "DOCKER_HOST" in message
