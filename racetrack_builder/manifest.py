@@ -173,9 +173,9 @@ def check_lang(value: str) -> str:
     supported = "python3, python3:latest or python3:<tag>"
     if _is_lang(value):
         return value
-    _reject_control(value, "the job type")
     if value.startswith("python3:"):
-        hint = "the tag after 'python3:' is letters, digits, '_', '.' and '-', at most 128 characters"
+        hint = (f"the tag after 'python3:' is letters, digits, '_', '.' and '-', at most 128 characters; "
+                f"supported job types: {supported}")
     else:
         hint = f"supported job types: {supported}"
         near = difflib.get_close_matches(value.lower(), ["python3", "python3:latest"], n=1, cutoff=0.8)
