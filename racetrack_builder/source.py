@@ -269,10 +269,13 @@ def _clone_error(exc: GitCommandError, *, shown: str, url: str, branch: str,
             hint="connect once with ssh to accept it, or add it with ssh-keyscan to ~/.ssh/known_hosts",
         )
     if any(p in low for p in _AUTH_PATTERNS):
+        asked = "could not read" in low or "terminal prompts disabled" in low
+        what = ("needs credentials and git may not prompt for them here" if asked
+                else "refused our credentials")
         return AuthenticationRefused(
-            f"git.remote: {shown} refused our credentials: {_summary(stderr)}",
-            hint="for https configure a git credential helper or a token with read access; "
-                 "for ssh load a key that has access into ssh-agent (git never prompts here)",
+            f"git.remote: {shown} {what}: {_summary(stderr)}",
+            hint="for https set up a git credential helper or put a read-only token in the URL; "
+                 "for ssh load a key that has access into ssh-agent",
         )
     if any(p in low for p in _UNREACHABLE_PATTERNS):
         return RemoteUnreachable(

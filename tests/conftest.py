@@ -64,3 +64,13 @@ def git_daemon(tmp_path: Path, hermetic_git: None) -> Iterator[GitDaemon]:
     base.mkdir(exist_ok=True)
     with GitDaemon(base) as daemon:
         yield daemon
+
+
+@pytest.fixture
+def git_http(tmp_path: Path, hermetic_git: None) -> Iterator[gitrepos.GitHttpServer]:
+    """Smart HTTP (``git http-backend``) on 127.0.0.1 serving ``tmp_path / "remotes"``, behind basic
+    auth as user ``ci`` with password ``s3cret-token``: ``git_http.url("adder.git", credentials=True)``."""
+    base = tmp_path / "remotes"
+    base.mkdir(exist_ok=True)
+    with gitrepos.GitHttpServer(base, username="ci", password="s3cret-token") as server:
+        yield server

@@ -14,6 +14,8 @@ Typical use (the fixtures in ``tests/conftest.py`` wrap these)::
     remote.as_uri()                           # file:// URL to put in git.remote
     with GitDaemon(tmp_path) as daemon:       # serves every repository under tmp_path
         daemon.url("adder.git")               # git://127.0.0.1:PORT/adder.git
+    with GitHttpServer(tmp_path, username="ci", password="s3cret") as server:   # smart HTTP + basic auth
+        server.url("adder.git", credentials=True)   # http://ci:s3cret@127.0.0.1:PORT/adder.git
 
 File contents are given as ``{relative POSIX path: str | bytes | Symlink}``; a ``Symlink(target)``
 value makes a symbolic link whose target is written as is (relative or absolute).
@@ -24,19 +26,25 @@ package) or use the fixtures ``git_repo_factory``, ``bare_repo_factory`` and ``g
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hmac
 import os
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 __all__ = [
     "GIT_ENV",
     "Files",
     "GitDaemon",
+    "GitHttpServer",
     "Symlink",
     "closed_port",
     "commit_files",
@@ -251,6 +259,105 @@ def git_daemon(base_path: Path) -> Iterator[GitDaemon]:
     """Functional form of :class:`GitDaemon`."""
     with GitDaemon(base_path) as daemon:
         yield daemon
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+
+class GitHttpServer:
+    """Git's smart HTTP protocol (``git http-backend``) for every repository under ``base_path``,
+    on 127.0.0.1, optionally behind HTTP basic auth: the closest loopback stand-in for an https
+    remote that needs a token.
+
+    Use as a context manager. ``url(name)`` is ``http://127.0.0.1:PORT/NAME``; with
+    ``credentials=True`` it carries ``username:password`` the way users paste tokens into URLs.
+    ``requests`` counts the requests answered (401s included), e.g. to prove nothing was retried.
+    """
+
+    def __init__(self, base_path: Path, *, username: str | None = None, password: str | None = None) -> None:
+        self.base_path = base_path
+        self.username = username
+        self.password = password
+        self.port = 0
+        self.requests = 0
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def url(self, name: str, *, credentials: bool = False) -> str:
+        """The clone URL of ``base_path / name`` (with ``user:password@`` when ``credentials``)."""
+        if not self.port:
+            raise RuntimeError("the server is not running; use GitHttpServer as a context manager")
+        auth = f"{self.username}:{self.password}@" if credentials and self.username else ""
+        return f"http://{auth}127.0.0.1:{self.port}/{name}"
+
+    def _authorized(self, header: str) -> bool:
+        if self.username is None:
+            return True
+        expected = base64.b64encode(f"{self.username}:{self.password or ''}".encode()).decode()
+        return hmac.compare_digest(header, f"Basic {expected}")
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        self.requests += 1
+        if not self._authorized(environ.get("HTTP_AUTHORIZATION", "")):
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'),
+                                                ("Content-Length", "0")])
+            return [b""]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        cgi = {
+            **os.environ, **GIT_ENV,
+            "GIT_PROJECT_ROOT": str(self.base_path),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": environ["REQUEST_METHOD"],
+            "PATH_INFO": environ.get("PATH_INFO", ""),
+            "QUERY_STRING": environ.get("QUERY_STRING", ""),
+            "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""),
+            "CONTENT_LENGTH": str(length),
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_USER": self.username or "",
+            "HTTP_CONTENT_ENCODING": environ.get("HTTP_CONTENT_ENCODING", ""),
+            "GIT_PROTOCOL": environ.get("HTTP_GIT_PROTOCOL", ""),
+        }
+        proc = subprocess.run(["git", "http-backend"], input=body, env=cgi, capture_output=True,
+                              timeout=60, check=False)
+        head, payload = _split_cgi_output(proc.stdout)
+        status = "200 OK"
+        headers: list[tuple[str, str]] = []
+        for line in head.decode("latin-1").splitlines():
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = value.strip()
+            elif name:
+                headers.append((name.strip(), value.strip()))
+        start_response(status, headers)
+        return [payload]
+
+    def __enter__(self) -> GitHttpServer:
+        self._server = make_server("127.0.0.1", 0, self._app, handler_class=_QuietHandler)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="git-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+
+def _split_cgi_output(output: bytes) -> tuple[bytes, bytes]:
+    """CGI output is headers, a blank line (CRLF or LF line ends), then the body."""
+    ends = [(output.find(sep), sep) for sep in (b"\r\n\r\n", b"\n\n") if output.find(sep) != -1]
+    if not ends:
+        return output, b""
+    index, sep = min(ends)
+    return output[:index], output[index + len(sep):]
 
 
 def _rmtree(path: Path) -> None:

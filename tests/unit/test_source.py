@@ -161,6 +161,39 @@ def test_clone_through_git_daemon(remote: Path, git_daemon: GitDaemon, manifest_
         assert is_shallow(src.repo_root)
 
 
+def test_clone_over_http_with_a_token_in_the_url(remote: Path, git_http: gitrepos.GitHttpServer,
+                                                 manifest_path: Path) -> None:
+    url = git_http.url("adder.git", credentials=True)
+    assert "s3cret-token@" in url
+    messages: list[str] = []
+    with open_source(make_manifest(url), manifest_path, progress=messages.append) as src:
+        assert src.commit == gitrepos.git("rev-parse", "master", cwd=remote)
+        assert src.remote == f"http://***@127.0.0.1:{git_http.port}/adder.git"
+        assert is_shallow(src.repo_root)
+        assert "adder.py" in src.files
+    assert messages and not any("s3cret" in m for m in messages)
+
+
+@pytest.mark.parametrize("userinfo", ["", "ci:wrong-s3cret@"])
+def test_http_remote_refusing_credentials(remote: Path, git_http: gitrepos.GitHttpServer,
+                                          manifest_path: Path, workspace_tmp: Path, userinfo: str) -> None:
+    url = f"http://{userinfo}127.0.0.1:{git_http.port}/adder.git"
+    with pytest.raises(AuthenticationRefused) as info, open_source(make_manifest(url), manifest_path):
+        pass
+    shown = f"http://{'***@' if userinfo else ''}127.0.0.1:{git_http.port}/adder.git"
+    what = "refused our credentials" if userinfo else "needs credentials and git may not prompt for them here"
+    assert info.value.message.startswith(f"git.remote: {shown} {what}: fatal: ")
+    assert "s3cret" not in str(info.value) and "s3cret" not in str(info.value.__cause__)
+    assert git_http.requests <= 2  # no prompt, no retry loop
+    assert list(workspace_tmp.iterdir()) == []
+
+
+def test_http_remote_without_that_repository(git_http: gitrepos.GitHttpServer, manifest_path: Path) -> None:
+    with pytest.raises(RemoteUnreachable, match="cannot reach"), \
+            open_source(make_manifest(git_http.url("missing.git", credentials=True)), manifest_path):
+        pass
+
+
 def test_clone_sees_a_new_push(remote: Path, manifest_path: Path) -> None:
     sha = gitrepos.push_files(remote, {"jobs/adder/new.py": "x = 1\n"}, remove=("jobs/adder/data",))
     with open_source(make_manifest(remote.as_uri()), manifest_path) as src:
@@ -256,7 +289,7 @@ class _Refusing(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def refusing_http() -> Iterator[int]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield int(server.server_address[1])
@@ -271,6 +304,7 @@ def test_refused_credentials_fail_at_once_and_never_prompt(refusing_http: int, m
     with pytest.raises(AuthenticationRefused) as info, open_source(make_manifest(url), manifest_path):
         pass
     assert info.value.exit_code == 3
+    assert "needs credentials and git may not prompt for them here" in info.value.message
     assert "terminal prompts disabled" in info.value.message
     assert "credential helper" in (info.value.hint or "")
 
