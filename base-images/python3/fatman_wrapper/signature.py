@@ -101,6 +101,9 @@ def compile_converter(tp: Any) -> Converter:
     if tp is None or tp is type(None):
         return _none_converter
     if origin in _UNION_ORIGINS:
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own message says what is wrong inside a value
+            return _optional_converter(tp, compile_converter(options[0]))
         return _union_converter(tp, [compile_converter(a) for a in args])
     if origin is typing.Literal:
         return _literal_converter(tp, args)
@@ -173,6 +176,20 @@ def _str_converter(value: Any, field: str) -> Any:
     if type(value) is str:
         return value
     raise _fail(field, str, value)
+
+
+def _optional_converter(tp: Any, inner: Converter) -> Converter:
+    def convert(value: Any, field: str) -> Any:
+        if value is None:
+            return None
+        try:
+            return inner(value, field)
+        except _Invalid as exc:
+            if exc.field == field:  # the value itself is wrong: name the whole Optional type
+                raise _fail(field, tp, value) from None
+            raise
+
+    return convert
 
 
 def _union_converter(tp: Any, converters: List[Converter]) -> Converter:

@@ -1,0 +1,3 @@
+class ArgsEntrypoint:
+    def perform(self, *numbers: float) -> float:
+        return sum(numbers)

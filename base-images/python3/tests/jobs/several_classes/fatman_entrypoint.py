@@ -1,0 +1,8 @@
+class FirstModel:
+    def perform(self) -> str:
+        return "first"
+
+
+class SecondModel:
+    def perform(self) -> str:
+        return "second"
