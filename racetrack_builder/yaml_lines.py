@@ -141,6 +141,11 @@ class LoadedDocument:
         return self.locate(path)
 
 
+def _short_tag(tag: str) -> str:
+    """A tag as the user wrote it: ``tag:yaml.org,2002:set`` is ``!!set``."""
+    return "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
+
+
 def _pos(mark: Any) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
@@ -208,8 +213,8 @@ class _Builder:
         self.doc._starts[id(container)] = _pos(node.start_mark)
         self.doc._entries[id(container)] = {}
         if node.tag not in tags:
-            self.problem(path, f"uses the unsupported YAML tag {node.tag!r} (remove the tag; a plain "
-                               f"{kind} is expected)", _pos(node.start_mark))
+            self.problem(path, f"uses the unsupported YAML tag {_short_tag(node.tag)!r} (remove the tag; "
+                               f"a plain {kind} is expected)", _pos(node.start_mark))
 
     def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -266,7 +271,7 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
         if node.tag not in _SCALAR_TAGS:
-            self.problem(path, f"uses the unsupported YAML tag {node.tag!r} (remove the tag)",
+            self.problem(path, f"uses the unsupported YAML tag {_short_tag(node.tag)!r} (remove the tag)",
                          _pos(node.start_mark))
             return node.value
         try:
