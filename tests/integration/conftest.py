@@ -1,0 +1,501 @@
+"""Fixtures for the integration suite: a real Docker engine, the python3 base image, local package
+indexes.
+
+Docker
+    ``docker_client`` connects to the engine once per session. Without an engine, tests marked
+    ``docker`` are skipped with the fix in the message, except under ``CI=true``, where they fail:
+    CI must never go green by skipping. ``python_root_image`` and ``base_image`` make sure the root
+    image and ``racetrack/python3:latest`` exist, building them with the scripts in ``scripts/``
+    (which reuse what is already there). ``docker_cleanup`` hands out unique image tags and
+    container names and removes whatever a test created with them.
+
+Package indexes
+    Builds inside containers cannot verify TLS to the public index on these machines, and a real
+    index makes tests slow and flaky anyway. So the suite serves wheels itself with pypiserver on
+    127.0.0.1: ``wheelhouse(requirements)`` downloads wheels on the host once (cached across runs
+    in ``$RACETRACK_CI_CACHE/wheels``, default ``/var/cache/racetrack-ci/wheels``) and adds them to
+    the wheelhouse that ``public_index`` serves without authentication. ``private_index`` serves,
+    behind basic auth, a tiny package built here that exists nowhere else
+    (:data:`PRIVATE_PACKAGE`), to exercise secret build credentials. Containers reach both with
+    host networking (``docker build --network host``).
+
+Typical use::
+
+    def test_job(base_image, public_index, private_index, wheelhouse, docker_cleanup):
+        wheelhouse(["six==1.16.0"])
+        requirements = (
+            f"--index-url {public_index}\\n"
+            f"--extra-index-url {private_index.url_with_credentials}\\n"
+            f"six==1.16.0\\n{private_index.requirement}\\n"
+        )
+        # ... build, then run `python -c private_index.import_check` in the job image
+        tag = docker_cleanup.image_tag("my-job")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+import requests
+from docker.models.containers import Container
+
+# passlib imports the standard library's deprecated `crypt` module; the suite turns warnings into
+# errors, and this one is passlib's to fix, not ours.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "'crypt' is deprecated", DeprecationWarning)
+    from passlib.apache import HtpasswdFile
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS_DIR = REPO_ROOT / "scripts"
+
+BASE_IMAGE = "racetrack/python3:latest"
+# The image CI builds with scripts/ensure-root-image.sh when no registry can provide python:3.11-slim.
+CI_PYTHON_IMAGE = "racetrack-ci/python:3.11-bookworm"
+PRODUCT_PYTHON_IMAGE = "python:3.11-slim"
+PYTHON_IMAGE_ENV = "RACETRACK_PYTHON_IMAGE"
+
+# Served only by the private index, so a build that installs it proves the credentials reached pip.
+PRIVATE_PACKAGE = "racetrack-private-demo"
+PRIVATE_PACKAGE_VERSION = "1.0.0"
+PRIVATE_MODULE = "racetrack_private_demo"
+# What ``racetrack_private_demo.secret_greeting("racetrack")`` returns.
+PRIVATE_GREETING = "private hello, racetrack"
+
+# Prefix of every image and container a test creates, so leftovers of a killed run are easy to find:
+# docker ps -a --filter name=racetrack-test; docker images 'racetrack-test/*'
+TEST_PREFIX = "racetrack-test"
+
+_SERVER_START_TIMEOUT_S = 30.0
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI=true``), where missing infrastructure is a failure."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def cache_root() -> Path:
+    """The machine-wide cache shared with the scripts: ``$RACETRACK_CI_CACHE``, else
+    ``/var/cache/racetrack-ci`` when writable, else ``~/.cache/racetrack-ci`` (non-root developers)."""
+    explicit = os.environ.get("RACETRACK_CI_CACHE")
+    if explicit:
+        return Path(explicit)
+    system = Path("/var/cache/racetrack-ci")
+    if os.access(system if system.exists() else system.parent, os.W_OK):
+        return system
+    return Path.home() / ".cache" / "racetrack-ci"
+
+
+def _run_script(name: str, env: dict[str, str] | None = None) -> None:
+    """Run one of scripts/*.sh, failing the fixture with its output when it fails."""
+    result = subprocess.run(
+        ["bash", str(SCRIPTS_DIR / name)],
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"scripts/{name} failed (exit {result.returncode}); run it by hand to see why:\n"
+            f"{result.stdout[-3000:]}{result.stderr[-3000:]}",
+            pytrace=False,
+        )
+
+
+# ---- Docker ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A docker-py client for the local engine (API version negotiated with the engine)."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        message = (
+            f"no Docker engine answers ({exc}); start one with `bash scripts/ensure-docker.sh` "
+            "(as root) or point DOCKER_HOST at an engine"
+        )
+        if in_ci():
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def _docker_marker_needs_engine(request: pytest.FixtureRequest) -> None:
+    """Every test marked ``docker`` gets the engine check, even one that never asks for the client."""
+    if request.node.get_closest_marker("docker") is not None:
+        request.getfixturevalue("docker_client")
+
+
+def _image_exists(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def python_root_image(docker_client: docker.DockerClient) -> Iterator[str]:
+    """The Python root image base images are built on, present on the engine.
+
+    ``$RACETRACK_PYTHON_IMAGE`` when set; else ``python:3.11-slim`` when the engine has it; else the
+    locally built CI image (made by scripts/ensure-root-image.sh when missing). The choice is
+    exported as ``RACETRACK_PYTHON_IMAGE`` for the session, so racetrack-build run by tests agrees.
+    """
+    name = os.environ.get(PYTHON_IMAGE_ENV) or (
+        PRODUCT_PYTHON_IMAGE if _image_exists(docker_client, PRODUCT_PYTHON_IMAGE) else CI_PYTHON_IMAGE
+    )
+    if not _image_exists(docker_client, name):
+        if name != CI_PYTHON_IMAGE:
+            pytest.fail(
+                f"{PYTHON_IMAGE_ENV}={name} is not on the engine; pull it (docker pull {name}) or unset "
+                f"{PYTHON_IMAGE_ENV} to build {CI_PYTHON_IMAGE} locally",
+                pytrace=False,
+            )
+        _run_script("ensure-root-image.sh", {PYTHON_IMAGE_ENV: name})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PYTHON_IMAGE_ENV, name)
+        yield name
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client: docker.DockerClient, python_root_image: str) -> str:
+    """``racetrack/python3:latest``, built from this checkout's base-images/python3 when missing or
+    built from other sources (scripts/build-base-image.sh decides, by a content hash label)."""
+    _run_script(
+        "build-base-image.sh", {PYTHON_IMAGE_ENV: python_root_image, "RACETRACK_BASE_IMAGE": BASE_IMAGE}
+    )
+    return BASE_IMAGE
+
+
+@dataclass
+class DockerCleanup:
+    """Unique names for what a test creates in the engine, and their removal afterwards."""
+
+    client: docker.DockerClient
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    images: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
+
+    def image_tag(self, name: str = "image") -> str:
+        """A fresh ``racetrack-test/<name>:<id>`` tag, removed (with its image) after the test."""
+        tag = f"{TEST_PREFIX}/{name}:{self.run_id}-{len(self.images)}"
+        self.images.append(tag)
+        return tag
+
+    def container_name(self, name: str = "container") -> str:
+        """A fresh container name, whose container is removed (forcibly) after the test."""
+        cname = f"{TEST_PREFIX}-{name}-{self.run_id}-{len(self.containers)}"
+        self.containers.append(cname)
+        return cname
+
+    def run(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> tuple[int, str]:
+        """Run ``command`` in a new container to completion; return (exit code, stdout+stderr).
+
+        No network unless ``network_mode`` is given (tests use ``host`` or none: traffic stays on
+        this machine).
+        """
+        kwargs.setdefault("network_mode", "none")
+        container: Container = self.client.containers.create(
+            image, command, name=self.container_name("run"), **kwargs
+        )
+        container.start()
+        status = container.wait(timeout=300)
+        output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        return int(status["StatusCode"]), output
+
+    def remove_all(self) -> list[str]:
+        """Remove every tracked container, then image; return what could not be removed."""
+        problems = []
+        for cname in reversed(self.containers):
+            with contextlib.suppress(docker.errors.NotFound):
+                try:
+                    self.client.containers.get(cname).remove(force=True)
+                except docker.errors.APIError as exc:
+                    problems.append(f"container {cname}: {exc}")
+        for tag in reversed(self.images):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                try:
+                    self.client.images.remove(tag, force=True)
+                except docker.errors.APIError as exc:
+                    problems.append(f"image {tag}: {exc}")
+        return problems
+
+
+@pytest.fixture
+def docker_cleanup(docker_client: docker.DockerClient) -> Iterator[DockerCleanup]:
+    """Hands out unique image tags and container names; removes them all when the test ends."""
+    tracker = DockerCleanup(docker_client)
+    yield tracker
+    problems = tracker.remove_all()
+    if problems:
+        pytest.fail("could not clean up after the test: " + "; ".join(problems), pytrace=False)
+
+
+# ---- package indexes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackageIndex:
+    """A pypiserver instance on 127.0.0.1. ``url`` is the ``/simple/`` index URL for pip.
+
+    ``requirement`` is a pip requirement only this index can satisfy, and ``import_check`` Python
+    code that prints :data:`PRIVATE_GREETING` once it is installed (both empty for the public index).
+    """
+
+    url: str
+    root: Path
+    username: str | None = None
+    password: str | None = None
+    requirement: str = ""
+    import_check: str = ""
+
+    @property
+    def url_with_credentials(self) -> str:
+        """``url`` with the credentials in it, as pip takes them in ``--extra-index-url``."""
+        if self.username is None:
+            return self.url
+        scheme, rest = self.url.split("://", 1)
+        return f"{scheme}://{self.username}:{self.password}@{rest}"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _pypiserver(root: Path, log_dir: Path, htpasswd: Path | None = None) -> Iterator[str]:
+    """Serve ``root`` with pypiserver on 127.0.0.1; yield its ``/simple/`` URL.
+
+    ``--disable-fallback``: a missing package must fail the build, not be redirected to the public
+    index. ``simple-dir`` rescans the folder on each request, so wheels added later are served.
+    """
+    port = _free_port()
+    auth = ["-P", str(htpasswd), "-a", "download,list"] if htpasswd else ["-P", ".", "-a", "."]
+    log_file = log_dir / f"pypiserver-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "pypiserver",
+        "run",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--disable-fallback",
+        "--backend",
+        "simple-dir",
+        "--server",
+        "wsgiref",
+        *auth,
+        str(root),
+    ]
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        health = f"http://127.0.0.1:{port}/health"
+        deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"pypiserver exited ({proc.returncode}) at start:\n{log_file.read_text()[-2000:]}"
+                )
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(health, timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"pypiserver did not answer on {health} within {_SERVER_START_TIMEOUT_S:.0f}s; "
+                    f"see {log_file}"
+                )
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/simple/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _pip(*args: str, timeout: float = 600) -> None:
+    """Run the host's pip (which reaches the real index with the host's CA settings)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"pip {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}", pytrace=False
+        )
+
+
+def _cached_download(requirements: Sequence[str]) -> Path:
+    """Wheels (and sdists where no wheel exists) for ``requirements`` and their dependencies,
+    downloaded once per distinct requirement set into the machine-wide cache."""
+    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
+    target = cache_root() / "wheels" / key
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Download into a scratch folder and rename, so an interrupted run never leaves half a set
+    # that later runs would take as complete.
+    scratch = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=target.parent))
+    try:
+        _pip("download", "--quiet", "--prefer-binary", "--dest", str(scratch), *requirements)
+        (scratch / "requirements.txt").write_text("\n".join(requirements) + "\n")
+        (scratch / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+_PRIVATE_SOURCES = {
+    "pyproject.toml": f"""\
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{PRIVATE_PACKAGE}"
+version = "{PRIVATE_PACKAGE_VERSION}"
+description = "A package served only by the test suite's private index"
+requires-python = ">=3.8"
+""",
+    f"{PRIVATE_MODULE}/__init__.py": f'''\
+"""Served only by the racetrack test suite's private index: importing it proves a build
+authenticated against that index."""
+
+__version__ = "{PRIVATE_PACKAGE_VERSION}"
+
+
+def secret_greeting(name: str) -> str:
+    """Return a greeting that a job can hand back to prove the package is installed."""
+    return f"private hello, {{name}}"
+''',
+}
+
+
+def _private_wheel() -> Path:
+    """The private demo package's wheel, built once per source version into the cache."""
+    key = hashlib.sha256(repr(sorted(_PRIVATE_SOURCES.items())).encode()).hexdigest()[:16]
+    target = cache_root() / "private" / key
+    wheels = sorted(target.glob("*.whl"))
+    if wheels:
+        return wheels[0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="private-src.", dir=target.parent) as tmp:
+        src = Path(tmp) / "src"
+        for rel, text in _PRIVATE_SOURCES.items():
+            path = src / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        out = Path(tmp) / "out"
+        _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(src))
+        shutil.rmtree(target, ignore_errors=True)
+        out.rename(target)
+    return sorted(target.glob("*.whl"))[0]
+
+
+@pytest.fixture(scope="session")
+def _index_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("package-indexes")
+    dirs = {name: base / name for name in ("public", "private", "logs")}
+    for path in dirs.values():
+        path.mkdir()
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(_index_dirs: dict[str, Path]) -> Callable[[Sequence[str]], Path]:
+    """``add(requirements) -> Path``: put wheels for ``requirements`` (and their dependencies) into
+    the public wheelhouse and return its folder. Downloads happen on the host, once per machine."""
+    public = _index_dirs["public"]
+
+    def add(requirements: Sequence[str]) -> Path:
+        if isinstance(requirements, str):
+            raise TypeError("wheelhouse() takes a list of requirement strings, not one string")
+        for path in _cached_download(list(requirements)).iterdir():
+            if path.is_file() and not path.name.startswith(".") and path.name != "requirements.txt":
+                dest = public / path.name
+                if not dest.exists():
+                    shutil.copy2(path, dest)
+        return public
+
+    return add
+
+
+@pytest.fixture(scope="session")
+def public_index(_index_dirs: dict[str, Path]) -> Iterator[str]:
+    """URL (``http://127.0.0.1:PORT/simple/``) of an index without authentication serving the
+    wheelhouse; fill it with ``wheelhouse([...])``."""
+    with _pypiserver(_index_dirs["public"], _index_dirs["logs"]) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def private_index(_index_dirs: dict[str, Path]) -> Iterator[PackageIndex]:
+    """An index behind basic auth (listing and downloads) serving only :data:`PRIVATE_PACKAGE`.
+
+    Checked on start: refuses anonymous requests, lists the package with the credentials.
+    """
+    root = _index_dirs["private"]
+    shutil.copy2(_private_wheel(), root)
+    username, password = "racetrack", secrets.token_urlsafe(12)
+    htpasswd_file = _index_dirs["logs"] / "htpasswd"
+    htpasswd = HtpasswdFile(str(htpasswd_file), new=True)
+    htpasswd.set_password(username, password)
+    htpasswd.save()
+    with _pypiserver(root, _index_dirs["logs"], htpasswd_file) as url:
+        page = f"{url}{PRIVATE_PACKAGE}/"
+        anonymous = requests.get(page, timeout=5)
+        authed = requests.get(page, auth=(username, password), timeout=5)
+        if anonymous.status_code != 401 or authed.status_code != 200 or PRIVATE_MODULE not in authed.text:
+            pytest.fail(
+                f"private index misconfigured: anonymous {anonymous.status_code} (want 401), "
+                f"with credentials {authed.status_code} (want 200 listing {PRIVATE_MODULE})",
+                pytrace=False,
+            )
+        yield PackageIndex(
+            url=url,
+            root=root,
+            username=username,
+            password=password,
+            requirement=f"{PRIVATE_PACKAGE}=={PRIVATE_PACKAGE_VERSION}",
+            import_check=f"from {PRIVATE_MODULE} import secret_greeting; print(secret_greeting('racetrack'))",
+        )

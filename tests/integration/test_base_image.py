@@ -1,0 +1,226 @@
+"""The python3 base image keeps the image contract of docs/architecture.md and leaks nothing from
+its build: no pip cache, no apt lists, no build sources, and the CA bundle given to the build in no
+layer at all."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import docker
+import docker.errors
+import pytest
+
+# Typing only: the `docker_cleanup` fixture of tests/integration/conftest.py returns one of these.
+# A run-time `import conftest` would be ambiguous next to tests/conftest.py.
+if TYPE_CHECKING:
+    from conftest import DockerCleanup
+
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+
+pytestmark = pytest.mark.docker
+
+EXPECTED_ENV = {
+    "VIRTUAL_ENV": "/opt/fatman/venv",
+    "PYTHONPATH": "/opt/fatman/job/site-packages",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "HOME": "/home/fatman",
+    "FATMAN_PORT": "7000",
+}
+
+
+def _env(image: docker.models.images.Image) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in image.attrs["Config"]["Env"])
+
+
+def test_runs_as_the_fatman_user(base_image: str, docker_cleanup: DockerCleanup) -> None:
+    code, out = docker_cleanup.run(base_image, ["sh", "-c", "id -u; id -g; id -un; echo ~; pwd"])
+    assert code == 0, out
+    assert out.split() == ["10001", "10001", "fatman", "/home/fatman", "/src/fatman"]
+
+
+def test_job_root_is_owned_by_the_job_user(base_image: str, docker_cleanup: DockerCleanup) -> None:
+    code, out = docker_cleanup.run(
+        base_image,
+        [
+            "sh",
+            "-c",
+            "stat -c '%u:%g %n' /src/fatman /home/fatman /opt/fatman/job/site-packages "
+            "/opt/fatman/job/bin /opt/fatman/venv; touch /src/fatman/x && echo writable",
+        ],
+    )
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[:5] == [
+        "10001:10001 /src/fatman",
+        "10001:10001 /home/fatman",
+        # The wrapper and job packages are root's: the job cannot change its own code at run time.
+        "0:0 /opt/fatman/job/site-packages",
+        "0:0 /opt/fatman/job/bin",
+        "0:0 /opt/fatman/venv",
+    ]
+    assert lines[5] == "writable"
+
+
+def test_wrapper_is_importable_from_the_venv(base_image: str, docker_cleanup: DockerCleanup) -> None:
+    code, out = docker_cleanup.run(
+        base_image,
+        ["python", "-c", "import sys, fatman_wrapper; print(sys.prefix); print(fatman_wrapper.__file__)"],
+    )
+    assert code == 0, out
+    prefix, module_file = out.split()
+    assert prefix == "/opt/fatman/venv"
+    assert module_file.startswith("/opt/fatman/venv/lib/")
+
+
+def test_wrapper_help_works_and_is_the_default_command(
+    base_image: str, docker_cleanup: DockerCleanup
+) -> None:
+    code, explicit = docker_cleanup.run(base_image, ["python", "-m", "fatman_wrapper", "--help"])
+    assert code == 0, explicit
+    assert "usage" in explicit.lower()
+    code, default = docker_cleanup.run(base_image)
+    assert code == 0, default
+    assert default == explicit
+
+
+def test_environment_follows_the_image_contract(
+    docker_client: docker.DockerClient, base_image: str, python_root_image: str
+) -> None:
+    image = docker_client.images.get(base_image)
+    config = image.attrs["Config"]
+    env = _env(image)
+    for key, value in EXPECTED_ENV.items():
+        assert env.get(key) == value, key
+    path = env["PATH"].split(":")
+    assert path[:2] == ["/opt/fatman/job/bin", "/opt/fatman/venv/bin"]
+    assert "/usr/bin" in path
+    assert config["User"] == "fatman"
+    assert config["WorkingDir"] == "/src/fatman"
+    assert set(config["ExposedPorts"]) == {"7000/tcp"}
+    assert config["Cmd"] == ["python", "-m", "fatman_wrapper", "--help"]
+    healthcheck = " ".join(config["Healthcheck"]["Test"])
+    assert "/live" in healthcheck and "FATMAN_PORT" in healthcheck
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.title"] == "racetrack/python3"
+    assert labels["org.opencontainers.image.base.name"] == python_root_image
+    assert labels["org.opencontainers.image.description"]
+
+
+def test_python_resolves_to_the_wrapper_venv_and_job_packages_come_first(
+    base_image: str, docker_cleanup: DockerCleanup
+) -> None:
+    code, out = docker_cleanup.run(
+        base_image, ["python", "-c", "import sys, shutil; print(shutil.which('python')); print(sys.path[1])"]
+    )
+    assert code == 0, out
+    which, first_path = out.split()
+    assert which == "/opt/fatman/venv/bin/python"
+    assert first_path == "/opt/fatman/job/site-packages"
+
+
+def test_no_build_leftovers_in_the_file_system(base_image: str, docker_cleanup: DockerCleanup) -> None:
+    # Run as root so nothing is hidden by permissions; -xdev keeps to the image's own file system.
+    script = (
+        "find / -xdev \\( -name ca-bundle.pem -o -path /build -o -path '*/.cache/pip' "
+        "-o -path '*/wrapper/pyproject.toml' \\) -print; "
+        "find /var/lib/apt/lists -type f ! -name lock -print; "
+        "find /opt/fatman/job/site-packages /opt/fatman/job/bin /tmp -mindepth 1 -print"
+    )
+    code, out = docker_cleanup.run(base_image, ["sh", "-c", script], user="0")
+    assert code == 0, out
+    assert out.strip() == "", f"build leftovers in {base_image}:\n{out}"
+
+
+# ---- the CA bundle given to a build is in no layer -----------------------------------------------
+
+# Text outside BEGIN/END blocks is ignored by OpenSSL's PEM reader, so this marker rides along in a
+# working bundle and lets the scan below find any copy of it, whatever its file name.
+CA_MARKER = b"racetrack-test-ca-marker-5f0c1b7e"
+
+
+@pytest.fixture(scope="module")
+def image_built_with_marked_ca(
+    docker_client: docker.DockerClient, python_root_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The base image built by scripts/build-base-image.sh with a CA bundle carrying CA_MARKER."""
+    host_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    bundle = tmp_path_factory.mktemp("ca") / "bundle.pem"
+    bundle.write_bytes(
+        b"# " + CA_MARKER + b"\n" + (host_bundle.read_bytes() if host_bundle.exists() else b"")
+    )
+    tag = f"racetrack-test/base-with-ca:{os.getpid()}"
+    result = subprocess.run(
+        ["bash", str(SCRIPTS_DIR / "build-base-image.sh")],
+        env={
+            **os.environ,
+            "RACETRACK_PYTHON_IMAGE": python_root_image,
+            "RACETRACK_BASE_IMAGE": tag,
+            "RACETRACK_CA_BUNDLE": str(bundle),
+        },
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    try:
+        yield tag
+    finally:
+        docker_client.images.remove(tag, force=True)
+
+
+def _layer_members(saved: Path) -> Iterator[tuple[str, str, bytes]]:
+    """(layer, path, content) for every regular file in every layer of a `docker save` archive."""
+    with tarfile.open(saved) as outer:
+        for layer in outer.getmembers():
+            if not layer.name.endswith("layer.tar"):
+                continue
+            fileobj = outer.extractfile(layer)
+            assert fileobj is not None
+            with tarfile.open(fileobj=fileobj, mode="r|") as inner:
+                for member in inner:
+                    content = b""
+                    if member.isfile():
+                        extracted = inner.extractfile(member)
+                        content = extracted.read() if extracted is not None else b""
+                    yield layer.name, member.name, content
+
+
+@pytest.mark.slow
+def test_ca_bundle_is_in_no_layer(
+    docker_client: docker.DockerClient, image_built_with_marked_ca: str, tmp_path: Path
+) -> None:
+    saved = tmp_path / "image.tar"
+    with saved.open("wb") as out:
+        for chunk in docker_client.images.get(image_built_with_marked_ca).save(named=True):
+            out.write(chunk)
+    layers, leaks = set(), []
+    for layer, path, content in _layer_members(saved):
+        layers.add(layer)
+        if Path(path).name == "ca-bundle.pem" or path.startswith("build/") or CA_MARKER in content:
+            leaks.append(f"{layer}: {path}")
+    assert layers, "docker save gave no layers: the scan would prove nothing"
+    assert not leaks, "the build's CA bundle leaked into the image:\n" + "\n".join(leaks)
+
+
+def test_ca_marker_scan_finds_a_planted_copy(
+    docker_client: docker.DockerClient, base_image: str, docker_cleanup: DockerCleanup, tmp_path: Path
+) -> None:
+    """The layer scan above must be able to fail: plant the marker in one layer and find it."""
+    (tmp_path / "planted.txt").write_bytes(b"x " + CA_MARKER)
+    (tmp_path / "Dockerfile").write_text(f"FROM {base_image}\nCOPY planted.txt /tmp/planted.txt\n")
+    tag = docker_cleanup.image_tag("planted")
+    docker_client.images.build(path=str(tmp_path), tag=tag, network_mode="none", rm=True)
+    saved = tmp_path / "image.tar"
+    with saved.open("wb") as out:
+        for chunk in docker_client.images.get(tag).save(named=True):
+            out.write(chunk)
+    found = [path for _, path, content in _layer_members(saved) if CA_MARKER in content]
+    assert found == ["tmp/planted.txt"]
