@@ -315,6 +315,7 @@ def create_app(
         ("/api/v1/perform", "perform", perform, ["POST"]),
         ("/api/v1/parameters", "parameters", parameters, ["GET"]),
         (WEBVIEW_PATH, "webview_root", webview, ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        (WEBVIEW_PATH + "/", "webview_index", webview, ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
         (WEBVIEW_PATH + "/<path:rest>", "webview", webview,
          ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
         ("/api/v1/<path:path>", "api_path", api_path, ["GET", "POST"]),

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from fatman_wrapper import create_app
 from fatman_wrapper.config import Settings
 
-JOBS = Path(__file__).parent / "jobs"
+from wrapper_support import job_path
 
 
-def job_path(name: str) -> Path:
-    """The folder of a scenario job."""
-    path = JOBS / name
-    assert path.is_dir(), f"no scenario job {name}"
-    return path
+class BufferedClient(FlaskClient):
+    """A test client reading every answer whole, so streamed files are closed at once."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
 
 
 @pytest.fixture
@@ -31,7 +32,9 @@ def make_app(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Flask]:
              **settings: object) -> Flask:
         job_root = root or job_path(job)
         monkeypatch.chdir(job_root)
-        return create_app("fatman_entrypoint.py", class_name, root=job_root, settings=Settings(**settings))
+        app = create_app("fatman_entrypoint.py", class_name, root=job_root, settings=Settings(**settings))
+        app.test_client_class = BufferedClient
+        return app
 
     return make
 
@@ -47,10 +50,3 @@ def copied_job(tmp_path: Path) -> Callable[[str], Path]:
 
     return copy
 
-
-def server_env(**extra: str) -> Dict[str, str]:
-    """The environment for a real server subprocess: no inherited FATMAN_* or metrics settings."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FATMAN_") and k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(extra)
-    return env

@@ -1,0 +1,156 @@
+"""Finding and starting the entrypoint: clear messages, and a server that stays up on failure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fatman_wrapper.errors import JobLoadError
+from fatman_wrapper.loader import check_entrypoint
+
+from wrapper_support import job_path
+
+
+def test_failing_import_keeps_server_up(make_app):
+    client = make_app("failing_import").test_client()
+    assert client.get("/live").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["status"] == "failed"
+    assert "ModuleNotFoundError" in body["error"] and "module_that_does_not_exist_anywhere" in body["error"]
+    assert any("fatman_entrypoint.py" in line for line in body["traceback"])
+    health = client.get("/health")
+    assert health.status_code == 503 and "module_that_does_not_exist_anywhere" in health.get_json()["error"]
+    for method, path in (("post", "/api/v1/perform"), ("get", "/api/v1/parameters"),
+                         ("post", "/api/v1/explain"), ("get", "/api/v1/webview/")):
+        response = getattr(client, method)(path, json={})
+        assert response.status_code == 503, path
+        assert response.get_json()["type"] == "JobNotReady"
+        assert "module_that_does_not_exist_anywhere" in response.get_json()["error"]
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_failing_init_keeps_server_up(make_app):
+    client = make_app("failing_init").test_client()
+    assert client.get("/live").status_code == 200
+    body = client.get("/ready").get_json()
+    assert "FailingInitEntrypoint.__init__ raised FileNotFoundError: model.pkl is missing" in body["error"]
+    assert any("raise FileNotFoundError" in line for line in body["traceback"])
+    response = client.post("/api/v1/perform", json={})
+    assert response.status_code == 503
+    assert "model.pkl is missing" in response.get_json()["error"]
+
+
+def _load_error(job: str, class_name=None) -> JobLoadError:
+    with pytest.raises(JobLoadError) as info:
+        check_entrypoint("fatman_entrypoint.py", class_name, job_path(job))
+    return info.value
+
+
+def test_missing_entrypoint_file():
+    with pytest.raises(JobLoadError) as info:
+        check_entrypoint("nope.py", None, job_path("adder"))
+    assert "entrypoint file 'nope.py' not found in the job root" in str(info.value)
+    assert "python.entrypoint_path" in str(info.value)
+    assert info.value.user_traceback is None
+
+
+def test_no_class():
+    err = _load_error("no_class")
+    assert "no class defined there has a perform method" in str(err)
+    assert "Settings" in str(err)
+
+
+def test_several_classes_lists_candidates():
+    err = _load_error("several_classes")
+    assert "several entrypoint classes found" in str(err)
+    assert "FirstModel, SecondModel" in str(err)
+    assert "python.entrypoint_class" in str(err)
+
+
+def test_entrypoint_class_chooses(make_app):
+    assert check_entrypoint("fatman_entrypoint.py", "SecondModel", job_path("several_classes")).__name__ == \
+        "SecondModel"
+    client = make_app("several_classes", class_name="SecondModel").test_client()
+    assert client.post("/api/v1/perform").get_json() == "second"
+
+
+def test_unknown_entrypoint_class():
+    err = _load_error("several_classes", "ThirdModel")
+    assert "entrypoint class 'ThirdModel' not found" in str(err)
+    assert "FirstModel, SecondModel" in str(err)
+
+
+def test_star_args_in_perform():
+    err = _load_error("args_perform")
+    assert "declares *numbers" in str(err)
+    assert "**kwargs" in str(err)
+
+
+def test_import_error_carries_the_user_traceback():
+    err = _load_error("failing_import")
+    assert err.user_traceback is not None
+    assert "import module_that_does_not_exist_anywhere" in err.user_traceback
+    assert "importlib" not in err.user_traceback and "fatman_wrapper" not in err.user_traceback
+
+
+def test_helper_and_imported_classes_are_not_candidates():
+    assert check_entrypoint("fatman_entrypoint.py", None, job_path("helper_classes")).__name__ == \
+        "HelpedEntrypoint"
+
+
+def test_check_does_not_run_init():
+    assert check_entrypoint("fatman_entrypoint.py", None, job_path("failing_init")).__name__ == \
+        "FailingInitEntrypoint"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fatman_wrapper", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_check_command_ok(tmp_path):
+    result = _cli("check", "fatman_entrypoint.py", "--root", str(job_path("failing_init")), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "FailingInitEntrypoint" in result.stdout
+
+
+@pytest.mark.parametrize("job,args,expected", [
+    ("failing_import", [], "import module_that_does_not_exist_anywhere"),
+    ("several_classes", [], "several entrypoint classes found in fatman_entrypoint: FirstModel, SecondModel"),
+    ("no_class", [], "no entrypoint class found"),
+    ("args_perform", [], "declares *numbers"),
+    ("several_classes", ["--class", "Nope"], "entrypoint class 'Nope' not found"),
+])
+def test_check_command_errors(job, args, expected):
+    result = _cli("check", "fatman_entrypoint.py", *args, cwd=job_path(job))
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Error: " in result.stderr
+
+
+def test_check_command_missing_file(tmp_path):
+    result = _cli("check", "missing.py", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "entrypoint file 'missing.py' not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("returned,message", [
+    ("{'/perform': self.perform}", "collides with the wrapper's /api/v1/perform"),
+    ("{'/../x': self.perform}", "is not a valid path"),
+    ("{'/x': 42}", "which is not callable"),
+    ("['/x']", "not a dict"),
+])
+def test_bad_auxiliary_endpoints(tmp_path, make_app, returned, message):
+    (tmp_path / "fatman_entrypoint.py").write_text(
+        "class E:\n    def perform(self):\n        return 1\n"
+        f"    def auxiliary_endpoints(self):\n        return {returned}\n")
+    client = make_app("", root=tmp_path).test_client()
+    body = client.get("/ready").get_json()
+    assert message in body["error"]

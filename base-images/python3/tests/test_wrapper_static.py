@@ -1,0 +1,80 @@
+"""Static endpoints serve what the job named and nothing else."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture
+def client(make_app, copied_job, tmp_path):
+    root = copied_job("static")
+    outside = tmp_path / "outside_secret.txt"
+    outside.write_text("top secret")
+    # symlinks leading out of the served directory and out of the job root
+    os.symlink(outside, root / "assets" / "escape.txt")
+    os.symlink(root / "secret_dir", root / "assets" / "linked_dir")
+    os.symlink(root / "assets" / "style.css", root / "assets" / "inside_link.css")
+    return make_app("static", root=root).test_client()
+
+
+def test_named_files(client):
+    response = client.get("/api/v1/xrai")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "explanation: xrai\n"
+    manifest = client.get("/api/v1/manifest")
+    assert manifest.mimetype == "application/x-yaml"
+    assert manifest.get_data(as_text=True).startswith("name: static")
+    readme = client.get("/api/v1/docs/readme")
+    assert readme.status_code == 200 and readme.get_data(as_text=True) == "# Static job\n"
+
+
+def test_directory_served_recursively(client):
+    css = client.get("/api/v1/assets/style.css")
+    assert css.status_code == 200 and css.mimetype == "text/css"
+    assert client.get("/api/v1/assets/sub/data.txt").get_data(as_text=True) == "nested file\n"
+    assert "index" in client.get("/api/v1/assets").get_data(as_text=True)
+    assert client.get("/api/v1/assets/inside_link.css").status_code == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/assets/../secret_dir/secret.txt",
+    "/api/v1/assets/%2e%2e/secret_dir/secret.txt",
+    "/api/v1/assets/%2E%2E/%2E%2E/etc/passwd",
+    "/api/v1/assets/..%2fsecret_dir%2fsecret.txt",
+    "/api/v1/assets/sub/../../fatman_entrypoint.py",
+    "/api/v1/assets//etc/passwd",
+    "/api/v1/assets/%2Fetc%2Fpasswd",
+    "/api/v1/assets/..\\secret_dir\\secret.txt",
+    "/api/v1/assets/escape.txt",
+    "/api/v1/assets/linked_dir/secret.txt",
+    "/api/v1/assets/sub/nothing.txt",
+    "/api/v1/assets/sub",
+    "/api/v1/xrai/extra",
+    "/api/v1/missing",
+    "/api/v1/secret_dir/secret.txt",
+])
+def test_nothing_outside_can_be_read(client, path):
+    response = client.get(path)
+    assert response.status_code in (404, 308), path
+    if response.status_code == 308:  # werkzeug merged slashes: follow it once
+        response = client.get(response.headers["Location"])
+    assert response.status_code == 404, path
+    assert b"do not serve" not in response.get_data() and b"top secret" not in response.get_data()
+    assert b"root:" not in response.get_data()
+
+
+def test_static_target_outside_job_root_is_refused(tmp_path, make_app):
+    (tmp_path / "job").mkdir()
+    (tmp_path / "secret.txt").write_text("secret")
+    (tmp_path / "job" / "fatman_entrypoint.py").write_text(
+        "class E:\n    def perform(self):\n        return 1\n"
+        "    def static_endpoints(self):\n        return {'/a': '../secret.txt', '/b': '/etc/passwd'}\n")
+    client = make_app("", root=tmp_path / "job").test_client()
+    assert client.get("/api/v1/a").status_code == 404
+    assert client.get("/api/v1/b").status_code == 404
+
+
+def test_post_to_static_path_is_not_a_static_read(client):
+    assert client.post("/api/v1/xrai", json={}).status_code == 404

@@ -1,0 +1,24 @@
+"""Helpers shared by the wrapper's tests (a module with a unique name: tests/ is no package)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict
+
+JOBS = Path(__file__).parent / "jobs"
+
+
+def job_path(name: str) -> Path:
+    """The folder of a scenario job under tests/jobs/."""
+    path = JOBS / name
+    assert path.is_dir(), f"no scenario job {name}"
+    return path
+
+
+def server_env(**extra: str) -> Dict[str, str]:
+    """The environment for a real server subprocess: no inherited FATMAN_* or metrics settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FATMAN_") and k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(extra)
+    return env
