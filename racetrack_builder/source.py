@@ -10,7 +10,9 @@ job builds the same from a clone and from a clean working tree:
 * git submodules and nested repositories are left out in both modes (a shallow clone does not
   fetch them; a working tree leaves them out too so the two agree), with a warning naming them;
 * no path may leave the repository: ``git.directory``, the entrypoint, the requirements file and
-  every symlink among the files must resolve inside it, or the build stops naming them.
+  every symlink among the files must resolve inside it, or the build stops naming them; symlinks
+  among the files must even stay inside ``git.directory``, since the image holds nothing else and
+  the link would dangle there.
 
 Git never prompts here (``GIT_TERMINAL_PROMPT=0``, ssh ``BatchMode=yes``) and slow or silent remotes
 time out, so a CI job fails instead of hanging. Credentials written into a URL
@@ -413,6 +415,7 @@ def _select_files(listed: list[str], *, repo_root: Path, job_root: Path, exclude
     skipped_repos: list[str] = []
     left_out_secrets: list[str] = []
     escaping: list[str] = []
+    outside_job: list[str] = []
     env_files: list[str] = []
     for entry in listed:
         rel = entry.rstrip("/")
@@ -432,14 +435,24 @@ def _select_files(listed: list[str], *, repo_root: Path, job_root: Path, exclude
             if target is None or not _inside(target, root):
                 escaping.append(f"{rel} -> {os.readlink(path)}")
                 continue
+            if not _inside(target, job_root):
+                outside_job.append(f"{rel} -> {os.readlink(path)}")
+                continue
         if _is_env_file(PurePosixPath(rel).name):
             env_files.append(rel)
         files.append(rel)
-    if escaping:
+    if escaping or outside_job:
+        # Either way the image would differ from the tree: a link out of the repository depends on
+        # this machine, and the image holds only git.directory, so a link out of it would dangle there.
+        problems = []
+        if escaping:
+            problems.append(f"point outside the repository: {', '.join(escaping)}")
+        if outside_job:
+            problems.append(f"point outside git.directory {_rel_dir(job_root, root)!r}, which is all the "
+                            f"image holds: {', '.join(outside_job)}")
         raise SourceError(
-            f"symlinks in {where} point outside the repository: {', '.join(escaping)}",
-            hint="a build must not depend on files outside the repository: commit the files themselves "
-                 "or remove the links",
+            f"symlinks in {where} " + "; others ".join(problems),
+            hint="commit the files themselves inside git.directory instead of links to them",
         )
     warnings: list[str] = []
     if skipped_repos:
@@ -452,6 +465,10 @@ def _select_files(listed: list[str], *, repo_root: Path, job_root: Path, exclude
         warnings.append(f"{', '.join(env_files)} will be copied into the image; if it holds secrets, name it "
                         f"in secret_build_env_file/secret_runtime_env_file or add it to .gitignore")
     return _Selection(sorted(files), warnings)
+
+
+def _rel_dir(job_root: Path, repo_root: Path) -> str:
+    return job_root.relative_to(repo_root).as_posix() or "."
 
 
 def _secret_paths(manifest: Manifest, manifest_path: Path) -> list[Path]:
@@ -619,6 +636,10 @@ def _check_file(field_name: str, value: str, source: JobSource) -> Path:
         raise SourceError(f"{field_name}: {value!r} in {where} is a symlink that leaves the repository "
                           f"(searched {searched})",
                           hint="commit the file itself instead of a link to it")
+    if not _inside(resolved, source.job_root):
+        raise SourceError(f"{field_name}: {value!r} in {where} is a symlink to a file outside git.directory, "
+                          f"which the image does not hold (searched {searched})",
+                          hint="move or copy the file into git.directory")
     if resolved.is_dir():
         raise SourceError(f"{field_name}: {value!r} in {where} is a directory, not a file "
                           f"(searched {searched})")

@@ -346,14 +346,28 @@ def test_silent_remote_times_out_instead_of_hanging(manifest_path: Path,
 # --- what goes into the image ---------------------------------------------------------------------
 
 
-def test_symlinks_inside_the_repository_are_kept(bare_repo_factory: Callable[..., Path],
-                                                 manifest_path: Path) -> None:
-    remote = bare_repo_factory("links.git", {**JOB_FILES,
-                                             "jobs/adder/guide.md": Symlink("../../docs/guide.md"),
-                                             "jobs/adder/model.txt": Symlink("data/model.txt")})
+def test_symlinks_inside_the_job_are_kept(bare_repo_factory: Callable[..., Path],
+                                          manifest_path: Path) -> None:
+    remote = bare_repo_factory("links.git", {**JOB_FILES, "jobs/adder/model.txt": Symlink("data/model.txt"),
+                                             "jobs/adder/data/up.py": Symlink("../adder.py")})
     with open_source(make_manifest(remote.as_uri()), manifest_path) as src:
-        assert "guide.md" in src.files and "model.txt" in src.files
+        assert "model.txt" in src.files and "data/up.py" in src.files
         assert (src.job_root / "model.txt").is_symlink()
+
+
+def test_symlinks_to_the_repository_outside_the_job_would_dangle_in_the_image(
+        bare_repo_factory: Callable[..., Path], manifest_path: Path) -> None:
+    link = Symlink("../../docs/guide.md")
+    remote = bare_repo_factory("links.git", {**JOB_FILES, "jobs/adder/guide.md": link})
+    with pytest.raises(SourceError) as info, open_source(make_manifest(remote.as_uri()), manifest_path):
+        pass
+    assert info.value.message == (f"symlinks in {remote.as_uri()}@master point outside git.directory "
+                                  "'jobs/adder', which is all the image holds: "
+                                  "guide.md -> ../../docs/guide.md")
+    assert info.value.hint == "commit the files themselves inside git.directory instead of links to them"
+    # From the repository's root the same link is fine.
+    with open_source(make_manifest(remote.as_uri(), directory="."), manifest_path) as src:
+        assert "jobs/adder/guide.md" in src.files
 
 
 def test_symlinks_leaving_the_repository_are_an_error_naming_them(bare_repo_factory: Callable[..., Path],
@@ -644,6 +658,13 @@ def test_entrypoint_symlink_leaving_the_repository(tmp_path: Path) -> None:
     (tmp_path / "elsewhere.py").write_text(ADDER)
     src = _source(tmp_path, {"job/adder.py": Symlink(str(tmp_path / "elsewhere.py"))})
     with pytest.raises(SourceError, match="'adder.py' .* is a symlink that leaves the repository"):
+        check_job_files(make_manifest(requirements_path=None), src)
+
+
+def test_entrypoint_symlink_outside_the_job(tmp_path: Path) -> None:
+    src = _source(tmp_path, {"shared/entry.py": ADDER, "job/adder.py": Symlink("../shared/entry.py")},
+                  listed=("adder.py",))
+    with pytest.raises(SourceError, match="is a symlink to a file outside git.directory"):
         check_job_files(make_manifest(requirements_path=None), src)
 
 
