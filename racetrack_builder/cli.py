@@ -168,7 +168,7 @@ def build(ctx: click.Context, manifest: Path, local: bool, tag: str | None, regi
         _warn_dirty(out, job)
         with BuildProgress(out, job.manifest.name) as progress:
             result = build_job(job, engine, options, report=progress.report, on_step=progress.on_step,
-                               on_log=progress.on_log)
+                               on_log=progress.on_log, on_phase=progress.phase)
         runtime_secrets = _runtime_secrets(job.manifest, manifest)
     image = result.image
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")

@@ -161,6 +161,10 @@ class BuildProgress:
         else:
             self.output.detail(f"    {line}")
 
+    def phase(self, title: str) -> None:
+        """What is being built now (the base image, then the job)."""
+        self.title = title
+
     def report(self, text: str) -> None:
         if self._live is not None:
             self._live.console.print(self.output.redact(text))

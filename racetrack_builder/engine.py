@@ -110,6 +110,26 @@ class Engine:
             except ImageNotFound:
                 pass
 
+    def read_file(self, image: str, path: str) -> bytes | None:
+        """A file's content from an image (through a created, never started, container), or None."""
+        import io
+        import tarfile
+
+        from docker.errors import NotFound
+
+        with _converted("read a file from an image"):
+            container = self.api.create_container(image, command=["true"])
+            try:
+                stream, _ = self.api.get_archive(container["Id"], path)
+                archive = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
+                member = archive.next()
+                handle = archive.extractfile(member) if member is not None else None
+                return handle.read() if handle is not None else None
+            except NotFound:
+                return None
+            finally:
+                self.api.remove_container(container["Id"], force=True)
+
     def build(
         self,
         context: Path,
@@ -137,6 +157,13 @@ class Engine:
                 if "error" in chunk:
                     message = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
                     tail.extend(_lines(message))
+                    if step_text.startswith("FROM "):
+                        raise EnvironmentFailure(
+                            f"the image for '{step_text}' is not on the engine and could not be pulled: "
+                            f"{_lines(message)[-1] if _lines(message) else message}",
+                            hint="build or load it first; for the Python root image use --python-image "
+                                 "or RACETRACK_PYTHON_IMAGE",
+                        )
                     headline, hint = _explain_failure(step_text, list(tail))
                     raise BuildFailed(f"{headline} (step: {step_text or 'start'})", hint=hint,
                                       step=step_text, log_tail=list(tail))

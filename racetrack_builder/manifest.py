@@ -438,6 +438,12 @@ def _env_schema(name_schema: dict[str, Any]) -> dict[str, Any]:
             "additionalProperties": _ENV_VALUE_SCHEMA}
 
 
+# Relative, not blank, no '..' segment, no backslash or control character (the schema's view of
+# _check_relative_path).
+_RELATIVE_PATH = r"^(?!\s*$)(?!/)(?!(.*/)?\.\.(/|$))[^\\\x00-\x1f\x7f-\x9f]+"
+_CLIENT_PATH = r"^(?!\s*$)[^\x00-\x1f\x7f-\x9f]+$"
+
+
 class _Strict(BaseModel):
     # strict: no silent coercion (a YAML number is not a name); env values are coerced on purpose.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -460,11 +466,8 @@ class GitConfig(_Strict):
         ".", description="Subdirectory of the repository holding the job, relative to its root; "
                          "'..' and absolute paths are not allowed",
         examples=[".", "services/supersmart"],
-        json_schema_extra={"pattern": r"^(?!/)(?!(.*/)?\.\.(/|$))[^\\\x00-\x1f\x7f-\x9f]+$"},
+        json_schema_extra={"pattern": _RELATIVE_PATH + "$"},
     )
-
-
-_RELATIVE_PATH = r"^(?!/)(?!(.*/)?\.\.(/|$))[^\\\x00-\x1f\x7f-\x9f]+"
 
 
 class PythonConfig(_Strict):
@@ -483,7 +486,7 @@ class PythonConfig(_Strict):
     requirements_path: Annotated[str, AfterValidator(check_requirements_path)] | None = Field(
         None, description="Path (relative to git.directory) of a pip requirements file",
         examples=["requirements.txt"],
-        json_schema_extra={"pattern": _RELATIVE_PATH + "$"},
+        json_schema_extra={"pattern": _RELATIVE_PATH + "(?<!/)$"},
     )
 
 
@@ -541,12 +544,12 @@ class Manifest(_Strict):
     secret_build_env_file: Annotated[str, AfterValidator(check_client_path)] | None = Field(
         None, description="Env file on the client machine (relative to this manifest's folder) "
                           "with secret build variables; keep it out of git",
-        examples=[".env.build"], json_schema_extra={"minLength": 1, "pattern": NO_CONTROL_PATTERN},
+        examples=[".env.build"], json_schema_extra={"minLength": 1, "pattern": _CLIENT_PATH},
     )
     secret_runtime_env_file: Annotated[str, AfterValidator(check_client_path)] | None = Field(
         None, description="Env file on the client machine (relative to this manifest's folder) "
                           "with secret runtime variables; keep it out of git",
-        examples=[".env.runtime"], json_schema_extra={"minLength": 1, "pattern": NO_CONTROL_PATTERN},
+        examples=[".env.runtime"], json_schema_extra={"minLength": 1, "pattern": _CLIENT_PATH},
     )
     labels: Annotated[dict[LabelKey, Text], BeforeValidator(_scalars_to_text)] = Field(
         default_factory=dict, description="Metadata describing the job for humans",

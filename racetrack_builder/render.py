@@ -247,10 +247,10 @@ def required_build_args(dockerfile: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def build_args(context: BuildContext, secret_env: Mapping[str, str], ca_cert_path: Path | None) -> dict[str, str]:
-    """The build arguments to hand a builder along with the context: secret values and the CA."""
+def build_args(context: BuildContext, secret_env: Mapping[str, str], apt_ca: str | None = None) -> dict[str, str]:
+    """The build arguments to hand a builder with the context: secret values, and for apt the CA
+    certificates the image lacks (see certs.py)."""
     args = {name: value for name, value in secret_env.items() if name in context.build_arg_names}
-    if CA_BUNDLE_ARG in context.build_arg_names and ca_cert_path is not None:
-        args[CA_BUNDLE_ARG] = ca_cert_path.read_text(encoding="utf-8")
+    if CA_BUNDLE_ARG in context.build_arg_names:
+        args[CA_BUNDLE_ARG] = apt_ca or ""
     return args
-

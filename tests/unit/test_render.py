@@ -180,8 +180,8 @@ def test_write_context_holds_dockerfile_and_job_files_but_no_secret(tmp_path: Pa
     listed = sorted(p.relative_to(context.path).as_posix() for p in context.path.rglob("*") if p.is_file())
     assert listed == ["Dockerfile", "ca-bundle.pem", "job/entrypoint.py", "job/requirements.txt"]
     assert context.build_arg_names == ("INDEX_USER", "INDEX_TOKEN", CA_BUNDLE_ARG)
-    args = build_args(context, {"INDEX_USER": "u", "INDEX_TOKEN": "t0ken-value", "UNUSED": "x"}, ca)
-    assert args == {"INDEX_USER": "u", "INDEX_TOKEN": "t0ken-value", CA_BUNDLE_ARG: ca.read_text()}
+    args = build_args(context, {"INDEX_USER": "u", "INDEX_TOKEN": "t0ken-value", "UNUSED": "x"}, "PEM")
+    assert args == {"INDEX_USER": "u", "INDEX_TOKEN": "t0ken-value", CA_BUNDLE_ARG: "PEM"}
     for path in context.path.rglob("*"):
         if path.is_file():
             assert "t0ken-value" not in path.read_text()

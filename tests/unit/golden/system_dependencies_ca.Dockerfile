@@ -26,11 +26,12 @@ RUN set -eu; \
 FROM racetrack/python3:latest
 USER root
 ARG DEBIAN_FRONTEND="noninteractive"
-# The CA bundle reaches apt through a build argument and a file removed in the same step, so no
-# layer keeps it.
+# Extra CA certificates reach apt through a build argument, added to the image's own store in a
+# file removed within the same step, so no layer keeps them.
 ARG RACETRACK_CA_BUNDLE
 RUN set -eu; \
-    printf '%s\n' "$RACETRACK_CA_BUNDLE" > /tmp/racetrack-ca.pem; \
+    { cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true; printf '%s\n' "$RACETRACK_CA_BUNDLE"; } \
+        > /tmp/racetrack-ca.pem; \
     apt_opts="-o Acquire::https::CAInfo=/tmp/racetrack-ca.pem"; \
     apt-get $apt_opts update; \
     DEBIAN_FRONTEND=noninteractive apt-get $apt_opts install -y --no-install-recommends \

@@ -1,0 +1,115 @@
+"""The python3 base image: built from ``base-images/python3`` on top of a Python root image.
+
+Job builds need it on the engine. When it is missing (or was built by us from different wrapper
+sources) it is built automatically, so a machine with nothing but an engine and a Python root image
+can build jobs; ``racetrack-build base`` builds it explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .engine import BuiltImage, Engine, LogCallback, StepCallback
+from .errors import UsageError
+from .images import CA_BUNDLE_FILE, base_image_ref, python_image
+from .resources import base_images_dir
+
+CONTEXT_LABEL = "org.racetrack.base.context-sha256"
+PYTHON_IMAGE_LABEL = "org.racetrack.base.python-image"
+# Kept out of the context hash and the context itself (mirrors base-images/python3/.dockerignore).
+_IGNORED_PARTS = {"tests", ".venv", "__pycache__", "build", "dist", ".pytest_cache", ".ruff_cache"}
+
+
+def _context_files(root: Path) -> list[Path]:
+    files = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part in _IGNORED_PARTS or part.endswith(".egg-info") for part in rel.parts):
+            continue
+        if path.is_file() and path.name != CA_BUNDLE_FILE:
+            files.append(path)
+    return files
+
+
+def context_digest(root: Path) -> str:
+    """A hash of the base image's sources, stored as a label to tell a stale base image."""
+    digest = hashlib.sha256()
+    for path in _context_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BaseImageOptions:
+    tag: str = "latest"
+    python_image: str | None = None  # None: RACETRACK_PYTHON_IMAGE or the default
+    ca_cert: Path | None = None
+    network: str | None = None
+    nocache: bool = False
+
+
+def base_context_dir(name: str = "python3") -> Path:
+    root = base_images_dir() / name
+    if not (root / "Dockerfile").is_file():
+        raise UsageError(f"no base image sources at {root}", hint="reinstall racetrack-build")
+    return root
+
+
+def build_base_image(engine: Engine, options: BaseImageOptions, *, on_step: StepCallback | None = None,
+                     on_log: LogCallback | None = None) -> BuiltImage:
+    """Build ``racetrack/python3:<tag>`` from the packaged sources."""
+    root = base_context_dir()
+    root_image = python_image(options.python_image)
+    with tempfile.TemporaryDirectory(prefix="racetrack-base-") as tmp:
+        context = Path(tmp) / "context"
+        context.mkdir()
+        for path in _context_files(root):
+            target = context / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        if options.ca_cert is not None:
+            shutil.copyfile(options.ca_cert, context / CA_BUNDLE_FILE)
+        return engine.build(
+            context, tag=base_image_ref(options.tag), buildargs={"PYTHON_IMAGE": root_image},
+            network=options.network, nocache=options.nocache,
+            labels={CONTEXT_LABEL: context_digest(root), PYTHON_IMAGE_LABEL: root_image},
+            on_step=on_step, on_log=on_log,
+        )
+
+
+def base_image_status(engine: Engine, options: BaseImageOptions) -> str | None:
+    """Why the base image must be built, or None when the engine's copy is up to date.
+
+    Only images this tool built (they carry our labels) are judged stale; a base image pulled from a
+    registry under the same name is used as it is.
+    """
+    labels = engine.image_labels(base_image_ref(options.tag))
+    if labels is None:
+        return f"{base_image_ref(options.tag)} is not on the engine"
+    if CONTEXT_LABEL not in labels:
+        return None
+    if labels[CONTEXT_LABEL] != context_digest(base_context_dir()):
+        return f"{base_image_ref(options.tag)} was built from other wrapper sources"
+    if options.python_image and labels.get(PYTHON_IMAGE_LABEL) != options.python_image:
+        return f"{base_image_ref(options.tag)} was built on {labels.get(PYTHON_IMAGE_LABEL)}"
+    return None
+
+
+def ensure_base_image(engine: Engine, options: BaseImageOptions, *, report: Callable[[str], None],
+                      on_step: StepCallback | None = None, on_log: LogCallback | None = None) -> str:
+    """Make sure the base image is on the engine; build it when missing or stale. Returns its ref."""
+    reason = base_image_status(engine, options)
+    if reason is not None:
+        report(f"building the base image: {reason}")
+        labels = engine.image_labels(base_image_ref(options.tag)) or {}
+        if options.python_image is None and labels.get(PYTHON_IMAGE_LABEL):
+            # A rebuild for new wrapper sources keeps the root image the stale one was built on.
+            options = replace(options, python_image=labels[PYTHON_IMAGE_LABEL])
+        build_base_image(engine, options, on_step=on_step, on_log=on_log)
+    return base_image_ref(options.tag)

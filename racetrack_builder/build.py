@@ -1,0 +1,77 @@
+"""Build a job's image: base image, rendered context, docker-py build, tag.
+
+The context is written to a temporary folder that is removed on every exit path; secret build
+values travel only as build arguments.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base_image import BaseImageOptions, ensure_base_image
+from .engine import BuiltImage, Engine, LogCallback, StepCallback
+from .images import job_image_ref
+from .job import Job
+from .certs import extra_certificates
+from .render import RenderOptions, build_args, write_context
+
+# Where Debian-based images (the official python images included) keep the trusted CA bundle.
+IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    tag: str | None = None
+    registry: str | None = None
+    nocache: bool = False
+    network: str | None = None
+    ca_cert: Path | None = None
+    python_image: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image: BuiltImage
+    base_image: str
+    commit: str | None
+
+
+def build_job(job: Job, engine: Engine, options: BuildOptions, *, report: Callable[[str], None],
+              on_step: StepCallback | None = None, on_log: LogCallback | None = None,
+              on_phase: Callable[[str], None] | None = None) -> BuildResult:
+    """Build ``job`` into ``[registry/]name:version`` (or ``options.tag``)."""
+    phase = on_phase or (lambda _title: None)
+    phase("base image")
+    base = ensure_base_image(
+        engine,
+        BaseImageOptions(tag=job.manifest.base_image_tag, python_image=options.python_image,
+                         ca_cert=options.ca_cert, network=options.network),
+        report=report, on_step=on_step, on_log=on_log,
+    )
+    phase(job.manifest.name)
+    ref = job_image_ref(job.manifest.name, job.manifest.version, tag=options.tag, registry=options.registry)
+    with tempfile.TemporaryDirectory(prefix="racetrack-context-") as tmp:
+        context = write_context(
+            job.manifest, job.source, Path(tmp) / "context",
+            RenderOptions(base_image=base, secret_build_names=tuple(job.build_secrets),
+                          manifest_file=job.manifest_path.name),
+            ca_cert_path=options.ca_cert,
+        )
+        apt_ca = _apt_certificates(engine, base, options.ca_cert) if job.manifest.system_dependencies else None
+        image = engine.build(
+            context.path, tag=ref, buildargs=build_args(context, job.build_secrets, apt_ca),
+            network=options.network, nocache=options.nocache, on_step=on_step, on_log=on_log,
+        )
+    return BuildResult(image=image, base_image=base, commit=job.source.commit)
+
+
+def _apt_certificates(engine: Engine, base_image: str, ca_cert: Path | None) -> str | None:
+    """The certificates of ``--ca-cert`` that apt in the base image does not trust yet."""
+    if ca_cert is None:
+        return None
+    trusted = engine.read_file(base_image, IMAGE_CA_BUNDLE)
+    return extra_certificates(ca_cert.read_text(encoding="utf-8", errors="replace"),
+                              trusted.decode("utf-8", "replace") if trusted else None, str(ca_cert))

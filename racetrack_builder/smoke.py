@@ -1,0 +1,134 @@
+"""Start a built job image and prove it serves: ready, and every documented example answers 2xx.
+
+The spec asks that ``docs_input_example(s)`` give "not erroneous" results, so ``--smoke-test``
+holds the build to it. Examples are read from the job's own ``/openapi.json``, which the wrapper
+generates from those methods, so nothing here re-implements the wrapper's discovery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .engine import Engine
+from .errors import BuildFailed
+
+READY_TIMEOUT = 90.0
+REQUEST_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class ExampleResult:
+    path: str
+    status: int
+    body: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def _request(url: str, body: Any | None = None, timeout: float = REQUEST_TIMEOUT) -> tuple[int, str]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
+                                     headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1 only
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def _container_logs(container: Any, lines: int = 30) -> list[str]:
+    with contextlib.suppress(Exception):
+        return container.logs(tail=lines).decode("utf-8", "replace").splitlines()
+    return []
+
+
+def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) -> None:
+    """Poll ``/ready`` until it answers 200; fail with the job's own error or the container's log."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise BuildFailed("the job's container stopped before it was ready",
+                              log_tail=_container_logs(container))
+        try:
+            status, body = _request(base_url + "/ready", timeout=5)
+        except OSError as exc:
+            last = str(exc)
+        else:
+            if status == 200:
+                return
+            last = f"{status} {body[:500]}"
+            if status == 503 and "error" in body:
+                raise BuildFailed(f"the job failed to start: {body[:1000]}", log_tail=_container_logs(container),
+                                  hint="the entrypoint's import or __init__ raised; see the log above")
+        time.sleep(0.25)
+    raise BuildFailed(f"the job was not ready after {timeout:.0f}s (last answer: {last})",
+                      log_tail=_container_logs(container))
+
+
+def documented_examples(openapi: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(path, JSON body) for every example input in an OpenAPI document."""
+    found: list[tuple[str, Any]] = []
+    for path, operations in (openapi.get("paths") or {}).items():
+        post = (operations or {}).get("post") if isinstance(operations, dict) else None
+        content = (((post or {}).get("requestBody") or {}).get("content") or {}).get("application/json") or {}
+        if "example" in content:
+            found.append((path, content["example"]))
+        for example in (content.get("examples") or {}).values():
+            if isinstance(example, dict) and "value" in example:
+                found.append((path, example["value"]))
+    return found
+
+
+def call_examples(base_url: str) -> list[ExampleResult]:
+    status, text = _request(base_url + "/openapi.json")
+    if status != 200:
+        raise BuildFailed(f"the job's /openapi.json answered {status}", log_tail=text.splitlines()[-10:])
+    results = []
+    for path, body in documented_examples(json.loads(text)):
+        code, answer = _request(base_url + path, body)
+        results.append(ExampleResult(path=path, status=code, body=answer[:500]))
+    return results
+
+
+@contextlib.contextmanager
+def running(engine: Engine, image: str, environment: Mapping[str, str], *,
+            name: str | None = None, host_port: int | None = None) -> Iterator[tuple[Any, str]]:
+    """Run ``image`` with its port on 127.0.0.1; yield (container, base URL); always remove it."""
+    container = engine.run_detached(image, environment=environment, name=name, host_port=host_port)
+    try:
+        container.reload()
+        bindings = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        port = int(bindings["7000/tcp"][0]["HostPort"])
+        yield container, f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+
+
+def smoke_test(engine: Engine, image: str, environment: Mapping[str, str],
+               report: Callable[[str], None]) -> list[ExampleResult]:
+    """Start ``image``, wait until ready and send every documented example; BuildFailed unless all 2xx."""
+    with running(engine, image, environment) as (container, base_url):
+        wait_ready(base_url, container)
+        report(f"{image} is ready; calling the documented examples")
+        results = call_examples(base_url)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        lines = [f"POST {r.path} -> {r.status}: {r.body}" for r in failed]
+        raise BuildFailed(
+            f"{len(failed)} of {len(results)} documented examples did not answer 2xx",
+            hint="the spec asks docs_input_example(s) to give a non-erroneous result: fix the example or the job",
+            log_tail=lines,
+        )
+    return results
