@@ -215,8 +215,8 @@ class DockerCleanup:
         self.containers.append(cname)
         return cname
 
-    def run(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> tuple[int, str]:
-        """Run ``command`` in a new container to completion; return (exit code, stdout+stderr).
+    def start(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> Container:
+        """Start ``command`` in a new, tracked container and return it without waiting.
 
         No network unless ``network_mode`` is given (tests use ``host`` or none: traffic stays on
         this machine).
@@ -226,6 +226,11 @@ class DockerCleanup:
             image, command, name=self.container_name("run"), **kwargs
         )
         container.start()
+        return container
+
+    def run(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> tuple[int, str]:
+        """Run ``command`` in a new container to completion; return (exit code, stdout+stderr)."""
+        container = self.start(image, command, **kwargs)
         status = container.wait(timeout=300)
         output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
         return int(status["StatusCode"]), output

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,6 +123,42 @@ def test_python_resolves_to_the_wrapper_venv_and_job_packages_come_first(
     which, first_path = out.split()
     assert which == "/opt/fatman/venv/bin/python"
     assert first_path == "/opt/fatman/job/site-packages"
+
+
+def _healthcheck_command(docker_client: docker.DockerClient, image: str) -> list[str]:
+    test = docker_client.images.get(image).attrs["Config"]["Healthcheck"]["Test"]
+    assert test[0] == "CMD", test
+    return list(test[1:])
+
+
+def test_healthcheck_passes_while_the_wrapper_serves_and_fails_otherwise(
+    docker_client: docker.DockerClient, base_image: str, docker_cleanup: DockerCleanup, tmp_path: Path
+) -> None:
+    check = _healthcheck_command(docker_client, base_image)
+    job = tmp_path / "job"
+    job.mkdir(mode=0o755)
+    (job / "entrypoint.py").write_text(
+        "class Echo:\n    def perform(self, x: int) -> int:\n        return x\n"
+    )
+    (job / "entrypoint.py").chmod(0o644)
+    # The container's own loopback is enough for the probe: no network is attached.
+    serving = docker_cleanup.start(
+        base_image,
+        ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"],
+        volumes={str(job): {"bind": "/src/fatman", "mode": "ro"}},
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        result = serving.exec_run(check)
+        if result.exit_code == 0:
+            break
+        serving.reload()
+        assert serving.status == "running", serving.logs().decode("utf-8", "replace")
+        assert time.monotonic() < deadline, f"healthcheck still failing after 60 s: {result.output!r}"
+        time.sleep(1)
+
+    idle = docker_cleanup.start(base_image, ["sleep", "60"])
+    assert idle.exec_run(check).exit_code != 0
 
 
 def test_no_build_leftovers_in_the_file_system(base_image: str, docker_cleanup: DockerCleanup) -> None:
