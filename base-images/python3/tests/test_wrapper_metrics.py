@@ -1,0 +1,80 @@
+"""GET /metrics: per-endpoint requests, errors and durations plus the job's own metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def samples(text: str):
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_requests_errors_and_durations_per_endpoint(make_app):
+    client = make_app("auxiliary").test_client()
+    for _ in range(3):
+        client.post("/api/v1/perform", json={"numbers": [1]})
+    client.post("/api/v1/explain", json={"x": "bad"})
+    client.post("/api/v1/boom", json={})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    found = samples(response.get_data(as_text=True))
+    assert found[("fatman_requests_total", (("endpoint", "/api/v1/perform"), ("status", "200")))] == 3
+    assert found[("fatman_requests_total", (("endpoint", "/api/v1/explain"), ("status", "400")))] == 1
+    assert found[("fatman_requests_total", (("endpoint", "/api/v1/boom"), ("status", "500")))] == 1
+    assert found[("fatman_request_errors_total", (("endpoint", "/api/v1/boom"),))] == 1
+    assert ("fatman_request_errors_total", (("endpoint", "/api/v1/perform"),)) not in found
+    assert found[("fatman_request_duration_seconds_count", (("endpoint", "/api/v1/perform"),))] == 3
+    assert found[("fatman_request_duration_seconds_sum", (("endpoint", "/api/v1/perform"),))] > 0
+
+
+def test_unknown_paths_share_one_label(make_app):
+    client = make_app("adder").test_client()
+    for path in ("/a", "/b", "/c/d"):
+        client.get(path)
+    client.post("/api/v1/x1", json={})
+    client.post("/api/v1/x2", json={})
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    assert found[("fatman_requests_total", (("endpoint", "unmatched"), ("status", "404")))] == 3
+    assert found[("fatman_requests_total", (("endpoint", "/api/v1/<unknown>"), ("status", "404")))] == 2
+
+
+def test_job_metrics_with_descriptions_and_labels(make_app):
+    client = make_app("metrics").test_client()
+    client.post("/api/v1/perform", json={"x": 1})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "# HELP fatman_is_crazy Whether your fatman is crazy or not" in text
+    found = samples(text)
+    assert found[("fatman_is_crazy", (("color", "blue"),))] == 0.25
+    assert found[("fatman_is_crazy", (("color", "red"),))] == 0.75
+    assert found[("fatman_perform_calls_seen", ())] == 1
+    assert found[("fatman_custom_metrics_up", ())] == 1
+
+
+def test_failing_job_metrics_do_not_break_metrics(make_app, caplog):
+    client = make_app("failing_metrics").test_client()
+    client.post("/api/v1/perform")
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    found = samples(response.get_data(as_text=True))
+    assert found[("fatman_custom_metrics_up", ())] == 0
+    assert found[("fatman_requests_total", (("endpoint", "/api/v1/perform"), ("status", "200")))] == 1
+    assert "metrics backend is down" in caplog.text
+
+
+def test_malformed_job_metrics_are_skipped(tmp_path, make_app):
+    (tmp_path / "fatman_entrypoint.py").write_text(
+        "class E:\n    def perform(self):\n        return 1\n"
+        "    def metrics(self):\n        return [{'name': 'bad name', 'value': 1}, {'name': 'ok_metric', 'value': 'x'},"
+        " 'junk', {'name': 'good_metric', 'value': 2}]\n")
+    client = make_app("", root=tmp_path).test_client()
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    assert found[("good_metric", ())] == 2
+    assert not any(name in ("ok_metric", "bad name") for name, _ in found)
