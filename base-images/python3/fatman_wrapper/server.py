@@ -114,6 +114,6 @@ def run(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = No
         def load(self) -> Callable[..., Any]:
             return load()
 
-    log.info("serving %s from %s on %s with %d worker(s) x %d thread(s)", entrypoint_path, root_path,
-             options["bind"], settings.workers, settings.threads)
+    log.info("serving %s from %s on %s with %d worker(s) x %d thread(s); metrics of all workers in %s",
+             entrypoint_path, root_path, options["bind"], settings.workers, settings.threads, metrics_dir)
     FatmanServer().run()
