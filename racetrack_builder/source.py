@@ -313,7 +313,11 @@ def _branch_hint(url: str, branch: str, env: Mapping[str, str]) -> str:
 def _remove_tree(path: Path) -> None:
     """Remove ``path`` entirely, making read-only entries writable when that is what stops us."""
 
-    def _retry(func: Callable[..., Any], target: str, _exc: object) -> None:
+    def _retry(func: Callable[..., Any], target: str, exc: object) -> None:
+        # onerror (3.11) passes sys.exc_info(), onexc (3.12+) the exception itself.
+        error = exc[1] if isinstance(exc, tuple) else exc
+        if isinstance(error, FileNotFoundError):
+            return  # already gone, e.g. removed by an interrupted git cleaning up after itself
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(target), stat.S_IRWXU)
         with contextlib.suppress(OSError):

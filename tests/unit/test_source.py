@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import http.server
 import os
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -453,13 +456,70 @@ def test_workspace_removed_on_keyboard_interrupt(remote: Path, manifest_path: Pa
     assert list(workspace_tmp.iterdir()) == []
 
 
-def test_workspace_removed_even_with_read_only_folders(remote: Path, manifest_path: Path,
-                                                       workspace_tmp: Path) -> None:
-    with open_source(make_manifest(remote.as_uri()), manifest_path) as src:
-        data = src.job_root / "data"
-        os.chmod(data, stat.S_IRUSR | stat.S_IXUSR)  # read-only folder: its files cannot be unlinked
+def test_workspace_removal_retries_what_permissions_refuse(remote: Path, manifest_path: Path,
+                                                          workspace_tmp: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root (as in CI) may unlink anything, so a read-only folder cannot refuse it here: stand in for
+    # the refusal a normal user meets (git's read-only pack files on some systems, a folder a job
+    # made read-only) and check the cleanup makes the entry writable and tries again.
+    real_unlink = os.unlink
+    refused: list[str] = []
+
+    def unlink(path: Any, *args: Any, dir_fd: int | None = None, **kwargs: Any) -> None:
+        if dir_fd is not None and str(path) == "adder.py" and not refused:
+            refused.append(str(path))
+            raise PermissionError(13, "Permission denied", str(path))
+        real_unlink(path, *args, dir_fd=dir_fd, **kwargs)
+
+    with monkeypatch.context() as patch, open_source(make_manifest(remote.as_uri()), manifest_path) as src:
         os.chmod(src.job_root / "adder.py", stat.S_IRUSR)
+        patch.setattr(os, "unlink", unlink)  # only while the workspace is removed
+    assert refused == ["adder.py"]
     assert list(workspace_tmp.iterdir()) == []
+
+
+_INTERRUPTED_CLONE = """
+import sys
+from pathlib import Path
+from racetrack_builder.manifest import Manifest
+from racetrack_builder.source import open_source
+
+manifest = Manifest.model_validate({
+    "name": "adder", "owner_email": "owner@example.com", "lang": "python3",
+    "git": {"remote": sys.argv[1]}, "python": {"entrypoint_path": "adder.py"},
+})
+with open_source(manifest, Path(sys.argv[2]), progress=lambda m: print(m, flush=True)):
+    pass
+"""
+
+
+def test_ctrl_c_during_a_clone_leaves_no_workspace(tmp_path: Path, manifest_path: Path) -> None:
+    workspaces = tmp_path / "child-tmp"
+    workspaces.mkdir()
+    with socket.socket() as listener:  # a remote that never answers: the clone is still running
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/adder.git"
+        child = subprocess.Popen(
+            [sys.executable, "-c", _INTERRUPTED_CLONE, url, str(manifest_path)],
+            env={**os.environ, "TMPDIR": str(workspaces), "PYTHONPATH": str(Path(__file__).parents[2])},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # its own process group, like a shell job receiving Ctrl-C
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().startswith("cloning ")
+            connection, _ = listener.accept()  # git has connected and waits for an answer: mid-clone
+            with connection:
+                assert len(list(workspaces.iterdir())) == 1
+                os.killpg(child.pid, signal.SIGINT)  # what a terminal sends the whole job on Ctrl-C
+                _, stderr = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    assert "KeyboardInterrupt" in stderr
+    assert list(workspaces.iterdir()) == []
 
 
 # --- --local --------------------------------------------------------------------------------------
