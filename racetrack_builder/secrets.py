@@ -14,6 +14,7 @@ Values are never put into error messages: a message names the file, the line and
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from dotenv.parser import parse_stream
 from .errors import SecretsError
 from .manifest import ENV_NAME_PATTERN, RESERVED_RUNTIME_ENV, Manifest
 
-__all__ = ["TEMPLATE_SUFFIXES", "merge_env", "read_secret_env", "secret_env_path"]
+__all__ = ["TEMPLATE_SUFFIXES", "manifest_folder", "merge_env", "read_secret_env", "secret_env_path"]
 
 SecretKind = Literal["build", "runtime"]
 
@@ -38,6 +39,15 @@ _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 
 # How far up from the manifest's folder to look for the repository root holding a template.
 _MAX_PARENT_DEPTH = 32
+
+
+def manifest_folder(manifest_path: Path) -> Path:
+    """The absolute folder of the manifest, which relative client-side paths start from.
+
+    Symlinks are not followed: a ``fatman.yaml`` linked into a folder reads its neighbours there,
+    as the user sees them (the same as ``docker compose`` and shells do).
+    """
+    return Path(os.path.abspath(manifest_path)).parent
 
 
 def _field(kind: SecretKind) -> str:
@@ -55,8 +65,8 @@ def secret_env_path(manifest: Manifest, manifest_path: Path, kind: SecretKind) -
         return None
     path = Path(value).expanduser()
     if not path.is_absolute():
-        path = manifest_path.resolve().parent / path
-    return path
+        path = manifest_folder(manifest_path) / path
+    return Path(os.path.normpath(path))
 
 
 def read_secret_env(manifest: Manifest, manifest_path: Path, kind: SecretKind) -> dict[str, str]:
@@ -134,7 +144,7 @@ def merge_env(plain: Mapping[str, str], secret: Mapping[str, str]) -> dict[str, 
 
 def _display(path: Path, manifest_path: Path) -> str:
     """The path as the user would write it: relative to the manifest's folder when under it."""
-    base = manifest_path.resolve().parent
+    base = manifest_folder(manifest_path)
     try:
         return path.relative_to(base).as_posix()
     except ValueError:
@@ -157,8 +167,8 @@ def find_template(path: Path, manifest_path: Path) -> Path | None:
     Looks next to the file, in the manifest's folder, then at the root of the git repository holding
     the manifest (the nearest parent with a ``.git``).
     """
-    folders: list[Path] = [path.parent, manifest_path.resolve().parent]
-    repo_root = _repo_root(manifest_path.resolve().parent)
+    folders: list[Path] = [path.parent, manifest_folder(manifest_path)]
+    repo_root = _repo_root(manifest_folder(manifest_path))
     if repo_root is not None:
         folders.append(repo_root)
     seen: set[Path] = set()

@@ -42,7 +42,7 @@ from git.cmd import Git
 
 from .errors import AuthenticationRefused, EnvironmentFailure, RemoteUnreachable, SourceError
 from .manifest import Manifest
-from .secrets import TEMPLATE_SUFFIXES, secret_env_path
+from .secrets import TEMPLATE_SUFFIXES, manifest_folder, secret_env_path
 
 __all__ = [
     "JobSource",
@@ -155,7 +155,7 @@ def resolve_remote(remote: str, manifest_path: Path) -> str:
         return remote
     path = Path(remote).expanduser()
     if not path.is_absolute():
-        path = manifest_path.resolve().parent / path
+        path = manifest_folder(manifest_path) / path
     path = Path(os.path.normpath(path))
     if not path.exists():
         raise RemoteUnreachable(
@@ -501,7 +501,7 @@ def _clone(manifest: Manifest, manifest_path: Path, workspace: Path, progress: P
     # The secret files live next to the manifest on this machine; a repository that also commits a
     # file by that name (relative to the job root, where the manifest conventionally sits) must not
     # get it baked into the image either.
-    manifest_dir = manifest_path.resolve().parent
+    manifest_dir = manifest_folder(manifest_path)
     excluded_rel = set()
     for secret in _secret_paths(manifest, manifest_path):
         if secret.is_relative_to(manifest_dir):
@@ -526,7 +526,7 @@ def _git_text(cwd: Path, *args: str) -> str | None:
 
 
 def _working_tree(manifest: Manifest, manifest_path: Path, progress: Progress) -> JobSource:
-    manifest_dir = manifest_path.resolve().parent
+    manifest_dir = manifest_folder(manifest_path)
     toplevel = _git_text(manifest_dir, "rev-parse", "--show-toplevel")
     if not toplevel:
         raise SourceError(

@@ -96,6 +96,20 @@ def test_path_relative_to_the_manifest_folder_not_the_working_directory(
     assert read_secret_env(manifest, job.relative_to(tmp_path), "build") == {"A": "1"}
 
 
+def test_linked_manifest_reads_its_neighbours_where_the_link_is(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "fatman.yaml").write_text("name: adder\n")
+    (real / ".env.build").write_text("WHERE=real\n")
+    linked = tmp_path / "work"
+    linked.mkdir()
+    (linked / "fatman.yaml").symlink_to(real / "fatman.yaml")
+    (linked / ".env.build").write_text("WHERE=link\n")
+    manifest = make_manifest(secret_build_env_file="./sub/../.env.build")
+    assert secret_env_path(manifest, linked / "fatman.yaml", "build") == linked / ".env.build"
+    assert read_secret_env(manifest, linked / "fatman.yaml", "build") == {"WHERE": "link"}
+
+
 def test_absolute_and_home_paths(job: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     (home / ".secrets").mkdir(parents=True)

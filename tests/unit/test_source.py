@@ -601,7 +601,7 @@ def test_local_outside_a_git_tree(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as info, open_source(make_manifest(), tmp_path / "loose/fatman.yaml",
                                                          local=True):
         pass
-    assert info.value.message == f"--local: {(tmp_path / 'loose').resolve()} is not inside a git working tree"
+    assert info.value.message == f"--local: {tmp_path / 'loose'} is not inside a git working tree"
     assert "git init" in (info.value.hint or "") and "without --local" in (info.value.hint or "")
 
 
