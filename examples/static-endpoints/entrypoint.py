@@ -1,0 +1,34 @@
+"""A job that serves some of its files as static endpoints, next to a tiny model."""
+
+import json
+
+
+class ThresholdModel:
+    """Classifies a score against the threshold published in its model card."""
+
+    def __init__(self):
+        # Relative paths: the working directory is the job's root (git.directory).
+        with open('model-card.json') as f:
+            self.card = json.load(f)
+
+    def perform(self, score: float) -> str:
+        """
+        Classify a score.
+        :param score: A score between 0 and 1.
+        :return: "positive" when the score reaches the model's threshold, else "negative".
+        """
+        return 'positive' if score >= self.card['threshold'] else 'negative'
+
+    def docs_input_example(self) -> dict:
+        return {'score': 0.8}
+
+    def static_endpoints(self):
+        """Dict of endpoint paths mapped to corresponding static files that ought be served."""
+        return {
+            # (file, mimetype): the type browsers should use, given explicitly.
+            '/manifest': ('fatman.yaml', 'application/x-yaml'),
+            # A file alone: its mimetype is guessed from the name (application/json).
+            '/model-card': 'model-card.json',
+            # A folder: everything under it, recursively (index.html for the folder itself).
+            '/assets': 'assets',
+        }
