@@ -334,6 +334,36 @@ def test_unreachable_https_with_token_is_masked(manifest_path: Path) -> None:
     assert "https://***@127.0.0.1:" in str(info.value)
 
 
+def test_ssh_closed_port_is_remote_unreachable(manifest_path: Path) -> None:
+    url = f"ssh://git@127.0.0.1:{gitrepos.closed_port()}/adder.git"
+    with pytest.raises(RemoteUnreachable, match="Connection refused"), \
+            open_source(make_manifest(url), manifest_path):
+        pass
+
+
+@pytest.mark.parametrize(("ssh_says", "expected"), [
+    ("git@127.0.0.1: Permission denied (publickey).", "refused our credentials"),
+    ("Host key verification failed.", "the ssh host key of"),
+])
+def test_ssh_runs_in_batch_mode_with_the_users_command(tmp_path: Path, manifest_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       ssh_says: str, expected: str) -> None:
+    # A stand-in for ssh that records how git runs it and fails the way real ssh does.
+    record = tmp_path / "ssh-args"
+    fake_ssh = tmp_path / "fake-ssh"
+    fake_ssh.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {record}\necho '{ssh_says}' >&2\nexit 255\n")
+    fake_ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", f"{fake_ssh} -i /keys/deploy")
+    with pytest.raises(AuthenticationRefused, match=expected) as info, \
+            open_source(make_manifest("git@127.0.0.1:team/adder.git"), manifest_path):
+        pass
+    assert info.value.exit_code == 3
+    args = record.read_text().splitlines()
+    assert args[:2] == ["-i", "/keys/deploy"]  # the user's own options first, so they win
+    assert "BatchMode=yes" in args and any(a.startswith("ConnectTimeout=") for a in args)
+    assert "git@127.0.0.1" in args
+
+
 def test_silent_remote_times_out_instead_of_hanging(manifest_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(source_module, "LOW_SPEED_TIME", 1)
