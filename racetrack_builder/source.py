@@ -271,7 +271,8 @@ def _clone_error(exc: GitCommandError, *, shown: str, url: str, branch: str,
             hint="connect once with ssh to accept it, or add it with ssh-keyscan to ~/.ssh/known_hosts",
         )
     if any(p in low for p in _AUTH_PATTERNS):
-        asked = "could not read" in low or "terminal prompts disabled" in low
+        asked = any(p in low for p in ("could not read username", "could not read password",
+                                       "terminal prompts disabled"))
         what = ("needs credentials and git may not prompt for them here" if asked
                 else "refused our credentials")
         return AuthenticationRefused(
