@@ -826,7 +826,8 @@ def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: LoadedDocum
     in_env = len(path) == 2 and path[0] in _ENV_SECTIONS
     if value is None:
         if in_env:
-            return f"has no value (write {path[1]}: '' for an empty value)"
+            key = path[1] if isinstance(path[1], str) and _is_identifier(path[1]) else "KEY"
+            return f"has no value (write {key}: '' for an empty value)"
         return f"is empty (give a value, e.g. {hint})" if hint else "is empty (give a value)"
     if kind in ("model_type", "dict_type"):
         example = f"e.g. {hint}" if hint else "write 'key: value' entries indented below it"
@@ -840,7 +841,13 @@ def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: LoadedDocum
             return f"YAML reads {entry.raw} as {_yaml_type(value)}, not text (quote it: '{entry.raw}')"
         if in_env:
             return f"must be text, not {_kind(value)} (write the value as one quoted string)"
-        return f"must be text, not {_kind(value)}" + (f" (e.g. {hint})" if hint else "")
+        if hint:
+            return f"must be text, not {_kind(value)} (e.g. {hint})"
+        if path and isinstance(path[-1], int):
+            info = _field_info(path[:-1])
+            example = info[1][0] if info and isinstance(info[1], list) and info[1] else "value"
+            return f"must be text, not {_kind(value)} (write each item as text, e.g. '- {example}')"
+        return f"must be text, not {_kind(value)} (write it as text in quotes)"
     # Every error type our model can produce is handled above; keep a readable fallback anyway.
     return f"is not valid ({kind.replace('_', ' ')})"
 

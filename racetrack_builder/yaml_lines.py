@@ -276,13 +276,14 @@ class _Builder:
             return node.value
         try:
             return self.loader.construct_object(node, deep=True)
-        except (ValueError, OverflowError):
-            # An implicit date such as 2020-13-45 or an integer too long to convert: the user
-            # wrote text that merely looks like a number or date, so keep the text.
-            return node.value
         except (yaml.YAMLError, binascii.Error) as err:
             self.problem(path, f"cannot be read: {_error_text(err)} (fix or quote the value)",
                          _pos(node.start_mark))
+            return node.value
+        except Exception:  # PyYAML's scalar constructors fail in many ways
+            # An implicit date such as 2020-13-45 (ValueError), an integer too long to convert, or
+            # an explicit tag on text that is not of that type (!!bool maybe: KeyError,
+            # !!timestamp x: AttributeError). The user wrote text; keep the text as written.
             return node.value
 
     @staticmethod

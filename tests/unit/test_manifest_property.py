@@ -83,12 +83,14 @@ def test_any_text_made_of_yaml_syntax(text: str) -> None:
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20)
            | st.dates() | st.binary(max_size=8))
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10) | st.integers(), inner,
-                                                                max_size=4),
-    max_leaves=20,
-)
+KEYS = st.text(max_size=10) | st.integers()
+
+
+def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(children, max_size=4), st.dictionaries(KEYS, children, max_size=4))
+
+
+VALUES = st.recursive(SCALARS, _containers, max_leaves=20)
 
 
 @SETTINGS
@@ -181,3 +183,16 @@ def test_dates_and_bytes_are_handled() -> None:
             data = yaml.safe_load(FULL_TEXT)
             set_path(data, path, value)
             check(yaml.safe_dump(data))
+
+
+TAGS = st.sampled_from(["bool", "int", "float", "null", "timestamp", "binary", "str", "set", "omap", "pairs",
+                        "merge", "value", "yaml", "map", "seq", "python/none", "python/object:os.system"])
+
+
+@SETTINGS
+@given(tag=TAGS, value=YAML_CHARS, where=st.sampled_from(["name", "build_env:\n  A", "labels: {k", "x"]))
+def test_explicit_tags_on_any_text(tag: str, value: str, where: str) -> None:
+    """PyYAML's constructors fail in odd ways on mistagged text (!!timestamp x, !!bool maybe)."""
+    closing = "}" if where.startswith("labels") else ""
+    check(f"{where}: !!{tag} {value}{closing}\n")
+    check(f"{where}: !!{tag} {yaml.safe_dump(value, default_style=chr(34)).strip()}{closing}\n")
