@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from flask import Flask, Response, g, redirect, request, send_file
+from flask import Flask, Response, redirect, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
@@ -36,26 +36,54 @@ WEBVIEW_PATH = "/api/v1/webview"
 WSGIApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class PrefixMiddleware:
-    """Serves every route also under ``/pub/fatman/<name>/<version>``, the gateway's path.
+ENDPOINT_KEY = "fatman.endpoint"  # environ key where views name the endpoint for metrics
+# Routes whose path is their own metrics label; job routes set theirs (ENDPOINT_KEY).
+_FIXED_LABELS = frozenset(["/", "/docs", "/openapi.json", "/health", "/live", "/ready", "/metrics",
+                           "/api/v1/perform", "/api/v1/parameters"])
 
-    The prefix moves from ``PATH_INFO`` to ``SCRIPT_NAME``, as a WSGI app mounted there would see
-    it: routing, auth and metrics then deal with one path, and links built from the script root
-    (Swagger UI, OpenAPI ``servers``) keep the prefix the client used.
+
+class FatmanMiddleware:
+    """The WSGI layer around the Flask app: gateway prefix, token check, request metrics.
+
+    * Every route is also served under ``/pub/fatman/<name>/<version>``: the prefix moves from
+      ``PATH_INFO`` to ``SCRIPT_NAME`` as for an app mounted there, so routing, auth and metrics
+      deal with one path and links built from the script root keep the prefix the client used.
+    * With a token configured, a request to a guarded path without it is answered 401 here.
+    * Each answer is counted per endpoint with its status and duration.
+
+    Plain WSGI rather than Flask hooks: this runs on every request, and the hooks' context-local
+    lookups cost a measurable share of a small job's throughput.
     """
 
-    def __init__(self, app: WSGIApp, prefix: str) -> None:
+    def __init__(self, app: WSGIApp, prefix: str, guard: TokenGuard, metrics: RequestMetrics) -> None:
         self.app = app
         self.prefix = prefix.rstrip("/")
+        self.guard = guard
+        self.metrics = metrics
 
     def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        path = environ.get("PATH_INFO", "")
         prefix = self.prefix
-        if prefix:
-            path = environ.get("PATH_INFO", "")
-            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
-                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
-                environ["PATH_INFO"] = path[len(prefix):] or "/"
-        return self.app(environ, start_response)
+        if prefix and path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+            path = environ["PATH_INFO"] = path[len(prefix):] or "/"
+        status: List[str] = []
+
+        def record_status(code: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(code)
+            return start_response(code, headers, exc_info)
+
+        if self.guard.enabled and not self.guard.allows(path, environ):
+            error = ApiError(401, "missing or wrong auth token: send it in the X-Racetrack-Auth header "
+                                  "or as 'Authorization: Bearer <token>'", error_type="Unauthorized")
+            result: Iterable[bytes] = error_response(error)(environ, record_status)
+        else:
+            result = self.app(environ, record_status)
+        label = environ.get(ENDPOINT_KEY) or (path if path in _FIXED_LABELS else "unmatched")
+        code = int(status[0][:3]) if status else 500
+        self.metrics.observe(label, code, time.perf_counter() - started)
+        return result
 
 
 class JobHolder:
@@ -106,48 +134,65 @@ def _json_response(body: Any, status: int = 200) -> Response:
     return Response(dumps(body), status=status, mimetype=JSON)
 
 
-def _read_json_object(limit: int) -> Dict[str, Any]:
-    """The request body as a JSON object; 413 past ``limit`` bytes, 400 if malformed or no object."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise ApiError(413, f"the request body has {length} bytes, over the limit of {limit} "
-                            "(FATMAN_MAX_BODY_BYTES)", error_type="PayloadTooLarge")
-    data = request.stream.read(limit + 1)  # bounded even for chunked bodies without a length
+def _read_body(environ: Dict[str, Any], limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes (413 beyond), straight from the WSGI input."""
+    raw_length = environ.get("CONTENT_LENGTH")
+    stream = environ["wsgi.input"]
+    if raw_length:
+        try:
+            length = int(raw_length)
+        except ValueError:
+            raise ApiError(400, f"invalid Content-Length {raw_length!r}", error_type="BadRequest") from None
+        if length > limit:
+            raise ApiError(413, f"the request body has {length} bytes, over the limit of {limit} "
+                                "(FATMAN_MAX_BODY_BYTES)", error_type="PayloadTooLarge")
+        return stream.read(length) if length > 0 else b""
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # no length and a server that does not end the stream: no body can be read safely
+    data = stream.read(limit + 1)  # chunked: bounded all the same
     if len(data) > limit:
         raise ApiError(413, f"the request body is over the limit of {limit} bytes (FATMAN_MAX_BODY_BYTES)",
                        error_type="PayloadTooLarge")
+    return data
+
+
+def _parse_json_object(data: bytes) -> Dict[str, Any]:
+    """A request body as a JSON object; 400 if malformed or not an object. No body means ``{}``."""
     if not data.strip():
-        return {}  # no body: an endpoint without arguments, or all of them optional
+        return {}  # an endpoint without arguments, or all of them optional
     try:
         payload = json.loads(data)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise ApiError(400, f"the request body is not valid JSON: {exc}", error_type="MalformedJSON") from None
     if not isinstance(payload, dict):
-        kind = type(payload).__name__ if not isinstance(payload, list) else "an array"
+        kind = "an array" if isinstance(payload, list) else type(payload).__name__
         raise ApiError(400, f"the request body must be a JSON object of named arguments, got {kind}",
                        error_type="MalformedJSON")
     return payload
 
 
-def _handle_error(exc: Exception) -> Union[Response, HTTPException]:
-    """The one error handler: every failure becomes ``ApiError.to_dict()`` JSON."""
-    if isinstance(exc, ApiError):
-        err = exc
-    elif isinstance(exc, HTTPException):
-        if exc.code is None or exc.code < 400:
-            return exc  # redirects (trailing slashes) are answers, not errors
-        err = ApiError(exc.code, exc.description or exc.name, error_type=type(exc).__name__)
-    else:
-        log.exception("unexpected error answering %s %s", request.method, request.path)
-        err = ApiError(500, f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__)
+def error_response(err: ApiError) -> Response:
+    """The JSON answer of an error; every error the wrapper answers goes through here."""
     response = _json_response(err.to_dict(), err.status)
-    if isinstance(exc, HTTPException):
-        for name, value in exc.get_headers():
-            if name.lower() not in ("content-type", "content-length"):
-                response.headers[name] = value
     if err.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="fatman"'
     return response
+
+
+def _handle_error(exc: Exception) -> Union[Response, HTTPException]:
+    """The one Flask error handler: every failure becomes ``ApiError.to_dict()`` JSON."""
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    if isinstance(exc, HTTPException):
+        if exc.code is None or exc.code < 400:
+            return exc  # redirects (trailing slashes) are answers, not errors
+        response = error_response(ApiError(exc.code, exc.description or exc.name, error_type=type(exc).__name__))
+        for name, value in exc.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value  # e.g. Allow of a 405
+        return response
+    log.exception("unexpected error answering %s %s", request.method, request.path)
+    return error_response(ApiError(500, f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__))
 
 
 def create_app(
@@ -178,36 +223,20 @@ def create_app(
     caches: Dict[str, Any] = {}
 
     app = Flask("fatman_wrapper", static_folder=None)
-    app.wsgi_app = PrefixMiddleware(app.wsgi_app, settings.pub_prefix)  # type: ignore[method-assign]
+    app.wsgi_app = FatmanMiddleware(app.wsgi_app, settings.pub_prefix, guard, metrics)  # type: ignore[method-assign]
     app.extensions["fatman"] = holder
     app.register_error_handler(Exception, _handle_error)
 
-    @app.before_request
-    def _start() -> None:
-        g.fatman_started = time.perf_counter()
-        if guard.enabled and not guard.allows(request.path, request.headers):
-            raise ApiError(401, f"missing or wrong auth token: send it in the {'X-Racetrack-Auth'} header "
-                                "or as 'Authorization: Bearer <token>'", error_type="Unauthorized")
-
-    @app.after_request
-    def _count(response: Response) -> Response:
-        started = g.get("fatman_started")
-        if started is not None:
-            endpoint = g.get("fatman_endpoint")
-            if endpoint is None:
-                endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            metrics.observe(endpoint, response.status_code, time.perf_counter() - started)
-        return response
-
     def call_endpoint(path: str) -> Response:
+        environ = request.environ
         job = holder.require()
         endpoint = job.endpoints.get(path)
         if endpoint is None:
-            g.fatman_endpoint = "/api/v1/<unknown>"
+            environ[ENDPOINT_KEY] = "/api/v1/<unknown>"
             known = ", ".join(f"/api/v1/{p}" for p in job.endpoints)
             raise ApiError(404, f"no endpoint POST /api/v1/{path} (this job has: {known})", error_type="NotFound")
-        g.fatman_endpoint = f"/api/v1/{path}"
-        kwargs = endpoint.signature.bind(_read_json_object(limit))
+        environ[ENDPOINT_KEY] = f"/api/v1/{path}"
+        kwargs = endpoint.signature.bind(_parse_json_object(_read_body(environ, limit)))
         try:
             result = endpoint.method(**kwargs)
         except Exception as exc:
@@ -232,9 +261,9 @@ def create_app(
             files = caches["static"] = StaticFiles(root_path, job.static)
         found = files.resolve(path)
         if found is None:
-            g.fatman_endpoint = "/api/v1/<unknown>"
+            request.environ[ENDPOINT_KEY] = "/api/v1/<unknown>"
             raise ApiError(404, f"nothing to GET at /api/v1/{path}", error_type="NotFound")
-        g.fatman_endpoint = f"/api/v1/{path.split('/')[0]}"
+        request.environ[ENDPOINT_KEY] = f"/api/v1/{path.split('/')[0]}"
         file_path, mimetype = found
         return send_file(file_path, mimetype=mimetype, conditional=True)
 
@@ -246,6 +275,7 @@ def create_app(
         return Response(body, mimetype=JSON)
 
     def webview(rest: str = "") -> Any:
+        request.environ[ENDPOINT_KEY] = WEBVIEW_PATH
         job = holder.require()
         if job.webview is None:
             raise ApiError(404, "this job has no webview (define webview_app(self, base_url) in the entrypoint)",
@@ -295,6 +325,7 @@ def create_app(
         return Response(page, mimetype="text/html")
 
     def docs_static(filename: str) -> Response:
+        request.environ[ENDPOINT_KEY] = "/docs/static"
         found = resolve_under(swagger_dir, filename)
         if found is None:
             raise ApiError(404, f"no Swagger UI file {filename}", error_type="NotFound")

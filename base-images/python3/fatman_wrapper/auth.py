@@ -9,17 +9,18 @@ public endpoint opens that exact path and the paths under it: ``/foo`` opens ``/
 from __future__ import annotations
 
 import hmac
-from typing import Iterable, Mapping, Optional, Tuple
+from typing import Any, Iterable, Mapping, Optional, Tuple
 
 PROBES = ("/health", "/live", "/ready")
 TOKEN_HEADER = "X-Racetrack-Auth"
+TOKEN_ENVIRON = "HTTP_X_RACETRACK_AUTH"
 
 
 class TokenGuard:
     """Decides whether a request needs the token and whether it brought the right one."""
 
     def __init__(self, token: str, public_endpoints: Iterable[str]) -> None:
-        self._token = token.encode("utf-8")
+        self._token = token.encode("utf-8")  # what a client sends for a UTF-8 token
         self.enabled = bool(token)
         self._public: Tuple[str, ...] = tuple(p.rstrip("/") for p in public_endpoints)
 
@@ -37,23 +38,24 @@ class TokenGuard:
                 return True
         return False
 
-    def token_from(self, headers: Mapping[str, str]) -> Optional[str]:
+    def token_from(self, environ: Mapping[str, Any]) -> Optional[str]:
         """The token a request carries: ``X-Racetrack-Auth`` or ``Authorization: Bearer``."""
-        token = headers.get(TOKEN_HEADER)
+        token = environ.get(TOKEN_ENVIRON)
         if token:
             return token
-        authorization = headers.get("Authorization", "")
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         return None
 
-    def allows(self, path: str, headers: Mapping[str, str]) -> bool:
-        """Whether the request may pass: no token configured, exempt path, or the right token."""
+    def allows(self, path: str, environ: Mapping[str, Any]) -> bool:
+        """Whether a request (its WSGI environ) may pass: no token set, exempt path, or the right token."""
         if not self.enabled or self.is_exempt(path):
             return True
-        given = self.token_from(headers)
+        given = self.token_from(environ)
         if given is None:
             return False
         # Constant time, so the answer's timing does not reveal how much of a guess was right.
-        return hmac.compare_digest(given.encode("utf-8"), self._token)
+        # WSGI headers are latin-1 decoded strings; encode back to the bytes that were sent.
+        return hmac.compare_digest(given.encode("latin-1", "replace"), self._token)
