@@ -34,26 +34,48 @@ class BuiltImage:
     duration: float  # seconds
 
 
+_TLS_FAILURE = re.compile(r"CERTIFICATE_VERIFY_FAILED|Certificate verification failed|certificate verify failed", re.I)
+_NETWORK_FAILURE = re.compile(r"Temporary failure resolving|Name or service not known|Failed to establish a new "
+                              r"connection|Connection refused|Network is unreachable|Could not resolve", re.I)
+_AUTH_FAILURE = re.compile(r"\b(401|403)\b.*(Unauthori[sz]ed|Forbidden)|User for \S+:", re.I)
+_CONFLICT = re.compile(r"has requirement .*, but you have|is incompatible|which is not installed")
+
+
 def _explain_failure(instruction: str, tail: list[str]) -> tuple[str, str | None]:
-    """A headline and a fix for a failed step, recognised from the step itself."""
+    """A headline and a fix for a failed step, recognised from the step and its output."""
     text = "\n".join(tail)
-    if "pip check" in instruction:
-        conflicts = [line for line in tail if "has requirement" in line or "requires" in line]
-        detail = "; ".join(conflicts[-3:]) or "see the output above"
-        return (f"a job requirement conflicts with the wrapper's own dependencies: {detail}",
-                "pin a version of the job's requirement that the wrapper supports, or drop the pin")
     if "fatman_wrapper" in instruction and '"check"' in instruction:
         return ("the job cannot be imported inside the image",
-                "fix the error above; the build runs the same import the service would run at start")
+                "fix the error above; the build runs the same import the service runs at start")
+    if _TLS_FAILURE.search(text):
+        return ("a build step could not verify a TLS certificate",
+                "on a network that intercepts TLS, pass its CA bundle with --ca-cert FILE")
+    if _NETWORK_FAILURE.search(text):
+        return ("a build step could not reach the network",
+                "check the index or mirror address; a server on this machine needs --network host")
     if "apt-get" in instruction:
         if "Unable to locate package" in text or "has no installation candidate" in text:
             return ("a system dependency could not be found by apt",
                     "check the names in system_dependencies against Debian's packages for the base image")
         return "installing system_dependencies with apt failed", None
+    if "pip check" in instruction and _CONFLICT.search(text):
+        conflicts = [line.strip() for line in tail if _CONFLICT.search(line)]
+        return (f"a job requirement conflicts with the wrapper's own dependencies: {'; '.join(conflicts[-3:])}",
+                "pin a version of the job's requirement that the wrapper supports, or drop the pin")
     if "pip install" in instruction:
+        missing = [line.strip() for line in tail if "No matching distribution found" in line]
+        if missing:
+            return (f"pip could not install the job's requirements: {missing[-1]}",
+                    "check the name and version in the requirements file and the index it is served from")
         return ("pip could not install the job's requirements",
                 "check python.requirements_path, the index it needs and secret_build_env_file")
     return "a build step failed", None
+
+
+def _short(instruction: str, limit: int = 90) -> str:
+    """A Dockerfile instruction on one short line, for messages."""
+    text = " ".join(instruction.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Engine:
@@ -144,7 +166,7 @@ class Engine:
     ) -> BuiltImage:
         """Build ``context`` and tag the result; the tag is set only when every step succeeded."""
         started = time.monotonic()
-        step_text = ""
+        step_text, step_no = "", "0"
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         image_id: str | None = None
         with _converted("build"):
@@ -164,8 +186,13 @@ class Engine:
                             hint="build or load it first; for the Python root image use --python-image "
                                  "or RACETRACK_PYTHON_IMAGE",
                         )
+                    if _AUTH_FAILURE.search("\n".join(tail)):
+                        raise AuthenticationRefused(
+                            f"a package index refused the build's credentials (step {step_no}: {_short(step_text)})",
+                            hint="check the values in secret_build_env_file and how requirements use them",
+                        )
                     headline, hint = _explain_failure(step_text, list(tail))
-                    raise BuildFailed(f"{headline} (step: {step_text or 'start'})", hint=hint,
+                    raise BuildFailed(f"{headline} (step {step_no}: {_short(step_text) or 'start'})", hint=hint,
                                       step=step_text, log_tail=list(tail))
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("ID"):
@@ -173,7 +200,7 @@ class Engine:
                 for line in _lines(chunk.get("stream", "")):
                     match = _STEP.match(line)
                     if match:
-                        step_text = match["instruction"]
+                        step_text, step_no = match["instruction"], f"{match['n']}/{match['total']}"
                         tail.clear()
                         if on_step:
                             on_step(int(match["n"]), int(match["total"]), step_text)

@@ -152,8 +152,16 @@ def plan_job_requirements(manifest: Manifest, source: JobSource) -> Requirements
     return plan
 
 
-def render_dockerfile(manifest: Manifest, source: JobSource, options: RenderOptions | None = None) -> str:
-    """The job's Dockerfile as text."""
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered Dockerfile and the build arguments a builder must pass along with it."""
+
+    dockerfile: str
+    build_arg_names: tuple[str, ...]
+
+
+def render(manifest: Manifest, source: JobSource, options: RenderOptions | None = None) -> Rendered:
+    """Render the job's Dockerfile."""
     options = options or RenderOptions()
     secret_names = tuple(dict.fromkeys(options.secret_build_names))
     for name in secret_names:
@@ -167,6 +175,8 @@ def render_dockerfile(manifest: Manifest, source: JobSource, options: RenderOpti
     ] + [(name, None) for name in secret_names]
     # Final stage: only the plain build_env reaches apt; secrets stay in the builder stage.
     final_args = [(name, value) for name, value in manifest.build_env.items() if name not in secret]
+    requirements = plan_job_requirements(manifest, source)
+    system_dependencies = list(manifest.system_dependencies)
 
     context = {
         "m": manifest,
@@ -178,14 +188,25 @@ def render_dockerfile(manifest: Manifest, source: JobSource, options: RenderOpti
         "final_args": final_args,
         "ca_cert": options.ca_cert,
         "ca_cert_file": CA_BUNDLE_FILE,
-        "requirements": plan_job_requirements(manifest, source),
-        "system_dependencies": list(manifest.system_dependencies),
+        "requirements": requirements,
+        "system_dependencies": system_dependencies,
         "runtime_env": list(manifest.runtime_env.items()),
         "labels": image_labels(manifest, source),
         "check_command": wrapper_command(manifest, "check"),
         "command": wrapper_command(manifest, "run"),
     }
-    return _environment().get_template(TEMPLATE).render(context)
+    dockerfile = _environment().get_template(TEMPLATE).render(context)
+    # Secrets are declared only in the builder stage, which exists only for requirements; the CA
+    # argument only in the apt step.
+    arg_names = list(secret_names) if requirements else []
+    if options.ca_cert and system_dependencies:
+        arg_names.append(CA_BUNDLE_ARG)
+    return Rendered(dockerfile=dockerfile, build_arg_names=tuple(arg_names))
+
+
+def render_dockerfile(manifest: Manifest, source: JobSource, options: RenderOptions | None = None) -> str:
+    """The job's Dockerfile as text."""
+    return render(manifest, source, options).dockerfile
 
 
 @dataclass(frozen=True)
@@ -228,23 +249,13 @@ def write_context(
             f"output folder '{out_dir}' is not empty",
             hint="choose a new folder or empty this one: a context must hold only the job",
         )
-    dockerfile = render_dockerfile(manifest, source, options)
+    rendered = render(manifest, source, options)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+    (out_dir / "Dockerfile").write_text(rendered.dockerfile, encoding="utf-8")
     _copy_job_files(source, out_dir / JOB_DIR)
     if ca_cert_path is not None:
         shutil.copyfile(ca_cert_path, out_dir / CA_BUNDLE_FILE)
-    return BuildContext(path=out_dir, dockerfile=dockerfile, build_arg_names=required_build_args(dockerfile))
-
-
-def required_build_args(dockerfile: str) -> tuple[str, ...]:
-    """Build arguments the Dockerfile declares without a default: the builder must pass them.
-
-    Read from the rendered text itself, so it is right for every template branch (no builder stage,
-    no apt step...) without repeating the template's conditions here.
-    """
-    names = re.findall(r"^ARG ([A-Za-z_][A-Za-z0-9_]*)\s*$", dockerfile, flags=re.MULTILINE)
-    return tuple(dict.fromkeys(names))
+    return BuildContext(path=out_dir, dockerfile=rendered.dockerfile, build_arg_names=rendered.build_arg_names)
 
 
 def build_args(context: BuildContext, secret_env: Mapping[str, str], apt_ca: str | None = None) -> dict[str, str]:

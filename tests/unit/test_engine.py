@@ -116,3 +116,33 @@ def test_no_engine_is_exit_3_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> No
         del exc  # the error's cause holds the frames holding the socket
         gc.collect()
     assert code == 3 and "DOCKER_HOST" in message
+
+
+def _fail_with(tmp_path: Path, instruction: str, output: list[str]) -> Exception:
+    api = FakeAPI([{"stream": f"Step 4/11 : {instruction}\n"}, *({"stream": line + "\n"} for line in output),
+                   {"error": "returned a non-zero code: 1"}])
+    with pytest.raises(Exception) as exc:
+        _engine(api).build(tmp_path, tag="t:1")
+    return exc.value
+
+
+PIP_STEP = "RUN set -eu; pip install --prefix /build/prefix -r r.txt; PYTHONPATH=x pip check"
+
+
+def test_tls_interception_points_to_ca_cert(tmp_path: Path) -> None:
+    err = _fail_with(tmp_path, PIP_STEP, ["SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED]"])
+    assert isinstance(err, BuildFailed) and "--ca-cert" in (err.hint or "")
+
+
+def test_unresolvable_requirement_is_not_called_a_conflict(tmp_path: Path) -> None:
+    err = _fail_with(tmp_path, PIP_STEP, ["ERROR: No matching distribution found for nosuchpkg==1.0"])
+    assert isinstance(err, BuildFailed)
+    assert "No matching distribution found for nosuchpkg==1.0" in err.message
+    assert "conflict" not in err.message
+    assert "step 4/11: RUN set -eu; pip install" in err.message
+
+
+def test_refused_index_credentials_are_an_authentication_failure(tmp_path: Path) -> None:
+    err = _fail_with(tmp_path, PIP_STEP, ["ERROR: 401 Client Error: Unauthorized for url: http://127.0.0.1:1/simple/x/"])
+    assert isinstance(err, AuthenticationRefused) and err.exit_code == 3
+    assert "secret_build_env_file" in str(err)

@@ -20,7 +20,7 @@ from racetrack_builder.render import (
     RenderOptions,
     build_args,
     render_dockerfile,
-    required_build_args,
+    render,
     write_context,
 )
 from racetrack_builder.source import JobSource
@@ -104,13 +104,14 @@ def test_golden_dockerfile(scenario: str, tmp_path: Path) -> None:
 
 def test_secret_names_are_build_args_without_defaults_and_never_in_final_stage(tmp_path: Path) -> None:
     extra, files, options = SCENARIOS["secrets"]
-    text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), options)
+    rendered = render(_manifest(**extra), _source(tmp_path, files), options)
+    text = rendered.dockerfile
     builder, final = text.split("# ---- the job image")
-    assert "ARG INDEX_TOKEN\n" in builder and "ARG INDEX_USER\n" in builder
+    assert re.search(r"^ARG PIP_INDEX_URL=\S+ \\\n    INDEX_USER \\\n    INDEX_TOKEN\n", builder, re.M), builder
     # The secret wins over build_env's value of the same name: no default may shadow the build arg.
     assert "plain-loses" not in text
     assert "INDEX_" not in final
-    assert required_build_args(text) == ("INDEX_USER", "INDEX_TOKEN")
+    assert rendered.build_arg_names == ("INDEX_USER", "INDEX_TOKEN")
 
 
 def test_code_is_copied_after_packages_so_code_changes_reuse_pip_and_apt_layers(tmp_path: Path) -> None:

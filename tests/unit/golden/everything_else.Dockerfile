@@ -3,15 +3,15 @@
 
 # ---- the job image ---------------------------------------------------------------------------------
 FROM registry.example.com/racetrack/python3:1.0
-USER root
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="1.2.3" \
     DJANGO_DEBUG="true" \
     TORCH_MODEL_ZOO="zoo" \
     FATMAN_PUBLIC_ENDPOINTS="/api/v1/perform,/api/v1/webview"
+CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py", "--class", "FatmanEntrypoint"]
+# The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR
+# (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
-WORKDIR /src/fatman
-USER fatman
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets).
 RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py", "--class", "FatmanEntrypoint"]
@@ -26,4 +26,3 @@ LABEL "team"="ml" \
       "org.racetrack.git.branch"="master" \
       "org.racetrack.git.directory"="." \
       "org.racetrack.public-endpoints"="/api/v1/perform,/api/v1/webview"
-CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py", "--class", "FatmanEntrypoint"]

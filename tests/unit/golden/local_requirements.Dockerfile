@@ -6,11 +6,11 @@ FROM racetrack/python3:latest AS builder
 USER root
 # The requirements install local paths, so pip needs the job's whole source here.
 COPY job/ /build/job/
-WORKDIR /build/job
 # --prefix keeps the job's packages apart from the wrapper's venv: the final stage copies only
 # them, and packages the base image already has are not installed twice. pip check then catches a
 # job requirement that conflicts with the wrapper's own dependencies, naming both.
 RUN set -eu; \
+    cd /build/job; \
     pip install --no-cache-dir --disable-pip-version-check --no-warn-script-location \
         --prefix /build/prefix -r /build/job/requirements.txt; \
     mkdir -p /opt/fatman/job/site-packages /opt/fatman/job/bin; \
@@ -22,14 +22,14 @@ RUN set -eu; \
 
 # ---- the job image ---------------------------------------------------------------------------------
 FROM racetrack/python3:latest
-USER root
 COPY --from=builder /opt/fatman/job /opt/fatman/job
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="0.0.1" \
     FATMAN_PUBLIC_ENDPOINTS=""
+CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]
+# The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR
+# (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
-WORKDIR /src/fatman
-USER fatman
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets).
 RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py"]
@@ -42,4 +42,3 @@ LABEL "org.opencontainers.image.title"="adder" \
       "org.racetrack.git.branch"="master" \
       "org.racetrack.git.directory"="." \
       "org.racetrack.public-endpoints"=""
-CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]

@@ -3,13 +3,13 @@
 
 # ---- the job image ---------------------------------------------------------------------------------
 FROM racetrack/python3:latest
-USER root
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="0.0.1" \
     FATMAN_PUBLIC_ENDPOINTS=""
+CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]
+# The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR
+# (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
-WORKDIR /src/fatman
-USER fatman
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets).
 RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py"]
@@ -22,4 +22,3 @@ LABEL "org.opencontainers.image.title"="adder" \
       "org.racetrack.git.branch"="master" \
       "org.racetrack.git.directory"="." \
       "org.racetrack.public-endpoints"=""
-CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]

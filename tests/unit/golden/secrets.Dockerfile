@@ -6,15 +6,15 @@
 # ---- builder: installs the job's Python requirements into /opt/fatman/job -------------------------
 FROM racetrack/python3:latest AS builder
 USER root
-ARG PIP_INDEX_URL="http://127.0.0.1:8080/simple"
-ARG INDEX_USER
-ARG INDEX_TOKEN
+ARG PIP_INDEX_URL="http://127.0.0.1:8080/simple" \
+    INDEX_USER \
+    INDEX_TOKEN
 COPY ["job/requirements.txt", "/build/job/requirements.txt"]
-WORKDIR /build/job
 # --prefix keeps the job's packages apart from the wrapper's venv: the final stage copies only
 # them, and packages the base image already has are not installed twice. pip check then catches a
 # job requirement that conflicts with the wrapper's own dependencies, naming both.
 RUN set -eu; \
+    cd /build/job; \
     pip install --no-cache-dir --disable-pip-version-check --no-warn-script-location \
         --prefix /build/prefix -r /build/job/requirements.txt; \
     mkdir -p /opt/fatman/job/site-packages /opt/fatman/job/bin; \
@@ -26,14 +26,14 @@ RUN set -eu; \
 
 # ---- the job image ---------------------------------------------------------------------------------
 FROM racetrack/python3:latest
-USER root
 COPY --from=builder /opt/fatman/job /opt/fatman/job
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="0.0.1" \
     FATMAN_PUBLIC_ENDPOINTS=""
+CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]
+# The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR
+# (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
-WORKDIR /src/fatman
-USER fatman
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets).
 RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py"]
@@ -46,4 +46,3 @@ LABEL "org.opencontainers.image.title"="adder" \
       "org.racetrack.git.branch"="master" \
       "org.racetrack.git.directory"="." \
       "org.racetrack.public-endpoints"=""
-CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]

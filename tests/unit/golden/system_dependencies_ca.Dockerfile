@@ -6,13 +6,13 @@ FROM racetrack/python3:latest AS builder
 USER root
 ARG DEBIAN_FRONTEND="noninteractive"
 COPY "ca-bundle.pem" /build/ca-bundle.pem
-ENV PIP_CERT=/build/ca-bundle.pem
 COPY ["job/requirements.txt", "/build/job/requirements.txt"]
-WORKDIR /build/job
 # --prefix keeps the job's packages apart from the wrapper's venv: the final stage copies only
 # them, and packages the base image already has are not installed twice. pip check then catches a
 # job requirement that conflicts with the wrapper's own dependencies, naming both.
 RUN set -eu; \
+    export PIP_CERT=/build/ca-bundle.pem; \
+    cd /build/job; \
     pip install --no-cache-dir --disable-pip-version-check --no-warn-script-location \
         --prefix /build/prefix -r /build/job/requirements.txt; \
     mkdir -p /opt/fatman/job/site-packages /opt/fatman/job/bin; \
@@ -25,10 +25,10 @@ RUN set -eu; \
 # ---- the job image ---------------------------------------------------------------------------------
 FROM racetrack/python3:latest
 USER root
-ARG DEBIAN_FRONTEND="noninteractive"
-# Extra CA certificates reach apt through a build argument, added to the image's own store in a
-# file removed within the same step, so no layer keeps them.
-ARG RACETRACK_CA_BUNDLE
+ARG DEBIAN_FRONTEND="noninteractive" \
+    RACETRACK_CA_BUNDLE
+# Extra CA certificates reach apt through the build argument above, added to the image's own store
+# in a file removed within the same step, so no layer keeps them.
 RUN set -eu; \
     { cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true; printf '%s\n' "$RACETRACK_CA_BUNDLE"; } \
         > /tmp/racetrack-ca.pem; \
@@ -40,13 +40,15 @@ RUN set -eu; \
     ; \
     apt-get clean; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /tmp/racetrack-ca.pem
+USER fatman
 COPY --from=builder /opt/fatman/job /opt/fatman/job
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="0.0.1" \
     FATMAN_PUBLIC_ENDPOINTS=""
+CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]
+# The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR
+# (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
-WORKDIR /src/fatman
-USER fatman
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets).
 RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py"]
@@ -59,4 +61,3 @@ LABEL "org.opencontainers.image.title"="adder" \
       "org.racetrack.git.branch"="master" \
       "org.racetrack.git.directory"="." \
       "org.racetrack.public-endpoints"=""
-CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]

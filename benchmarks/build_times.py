@@ -1,0 +1,202 @@
+"""Build times and image size of racetrack-build against a hand-written Dockerfile, in one run.
+
+    .venv/bin/python benchmarks/build_times.py [--runs 5] [--json out.json]
+
+Needs a Docker engine and the base image racetrack/python3:latest (built by `racetrack-build base`
+or `.ci/run`). The job is an adder with one requirement, served to pip in the build by a static
+find-links server on 127.0.0.1 (host networking), so no step reaches the internet.
+
+What it measures, each as a median over --runs, alternating the two builders so machine noise hits
+both alike:
+- cold build (--no-cache) of both;
+- no-change rebuild: racetrack-build on the same commit (target: under 3 s);
+- code-change rebuild: a new commit changing the entrypoint only (target: at most 1.3x the
+  hand-written Dockerfile's rebuild for the same change);
+- image size: final image minus base image against what the job adds (installed packages + code),
+  for ours and the hand-written one (target: ours <= packages + code + 1 MB).
+
+Both builders go through their command line (racetrack-build; `docker build` with the classic
+builder that docker-py also drives), so each figure includes the tool's own start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+BASE_IMAGE = "racetrack/python3:latest"
+REQUIREMENT = "six==1.16.0"
+ENTRY = '''\
+class FatmanEntrypoint:
+    def perform(self, x: float, y: float) -> float:
+        """Add two numbers (revision {rev})."""
+        import six  # the job's own requirement
+        return x + y + 0 * len(six.__version__)
+
+    def docs_input_example(self) -> dict:
+        return {{"x": 1, "y": 2}}
+'''
+HAND_WRITTEN = f'''\
+FROM {BASE_IMAGE}
+USER root
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --prefix /opt/fatman/job-prefix -r /tmp/requirements.txt \\
+    && mv /opt/fatman/job-prefix/lib/python3*/site-packages/* /opt/fatman/job/site-packages/ \\
+    && rm -rf /opt/fatman/job-prefix /tmp/requirements.txt
+COPY --chown=10001:10001 . /src/fatman/
+USER fatman
+CMD ["python", "-m", "fatman_wrapper", "run", "adder.py"]
+'''
+MANIFEST = """\
+name: bench-adder
+owner_email: bench@example.com
+lang: python3:latest
+version: 1.0.0
+git:
+  remote: {remote}
+python:
+  entrypoint_path: adder.py
+  requirements_path: requirements.txt
+"""
+
+
+def sh(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout.strip()
+
+
+def timed(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    sh(*args, cwd=cwd, env=env)
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def find_links_server(folder: Path) -> Iterator[str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def image_size(ref: str) -> int:
+    return int(sh("docker", "image", "inspect", "--format", "{{.Size}}", ref))
+
+
+def added_content(ref: str) -> int:
+    """Bytes of what the job adds: its installed packages and its code, measured inside the image."""
+    out = sh("docker", "run", "--rm", "--entrypoint", "sh", ref, "-c",
+             "du -sb /opt/fatman/job /src/fatman | awk '{s+=$1} END {print s}'")
+    return int(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    cli = [sys.executable, "-m", "racetrack_builder"]
+    sh("docker", "image", "inspect", BASE_IMAGE)
+
+    with tempfile.TemporaryDirectory(prefix="racetrack-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        wheels = tmp / "wheels"
+        sh(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(wheels), REQUIREMENT)
+        with find_links_server(wheels) as links:
+            requirements = f"--no-index\n--find-links {links}\n{REQUIREMENT}\n"
+            # the job's repository (a bare remote) and a hand-written build folder with the same files
+            work, bare, hand = tmp / "work", tmp / "remote.git", tmp / "hand"
+            work.mkdir()
+            env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
+                   "GIT_COMMITTER_EMAIL": "b@example.com"}
+            sh("git", "init", "-q", "-b", "master", str(work))
+            sh("git", "init", "-q", "--bare", "-b", "master", str(bare))
+            (work / "requirements.txt").write_text(requirements)
+            (work / "fatman.yaml").write_text(MANIFEST.format(remote=f"file://{bare}"))
+
+            def commit(rev: int) -> None:
+                (work / "adder.py").write_text(ENTRY.format(rev=rev))
+                sh("git", "add", "-A", cwd=work, env=env)
+                sh("git", "commit", "-q", "-m", f"rev {rev}", cwd=work, env=env)
+                sh("git", "push", "-q", str(bare), "master", cwd=work, env=env)
+                hand.mkdir(exist_ok=True)
+                for name in ("adder.py", "requirements.txt"):
+                    shutil.copy2(work / name, hand / name)
+                (hand / "Dockerfile").write_text(HAND_WRITTEN)
+
+            manifest = str(work / "fatman.yaml")
+            ours = [*cli, "build", manifest, "-q", "--network", "host", "--tag", "bench-adder:ours"]
+            theirs = ["docker", "build", "-q", "--network", "host", "-t", "bench-adder:hand", str(hand)]
+            classic = {"DOCKER_BUILDKIT": "0"}
+
+            commit(0)
+            cold_ours = timed(*ours, "--no-cache")
+            cold_hand = timed(*theirs, "--no-cache", env=classic)
+            same_ours, same_hand, change_ours, change_local, change_hand = [], [], [], [], []
+            for rev in range(1, args.runs + 1):
+                same_ours.append(timed(*ours))
+                same_hand.append(timed(*theirs, env=classic))
+                commit(2 * rev)
+                change_ours.append(timed(*ours))
+                change_hand.append(timed(*theirs, env=classic))
+                # --local: the developer's loop, building the working tree as the hand-written build does
+                commit(2 * rev + 1)
+                change_local.append(timed(*ours, "--local"))
+
+            base = image_size(BASE_IMAGE)
+            result = {
+                "runs": args.runs,
+                "cold_build_s": {"ours": round(cold_ours, 2), "hand_written": round(cold_hand, 2)},
+                "no_change_rebuild_s": {"ours": round(statistics.median(same_ours), 2),
+                                        "hand_written": round(statistics.median(same_hand), 2)},
+                "code_change_rebuild_s": {"ours": round(statistics.median(change_ours), 2),
+                                          "ours_local": round(statistics.median(change_local), 2),
+                                          "hand_written": round(statistics.median(change_hand), 2)},
+                "image_added_bytes": {"ours": image_size("bench-adder:ours") - base,
+                                      "hand_written": image_size("bench-adder:hand") - base,
+                                      "packages_plus_code": added_content("bench-adder:ours")},
+            }
+            times = result["code_change_rebuild_s"]
+            result["code_change_ratio"] = round(times["ours"] / times["hand_written"], 2)
+            result["code_change_ratio_local"] = round(times["ours_local"] / times["hand_written"], 2)
+            result["size_overhead_bytes"] = (result["image_added_bytes"]["ours"]
+                                             - result["image_added_bytes"]["packages_plus_code"])
+            for ref in ("bench-adder:ours", "bench-adder:hand"):
+                subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
+
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    verdicts = {
+        "no-change rebuild < 3 s": result["no_change_rebuild_s"]["ours"] < 3.0,
+        "code-change rebuild <= 1.3x hand-written (clone)": result["code_change_ratio"] <= 1.3,
+        "code-change rebuild <= 1.3x hand-written (--local)": result["code_change_ratio_local"] <= 1.3,
+        "image <= base + packages + code + 1 MB": result["size_overhead_bytes"] <= 1_000_000,
+    }
+    for name, ok in verdicts.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+
+
+if __name__ == "__main__":
+    main()
