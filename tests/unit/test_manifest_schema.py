@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import keyword
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +145,7 @@ RULE_CHARS = st.text(alphabet="ab1./-_:@~^?*[\\ {}%,#\t\nlockpythn3v", max_size=
 
 
 @pytest.mark.parametrize("path", AGREEING_FIELDS)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=RULE_CHARS)
 def test_schema_pattern_agrees_with_the_validator(path: str, value: str) -> None:
     if path == "python.entrypoint_class" and keyword.iskeyword(value):
@@ -154,3 +157,32 @@ def test_schema_pattern_agrees_with_the_validator(path: str, value: str) -> None
     field_value: Any = [value] if path == "public_endpoints" else value
     data = with_field(path, field_value)
     assert model_accepts(data) == schema_accepts(data), (path, value)
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        return found + [p for value in node.values() for p in _patterns(value)]
+    if isinstance(node, list):
+        return [p for value in node for p in _patterns(value)]
+    return []
+
+
+PROBES = ["", "a", "adder", "My Job", "1.0.0", "1.0.0-rc.1+b.2", "python3:latest", "a..b", "-x", "a.lock",
+          "feature/x", "/api/v1/perform", "/a,b", "/a/../b", "../x.py", "src/main.py", "a\\b", "req/", " ",
+          "A_B", "1X", "owner@example.com", "a\tb", "\u00e9t\u00e9", "com.example/tier", "@", "a@{1}",
+          "x\u0085y"]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the patterns as ECMA-262")
+def test_patterns_mean_the_same_in_ecma_262() -> None:
+    """Editors run schema patterns as JavaScript regexes (with the u flag): same verdicts as Python."""
+    patterns = sorted(set(_patterns(SCHEMA)))
+    script = ("const [patterns, probes] = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+              "console.log(JSON.stringify(patterns.map(p => probes.map(s => new RegExp(p, 'u').test(s)))));")
+    result = subprocess.run(["node", "-e", script], input=json.dumps([patterns, PROBES]), capture_output=True,
+                            text=True, timeout=60, check=True)
+    ecma = json.loads(result.stdout)
+    for pattern, verdicts in zip(patterns, ecma, strict=True):
+        python = [re.search(pattern, probe) is not None for probe in PROBES]
+        assert python == verdicts, pattern
