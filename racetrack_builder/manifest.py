@@ -625,9 +625,10 @@ def parse_manifest(text: str, filename: str = "fatman.yaml") -> Manifest:
     problems = [Problem(_format_path(p.path), p.message, p.position.line, p.position.column)
                 for p in doc.problems]
     # Values the YAML layer could not give (recursive alias, too deep) would only echo its problem.
-    blocked = [p.path for p in doc.problems if p.path and ("alias" in p.message or "nested" in p.message)]
+    blocked = [p.path for p in doc.problems if p.kind in ("alias", "depth")]
+    manifest = None
     try:
-        return_value = Manifest.model_validate(_with_source_text(doc))
+        manifest = Manifest.model_validate(_with_source_text(doc))
     except ValidationError as err:
         for error in err.errors(include_url=False, include_context=True, include_input=True):
             loc = tuple(error["loc"])
@@ -635,9 +636,9 @@ def parse_manifest(text: str, filename: str = "fatman.yaml") -> Manifest:
             if any(path[: len(b)] == b for b in blocked):
                 continue
             problems.append(_to_problem(error, loc, doc))
-    if problems:
+    if problems or manifest is None:
         raise ManifestError(filename, _sorted_and_capped(problems))
-    return return_value
+    return manifest
 
 
 def _syntax_problem(err: YamlSyntaxError, text: str) -> tuple[Position | None, str]:
@@ -678,7 +679,7 @@ def _with_source_text(doc: LoadedDocument) -> dict[str, Any]:
         coerced = {}
         for key, value in values.items():
             entry = doc.entry((section, key))
-            typed = isinstance(value, bool | int | float | date) and not isinstance(value, str)
+            typed = isinstance(value, bool | int | float | date)
             coerced[key] = entry.raw if typed and entry is not None and entry.raw is not None else value
         data[section] = coerced
     return data

@@ -60,11 +60,16 @@ class Entry:
 
 @dataclass(frozen=True)
 class YamlProblem:
-    """Something wrong in the YAML itself that did not stop parsing."""
+    """Something wrong in the YAML itself that did not stop parsing.
+
+    ``kind`` is one of "duplicate", "key", "tag", "merge", "scalar" (the value is still there, as
+    text where it could not be typed) or "alias", "depth" (the value was dropped: None).
+    """
 
     path: Path
     message: str
     position: Position
+    kind: str
 
 
 class YamlSyntaxError(Exception):
@@ -180,19 +185,19 @@ class _Builder:
         self.built: dict[int, Any] = {}  # id(node) -> data, so aliases share (no billion laughs)
         self.active: set[int] = set()  # nodes being built: meeting one again is a cycle
 
-    def problem(self, path: Path, message: str, position: Position) -> None:
-        self.doc.problems.append(YamlProblem(path, message, position))
+    def problem(self, kind: str, path: Path, message: str, position: Position) -> None:
+        self.doc.problems.append(YamlProblem(path, message, position, kind))
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         key = id(node)
         if key in self.active:
-            self.problem(path, "refers to itself through an alias (remove the recursive alias)",
+            self.problem("alias", path, "refers to itself through an alias (remove the recursive alias)",
                          _pos(node.start_mark))
             return None
         if key in self.built:
             return self.built[key]
         if len(path) > MAX_DEPTH:
-            self.problem(path, f"is nested more than {MAX_DEPTH} levels deep (flatten it)",
+            self.problem("depth", path, f"is nested more than {MAX_DEPTH} levels deep (flatten it)",
                          _pos(node.start_mark))
             return None
         self.active.add(key)
@@ -213,8 +218,9 @@ class _Builder:
         self.doc._starts[id(container)] = _pos(node.start_mark)
         self.doc._entries[id(container)] = {}
         if node.tag not in tags:
-            self.problem(path, f"uses the unsupported YAML tag {_short_tag(node.tag)!r} (remove the tag; "
-                               f"a plain {kind} is expected)", _pos(node.start_mark))
+            tag = _short_tag(node.tag)
+            self.problem("tag", path, f"uses the unsupported YAML tag {tag!r} (remove the tag; a plain "
+                                      f"{kind} is expected)", _pos(node.start_mark))
 
     def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -228,13 +234,14 @@ class _Builder:
                 merged.extend(self.merge_sources(value_node, path))
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                self.problem(path, "has a key that is a list or mapping (keys must be plain text)", key_pos)
+                self.problem("key", path, "has a key that is a list or mapping (keys must be plain text)",
+                             key_pos)
                 continue
             name = key_node.value
             if name in seen:
                 first = seen[name]
-                self.problem(path + (name,), f"is given twice (first on line {first.line}; keep one)",
-                             key_pos)
+                self.problem("duplicate", path + (name,),
+                             f"is given twice (first on line {first.line}; keep one)", key_pos)
             seen[name] = key_pos
             result[name] = self.build(value_node, path + (name,))
             entries[name] = self._entry(key_pos, value_node)
@@ -252,8 +259,8 @@ class _Builder:
         sources = []
         for item in nodes:
             if not isinstance(item, yaml.MappingNode):
-                self.problem(path, "has a merge key '<<' that does not refer to a mapping (merge only "
-                                   "mappings)", _pos(item.start_mark))
+                self.problem("merge", path, "has a merge key '<<' that does not refer to a mapping "
+                                            "(merge only mappings)", _pos(item.start_mark))
                 continue
             data = self.build(item, path)
             if isinstance(data, dict):
@@ -271,13 +278,14 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
         if node.tag not in _SCALAR_TAGS:
-            self.problem(path, f"uses the unsupported YAML tag {_short_tag(node.tag)!r} (remove the tag)",
+            tag = _short_tag(node.tag)
+            self.problem("tag", path, f"uses the unsupported YAML tag {tag!r} (remove the tag)",
                          _pos(node.start_mark))
             return node.value
         try:
             return self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, binascii.Error) as err:
-            self.problem(path, f"cannot be read: {_error_text(err)} (fix or quote the value)",
+            self.problem("scalar", path, f"cannot be read: {_error_text(err)} (fix or quote the value)",
                          _pos(node.start_mark))
             return node.value
         except Exception:  # PyYAML's scalar constructors fail in many ways
