@@ -1,0 +1,342 @@
+"""Helpers for integration tests that build jobs through the ``racetrack-build`` command line and
+serve the images they produce.
+
+The CLI runs in a subprocess, exactly as a user runs it, so exit codes, stdout and stderr are the
+real ones. Jobs come from real git repositories (``tests/gitrepos.py``); the manifest handed to the
+CLI is a copy of the job's own with ``git.remote`` (and, where a test needs it, ``git.branch`` /
+``git.directory``) pointed at that repository and ``PIP_INDEX_URL`` in ``build_env`` pointed at the
+suite's local package index, so no build reaches the internet.
+
+Typical use::
+
+    files = example_files("adder")                      # the example as committed in examples/
+    bare = gitrepos.make_bare_repo(tmp_path / "r.git", {"examples/adder/" + k: v for k, v in files.items()},
+                                   branch="main")
+    manifest = client_manifest(tmp_path / "client", "adder", remote=bare.as_uri(),
+                               build_env={"PIP_INDEX_URL": public_index})
+    result = run_cli("build", manifest, "--network", "host", "--tag", tag, "--json")
+    assert result.returncode == 0, result.describe()
+    with serve(docker_client, tag, name=...) as job:
+        assert job.post("/api/v1/perform", json={"x": 1, "y": 2}).json() == 3
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import docker
+import docker.errors
+import gitrepos
+import requests
+import yaml
+from docker.models.containers import Container
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES_DIR = REPO_ROOT / "examples"
+# The same prefix as the conftest's docker_cleanup, so leftovers of a killed run are found the same way.
+TEST_PREFIX = "racetrack-test"
+# The CLI as users run it, from this checkout's venv.
+CLI: tuple[str, ...] = (sys.executable, "-m", "racetrack_builder")
+# A job build with pip and apt steps takes well under a minute here; this bounds a hung engine.
+CLI_TIMEOUT_S = 900
+READY_TIMEOUT_S = 90.0
+HTTP_TIMEOUT_S = 30.0
+
+
+# ---- the examples ----------------------------------------------------------------------------------
+
+
+def example_names() -> list[str]:
+    """Every folder under examples/ holding a fatman.yaml, sorted."""
+    return sorted(p.parent.name for p in EXAMPLES_DIR.glob("*/fatman.yaml"))
+
+
+def example_files(name: str) -> dict[str, bytes]:
+    """The files of ``examples/<name>`` that git would commit (tracked, or untracked and not ignored),
+    relative to that folder. A developer's filled-in ``.env.build`` is ignored, so it never leaks
+    into a test repository."""
+    folder = EXAMPLES_DIR / name
+    listed = gitrepos.git("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".",
+                          cwd=folder)
+    files: dict[str, bytes] = {}
+    for rel in sorted(filter(None, listed.split("\0"))):
+        path = folder / rel
+        if path.is_file():  # a tracked file deleted in the working tree is not part of the example
+            files[rel] = path.read_bytes()
+    if "fatman.yaml" not in files:
+        raise FileNotFoundError(f"examples/{name} has no fatman.yaml that git would commit")
+    return files
+
+
+def example_manifest(name: str) -> dict[str, Any]:
+    """The example's fatman.yaml as plain data."""
+    data = yaml.safe_load((EXAMPLES_DIR / name / "fatman.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"examples/{name}/fatman.yaml is not a mapping"
+    return data
+
+
+def example_requirements(name: str, *, exclude: Sequence[str] = ()) -> list[str]:
+    """The requirement lines of the example's requirements file (options and comments left out), for
+    ``wheelhouse()``; ``exclude`` drops packages served elsewhere (the private index's)."""
+    manifest = example_manifest(name)
+    rel = (manifest.get("python") or {}).get("requirements_path")
+    if not rel:
+        return []
+    # git.directory is examples/<name>[/sub] in the project's repository; the job root is that folder.
+    directory = (manifest.get("git") or {}).get("directory", f"examples/{name}")
+    job_root = EXAMPLES_DIR / name / directory.removeprefix(f"examples/{name}").lstrip("/")
+    lines = (job_root / rel).read_text(encoding="utf-8")
+    skip = {e.lower() for e in exclude}
+    requirements = []
+    for line in lines.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        if line.split("=")[0].split("<")[0].split(">")[0].strip().lower() in skip:
+            continue
+        requirements.append(line)
+    return requirements
+
+
+def client_manifest(folder: Path, name_or_data: str | Mapping[str, Any], *, remote: str,
+                    branch: str | None = None, directory: str | None = None,
+                    build_env: Mapping[str, str] | None = None,
+                    secret_files: Mapping[str, str] | None = None, **fields: Any) -> Path:
+    """Write the manifest the user would hand to the CLI into ``folder`` and return its path.
+
+    It is the example's manifest (or ``name_or_data`` itself) with ``git.remote`` replaced, and
+    ``git.branch`` / ``git.directory`` when given; ``build_env`` entries are added to the manifest's
+    own; other keyword arguments replace top-level fields. ``secret_files`` (file name -> text) are
+    written next to it, where ``secret_*_env_file`` paths are resolved.
+    """
+    if isinstance(name_or_data, str):
+        data = example_manifest(name_or_data)
+    else:
+        data = json.loads(json.dumps(name_or_data))  # a deep copy: the caller's data stays as it was
+    git = dict(data.get("git") or {})
+    git["remote"] = remote
+    if branch is not None:
+        git["branch"] = branch
+    if directory is not None:
+        git["directory"] = directory
+    data["git"] = git
+    if build_env:
+        data["build_env"] = {**(data.get("build_env") or {}), **build_env}
+    data.update(fields)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "fatman.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    for file_name, text in (secret_files or {}).items():
+        (folder / file_name).write_text(text, encoding="utf-8")
+    return path
+
+
+def env_file(values: Mapping[str, str]) -> str:
+    """``.env`` text for ``values`` (single-quoted: the values the suite makes hold no quotes)."""
+    for value in values.values():
+        assert "'" not in value and "\n" not in value, "env_file() cannot quote this value"
+    return "".join(f"{name}='{value}'\n" for name, value in values.items())
+
+
+def private_index_secrets(index: Any) -> dict[str, str]:
+    """The secret build variables of examples/secret-env for the suite's private index (a
+    ``PackageIndex`` from the conftest): user, password and ``host:port``."""
+    return {
+        "PRIVATE_INDEX_USER": index.username,
+        "PRIVATE_INDEX_PASSWORD": index.password,
+        "PRIVATE_INDEX_HOST": urlsplit(index.url).netloc,
+    }
+
+
+def examples_tree(names: Sequence[str]) -> dict[str, bytes]:
+    """``examples/<name>/...`` paths -> contents, for committing several examples into one repository
+    laid out like this project."""
+    tree: dict[str, bytes] = {}
+    for name in names:
+        tree.update({f"examples/{name}/{rel}": content for rel, content in example_files(name).items()})
+    return tree
+
+
+# ---- the command line ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """One finished run of the CLI."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    def json(self) -> Any:
+        """stdout parsed as JSON (the ``--json`` summary)."""
+        return json.loads(self.stdout)
+
+    def describe(self) -> str:
+        """The command and its output, for assertion messages."""
+        return (f"racetrack-build {' '.join(self.args)} -> exit {self.returncode} "
+                f"after {self.duration:.1f}s\n"
+                f"--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-6000:]}")
+
+
+def cli_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment (RACETRACK_PYTHON_IMAGE included, as the python_root_image fixture
+    sets it), git made hermetic like the fixtures' own git, plus ``extra``."""
+    env = dict(os.environ)
+    for key, value in gitrepos.GIT_ENV.items():
+        if key.startswith("GIT_CONFIG") or key == "GIT_TERMINAL_PROMPT":
+            env[key] = value
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str | os.PathLike[str], env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = CLI_TIMEOUT_S) -> CliResult:
+    """Run ``racetrack-build ARGS`` to completion and return what it did (never raises on failure)."""
+    argv = tuple(os.fspath(a) for a in args)
+    started = time.monotonic()
+    proc = subprocess.run([*CLI, *argv], env=cli_environment(env), cwd=cwd or REPO_ROOT,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    return CliResult(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+# ---- images that outlive one test ------------------------------------------------------------------
+
+
+@dataclass
+class ImageTracker:
+    """Unique image tags for images shared by the tests of a module, removed when the module ends.
+
+    The conftest's ``docker_cleanup`` does the same per test; a module-scoped fixture cannot use it.
+    """
+
+    client: docker.DockerClient
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    images: list[str] = field(default_factory=list)
+
+    def tag(self, name: str) -> str:
+        """A fresh ``racetrack-test/<name>:<id>`` tag, removed (with its image) by :meth:`remove_all`."""
+        ref = f"{TEST_PREFIX}/{name}:{self.run_id}-{len(self.images)}"
+        self.images.append(ref)
+        return ref
+
+    def track(self, ref: str) -> str:
+        """Remove ``ref`` too at the end (an image tagged by other means)."""
+        self.images.append(ref)
+        return ref
+
+    def remove_all(self) -> list[str]:
+        """Remove every tracked image; return what could not be removed."""
+        problems = []
+        for ref in reversed(self.images):
+            try:
+                self.client.images.remove(ref, force=True)
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError as exc:
+                problems.append(f"image {ref}: {exc}")
+        return problems
+
+
+def image_exists(client: docker.DockerClient, ref: str) -> bool:
+    """Whether the engine has an image called ``ref``."""
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+# ---- serving an image ------------------------------------------------------------------------------
+
+
+@dataclass
+class JobServer:
+    """A running job container and its base URL (``http://127.0.0.1:PORT``)."""
+
+    container: Container
+    url: str
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", HTTP_TIMEOUT_S)
+        kwargs.setdefault("allow_redirects", False)
+        return self.session.get(self.url + path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", HTTP_TIMEOUT_S)
+        return self.session.post(self.url + path, **kwargs)
+
+    def logs(self) -> str:
+        """The container's output so far (for assertion messages)."""
+        with contextlib.suppress(docker.errors.APIError):
+            return self.container.logs().decode("utf-8", "replace")[-5000:]
+        return "(no logs)"
+
+
+def wait_ready(url: str, container: Container, timeout: float = READY_TIMEOUT_S) -> None:
+    """Poll ``url/ready`` until 200; raise AssertionError with the container's log otherwise."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise AssertionError(f"the container stopped before it was ready:\n"
+                                 f"{container.logs().decode('utf-8', 'replace')[-5000:]}")
+        try:
+            answer = requests.get(url + "/ready", timeout=5)
+        except requests.ConnectionError as exc:
+            last = str(exc)
+        else:
+            if answer.status_code == 200:
+                return
+            last = f"{answer.status_code} {answer.text[:500]}"
+        time.sleep(0.25)
+    raise AssertionError(f"not ready after {timeout:.0f}s (last: {last}):\n"
+                         f"{container.logs().decode('utf-8', 'replace')[-5000:]}")
+
+
+@contextlib.contextmanager
+def serve(client: docker.DockerClient, image: str, *, environment: Mapping[str, str] | None = None,
+          name: str | None = None) -> Iterator[JobServer]:
+    """Start ``image`` with its port published on 127.0.0.1 only, wait until ready, yield it; the
+    container is removed on every exit path."""
+    container = client.containers.run(
+        image, detach=True, environment=dict(environment or {}), init=True,
+        name=name or f"{TEST_PREFIX}-serve-{uuid.uuid4().hex[:10]}",
+        ports={"7000/tcp": ("127.0.0.1", None)},
+    )
+    try:
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"]["7000/tcp"][0]["HostPort"])
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, container)
+        yield JobServer(container, url)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+
+def openapi_examples(document: Mapping[str, Any]) -> dict[str, Any]:
+    """``{path: example body}`` of every POST operation documenting one in an OpenAPI document."""
+    found: dict[str, Any] = {}
+    for path, operations in (document.get("paths") or {}).items():
+        post = (operations or {}).get("post") or {}
+        content = ((post.get("requestBody") or {}).get("content") or {}).get("application/json") or {}
+        if "example" in content:
+            found[path] = content["example"]
+    return found
