@@ -6,7 +6,7 @@ Three steps, kept apart (house style: parse, then validate, then format):
    every key and value, and reports YAML-level problems (syntax, duplicate keys, bad tags).
 2. :class:`Manifest` validates the plain data; ``extra="forbid"`` and ``strict=True`` so that
    unknown keys and wrong types are errors, and pydantic collects every error at once.
-3. :func:`_to_problems` turns each pydantic error into a :class:`Problem` with a human message
+3. :func:`_to_problem` turns each pydantic error into a :class:`Problem` with a human message
    that names the fix, located with the positions from step 1.
 
 Every string that ends up in the image (names, paths, env values, labels, endpoints...) is
@@ -208,7 +208,8 @@ def check_version(value: str) -> str:
 
 def _version_suggestion(value: str) -> str:
     parts = value.split(".")
-    if 1 <= len(parts) <= 3 and all(p.isdigit() and p.isascii() for p in parts):
+    # Short digit runs only: int() of thousands of digits raises (and is no useful suggestion).
+    if 1 <= len(parts) <= 3 and all(p.isdigit() and p.isascii() and len(p) <= 9 for p in parts):
         return ".".join(str(int(p)) for p in parts + ["0"] * (3 - len(parts)))
     return "1.0.0"
 
@@ -787,7 +788,8 @@ def _to_problem(error: Mapping[str, Any], loc: tuple[Any, ...], doc: LoadedDocum
     elif kind == "version_number":
         entry = doc.entry(path)
         written = entry.raw if entry is not None and entry.raw else error["ctx"]["text"]
-        message = (f"{written} is not a semantic version: YAML reads it as {_yaml_type(value)} "
+        shown = written if len(written) <= 40 else written[:37] + "..."
+        message = (f"{shown} is not a semantic version: YAML reads it as {_yaml_type(value)} "
                    f"(use MAJOR.MINOR.PATCH in quotes, e.g. '{_version_suggestion(written)}')")
     elif kind == "missing":
         position = doc.start_of(path[:-1])

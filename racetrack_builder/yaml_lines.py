@@ -24,7 +24,7 @@ import yaml
 try:  # libyaml is several times faster; the pure-Python loader behaves the same way.
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment, unused-ignore]
 
 PathKey = str | int
 Path = tuple[PathKey, ...]

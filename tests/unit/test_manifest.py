@@ -233,12 +233,13 @@ def test_version_rejects_non_semver(value: str, fragment: str) -> None:
 
 
 @pytest.mark.parametrize("text, suggestion", [("1.0", "'1.0.0'"), ("2.5", "'2.5.0'"), ("3", "'3.0.0'"),
-                                              ("1.10", "'1.10.0'")])
+                                              ("1.10", "'1.10.0'"), ("1." + "0" * 5000, "'1.0.0'")])
 def test_version_as_yaml_number_says_to_quote_it(text: str, suggestion: str) -> None:
     source = yaml.safe_dump(BASE) + f"version: {text}\n"
     (problem,) = problems_of(source)
     assert problem.field == "version"
-    assert problem.message.startswith(f"{text} is not a semantic version: YAML reads it as a number")
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    assert problem.message.startswith(f"{shown} is not a semantic version: YAML reads it as a number")
     assert f"in quotes, e.g. {suggestion}" in problem.message
 
 
