@@ -841,7 +841,8 @@ def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: LoadedDocum
     if kind == "string_type":
         entry = doc.entry(path)
         if isinstance(value, bool | int | float | date) and entry is not None and entry.raw:
-            return f"YAML reads {entry.raw} as {_yaml_type(value)}, not text (quote it: '{entry.raw}')"
+            raw = entry.raw if len(entry.raw) <= 40 else entry.raw[:37] + "..."
+            return f"YAML reads {raw} as {_yaml_type(value)}, not text (quote it: '{raw}')"
         if in_env:
             return f"must be text, not {_kind(value)} (write the value as one quoted string)"
         if hint:
