@@ -1,7 +1,9 @@
 """The JSON Schema of ``fatman.yaml``, generated from the pydantic model.
 
 Editors use it for completion and checking, e.g. with yaml-language-server, by a first line
-``# yaml-language-server: $schema=fatman.schema.json``. The patterns, enums and required fields come
+``# yaml-language-server: $schema=fatman.schema.json``. It is written in JSON Schema draft-07, the
+dialect yaml-language-server (and VS Code's JSON support under it) implements fully; later drafts
+are only partly supported there. The patterns, enums and required fields come
 from the same constants the validators use (see manifest.py), so the schema and ``racetrack-build
 validate`` agree wherever JSON Schema can express a rule. What it cannot express (the reserved
 ``/pub/fatman/`` prefix is, a class name that is a Python keyword is not) is left to validate.
@@ -14,14 +16,15 @@ from typing import Any
 
 from racetrack_builder.manifest import Manifest
 
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 SCHEMA_TITLE = "fatman.yaml"
 
 
 def manifest_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a fatman.yaml manifest, as a dict."""
+    """The JSON Schema (draft-07) of a fatman.yaml manifest, as a dict."""
     # mode="validation": the schema of what users write (inputs), not of what the model dumps.
-    schema = Manifest.model_json_schema(mode="validation")
+    schema = Manifest.model_json_schema(mode="validation", ref_template="#/definitions/{model}")
+    schema["definitions"] = schema.pop("$defs", {})
     ordered: dict[str, Any] = {
         "$schema": SCHEMA_DIALECT,
         "title": SCHEMA_TITLE,
@@ -41,13 +44,20 @@ def manifest_schema_json(indent: int = 2) -> str:
 
 
 def _tidy(node: Any) -> None:
-    """Drop pydantic's per-field "title" (a copy of the key) so editors show our descriptions."""
+    """Make the schema read well in editors.
+
+    Drop pydantic's per-field "title" (a copy of the key) so our descriptions show, and move a
+    "$ref" that has sibling keywords into "allOf": draft-07 ignores the siblings of "$ref", which
+    would hide the descriptions of "git" and "python".
+    """
     if isinstance(node, dict):
         properties = node.get("properties")
         if isinstance(properties, dict):
             for value in properties.values():
                 if isinstance(value, dict):
                     value.pop("title", None)
+                    if "$ref" in value and len(value) > 1:
+                        value["allOf"] = [{"$ref": value.pop("$ref")}]
         for value in node.values():
             _tidy(value)
     elif isinstance(node, list):

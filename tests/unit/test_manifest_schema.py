@@ -30,7 +30,7 @@ BASE: dict[str, Any] = {
     "python": {"entrypoint_path": "entrypoint.py"},
 }
 SCHEMA = manifest_schema()
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
 
 
 def with_field(path: str, value: Any) -> dict[str, Any]:
@@ -60,19 +60,19 @@ def field_schema(path: str) -> dict[str, Any]:
     section, _, field = path.rpartition(".")
     properties = SCHEMA["properties"]
     if section:
-        ref = SCHEMA["properties"][section]["$ref"].rsplit("/", 1)[-1]
-        properties = SCHEMA["$defs"][ref]["properties"]
+        ref = SCHEMA["properties"][section]["allOf"][0]["$ref"].rsplit("/", 1)[-1]
+        properties = SCHEMA["definitions"][ref]["properties"]
     return properties[field]
 
 
-def test_schema_is_valid_draft_2020_12_with_a_title() -> None:
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+def test_schema_is_valid_draft_07_with_a_title() -> None:
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
     assert SCHEMA["$schema"] == SCHEMA_DIALECT
     assert SCHEMA["title"] == "fatman.yaml"
     assert SCHEMA["required"] == ["name", "owner_email", "lang", "git", "python"]
     assert SCHEMA["additionalProperties"] is False
-    assert SCHEMA["$defs"]["GitConfig"]["required"] == ["remote"]
-    assert SCHEMA["$defs"]["PythonConfig"]["required"] == ["entrypoint_path"]
+    assert SCHEMA["definitions"]["GitConfig"]["required"] == ["remote"]
+    assert SCHEMA["definitions"]["PythonConfig"]["required"] == ["entrypoint_path"]
 
 
 def test_schema_json_round_trips() -> None:
@@ -83,8 +83,8 @@ def test_schema_json_round_trips() -> None:
 
 def test_every_field_has_a_description_and_examples() -> None:
     paths = [name for name in Manifest.model_fields] + [
-        f"git.{name}" for name in SCHEMA["$defs"]["GitConfig"]["properties"]] + [
-        f"python.{name}" for name in SCHEMA["$defs"]["PythonConfig"]["properties"]]
+        f"git.{name}" for name in SCHEMA["definitions"]["GitConfig"]["properties"]] + [
+        f"python.{name}" for name in SCHEMA["definitions"]["PythonConfig"]["properties"]]
     assert len(paths) == 19  # 13 top-level fields, 3 under git, 3 under python
     for path in paths:
         schema = field_schema(path)
