@@ -1,0 +1,268 @@
+"""Secret values never reach the image, the build context or the CLI's output.
+
+examples/secret-env is built with real credentials of the suite's private index (``.env.build``) and
+a random runtime API key (``.env.runtime``). The image works: the private package is installed and,
+in a container started by ``racetrack-build run``, the job sees the runtime key. Then every place a
+secret could hide is searched for every secret value: ``docker history``, the image's
+configuration, every file of every layer (``docker save``), the context written by ``render -o``
+and everything the CLI printed, with and without ``-v``.
+
+The one value not searched for is the private index's user name: the fixture fixes it to
+``racetrack``, the product's own name, which appears in the image legitimately (labels, the wrapper).
+The user *with* the password (``racetrack:PASSWORD``, as in the index URL) is searched for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import secrets
+import signal
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import docker
+import gitrepos
+import pytest
+import requests
+from jobs import (
+    CLI,
+    REPO_ROOT,
+    CliResult,
+    ImageTracker,
+    cli_environment,
+    client_manifest,
+    env_file,
+    examples_tree,
+    private_index_secrets,
+    run_cli,
+    serve,
+)
+
+if TYPE_CHECKING:
+    from conftest import PackageIndex
+
+pytestmark = pytest.mark.docker
+
+EXAMPLE = "secret-env"
+RUN_STOP_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class SecretBuild:
+    manifest: Path
+    image: str  # NAME:VERSION, what `racetrack-build run MANIFEST` starts
+    build_secrets: dict[str, str]
+    runtime_secrets: dict[str, str]
+    build: CliResult  # the -v --no-cache build
+    searched: dict[str, str]  # description -> value, every value that must appear nowhere
+
+    def hits(self, data: bytes | str) -> list[str]:
+        """The descriptions of the secret values found in ``data``."""
+        raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
+        return [what for what, value in self.searched.items() if value.encode() in raw]
+
+
+@pytest.fixture(scope="module")
+def secret_build(
+    docker_client: docker.DockerClient,
+    base_image: str,
+    public_index: str,
+    private_index: PackageIndex,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SecretBuild]:
+    """examples/secret-env built once with ``-v --no-cache`` (so pip's whole output is printed)."""
+    base = tmp_path_factory.mktemp("secret-env")
+    remote = gitrepos.make_bare_repo(base / "remote.git", examples_tree([EXAMPLE]), branch="main")
+    build_secrets = private_index_secrets(private_index)
+    runtime_secrets = {"DEMO_API_KEY": secrets.token_hex(16)}
+    run_id = secrets.token_hex(5)
+    # `run`/`test` with a manifest start the image NAME:VERSION, so the job gets a unique name
+    # (with the suite's prefix, for finding leftovers) instead of a unique --tag alone.
+    name = f"racetrack-test-secret-env-{run_id}"
+    manifest = client_manifest(
+        base / "client", EXAMPLE, remote=remote.as_uri(), name=name,
+        build_env={"PIP_INDEX_URL": public_index},
+        secret_files={".env.build": env_file(build_secrets), ".env.runtime": env_file(runtime_secrets)},
+    )
+    image = f"{name}:0.1.0"
+    tracker = ImageTracker(docker_client)
+    tracker.track(image)
+    searched = {
+        "PRIVATE_INDEX_PASSWORD": build_secrets["PRIVATE_INDEX_PASSWORD"],
+        "PRIVATE_INDEX_HOST": build_secrets["PRIVATE_INDEX_HOST"],
+        "PRIVATE_INDEX_USER:PRIVATE_INDEX_PASSWORD":
+            f"{build_secrets['PRIVATE_INDEX_USER']}:{build_secrets['PRIVATE_INDEX_PASSWORD']}",
+        "DEMO_API_KEY": runtime_secrets["DEMO_API_KEY"],
+    }
+    try:
+        result = run_cli("build", manifest, "--network", "host", "--tag", image, "--no-cache", "-v", "--json")
+        assert result.returncode == 0, result.describe()
+        yield SecretBuild(manifest, image, build_secrets, runtime_secrets, result, searched)
+    finally:
+        problems = tracker.remove_all()
+        if problems:
+            pytest.fail("could not remove the image: " + "; ".join(problems), pytrace=False)
+
+
+def test_image_has_the_private_package_and_works_without_runtime_secrets(
+        secret_build: SecretBuild, docker_client: docker.DockerClient) -> None:
+    # -v printed pip's output: the private package came from the index the build secrets open.
+    # ("racetrack" itself is masked in that output: see test_json_summary_survives_secret_values.)
+    assert re.search(r"Successfully installed .*private-demo-1\.0\.0", secret_build.build.stderr), \
+        secret_build.build.describe()
+    with serve(docker_client, secret_build.image) as job:
+        answer = job.post("/api/v1/perform", json={"name": "racetrack"})
+        assert answer.status_code == 200, (answer.text, job.logs())
+        # Started without the runtime secrets, the job has no key: none is baked into the image.
+        assert answer.json() == {"greeting": "private hello, racetrack!", "api_key_configured": False,
+                                 "api_key_fingerprint": None}
+
+
+def test_run_hands_the_runtime_secrets_to_the_container(secret_build: SecretBuild) -> None:
+    port = gitrepos.free_port()
+    process = subprocess.Popen([*CLI, "run", str(secret_build.manifest), "--port", str(port)],
+                               env=cli_environment(), cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout = stderr = ""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.25)
+        assert process.poll() is None, "racetrack-build run exited before the job was ready"
+        answer = requests.post(f"http://127.0.0.1:{port}/api/v1/perform", json={"name": "Ada"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        key = secret_build.runtime_secrets["DEMO_API_KEY"]
+        assert body["api_key_configured"] is True
+        assert body["api_key_fingerprint"] == hashlib.sha256(key.encode()).hexdigest()[:8]
+        assert secret_build.hits(answer.text) == []
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # Ctrl-C: how `run` is meant to end
+        try:
+            stdout, stderr = process.communicate(timeout=RUN_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate(timeout=RUN_STOP_TIMEOUT_S)
+    assert process.returncode == 0, f"run ended with {process.returncode}:\n{stderr}"
+    assert secret_build.hits(stdout + stderr) == [], stderr
+    # The container `run` started is gone with it.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/live", timeout=2)
+
+
+def test_history_and_image_configuration_hold_no_secret(secret_build: SecretBuild,
+                                                        docker_client: docker.DockerClient) -> None:
+    history = subprocess.run(["docker", "history", "--no-trunc", secret_build.image], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+    assert "pip install" in history or "COPY" in history, history  # the command saw the real history
+    assert secret_build.hits(history) == []
+    inspected = docker_client.api.inspect_image(secret_build.image)
+    config = inspected["Config"]
+    for what in ("Env", "Labels", "Cmd", "Entrypoint"):
+        assert secret_build.hits(json.dumps(config.get(what))) == [], what
+    assert secret_build.hits(json.dumps(inspected)) == []
+    assert secret_build.hits(json.dumps(docker_client.api.history(secret_build.image))) == []
+
+
+def _scan_layers(secret_build: SecretBuild, docker_client: docker.DockerClient,
+                 hits: Callable[[bytes], list[str]]) -> tuple[int, int, list[str]]:
+    """(layers, files, findings) for every file of every layer of ``docker save``."""
+    findings: list[str] = []
+    layers = files = 0
+    with tempfile.TemporaryFile() as saved:
+        for chunk in docker_client.images.get(secret_build.image).save(named=True):
+            saved.write(chunk)
+        saved.seek(0)
+        with tarfile.open(fileobj=saved) as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                blob = archive.extractfile(member)
+                assert blob is not None
+                data = blob.read()
+                findings += [f"{member.name}: {h}" for h in hits(data)]  # configs, manifests, raw layers
+                try:
+                    layer = tarfile.open(fileobj=io.BytesIO(data))
+                except tarfile.TarError:
+                    continue  # JSON configuration or manifest, searched above
+                layers += 1
+                with layer:
+                    for entry in layer:
+                        named = hits(entry.name.encode())
+                        findings += [f"{member.name}: name {entry.name}: {h}" for h in named]
+                        if entry.isfile():
+                            files += 1
+                            content = layer.extractfile(entry)
+                            assert content is not None
+                            findings += [f"{member.name}: {entry.name}: {h}" for h in hits(content.read())]
+    return layers, files, findings
+
+
+def test_no_layer_file_holds_a_secret(secret_build: SecretBuild, docker_client: docker.DockerClient) -> None:
+    # A canary proves the scan reads the files it must: the installed private package's metadata.
+    canary = b"Name: racetrack-private-demo"
+
+    def hits(data: bytes) -> list[str]:
+        return secret_build.hits(data) + (["canary"] if canary in data else [])
+
+    layers, files, findings = _scan_layers(secret_build, docker_client, hits)
+    # The scan saw the whole image: the root file system, the wrapper's venv and the job.
+    assert layers >= 3 and files > 1000, (layers, files)
+    assert [f for f in findings if not f.endswith(": canary")] == []
+    assert any("METADATA: canary" in f for f in findings), "the scan never read the job's packages"
+
+
+def test_rendered_context_holds_no_secret(secret_build: SecretBuild, tmp_path: Path) -> None:
+    out = tmp_path / "context"
+    result = run_cli("render", secret_build.manifest, "-o", out, "-v")
+    assert result.returncode == 0, result.describe()
+    dockerfile = (out / "Dockerfile").read_text()
+    # The secret names are declared as build arguments without a value; the values are not there.
+    for name in secret_build.build_secrets:
+        assert re.search(rf"^(ARG |\s+){name}\b(?!=)", dockerfile, flags=re.MULTILINE), dockerfile
+    scanned = 0
+    for path in out.rglob("*"):
+        if path.is_file():
+            scanned += 1
+            assert secret_build.hits(path.read_bytes()) == [], path
+            assert not path.name.startswith(".env.") or path.name.endswith(".dist"), path
+    assert scanned >= 5
+    assert secret_build.hits(result.stdout + result.stderr) == []
+
+
+def test_cli_output_holds_no_secret(secret_build: SecretBuild, tmp_path: Path) -> None:
+    verbose = secret_build.build
+    # -v with --no-cache printed every line of the pip step, which saw the secrets.
+    assert "Looking in indexes" in verbose.stderr or "Successfully installed" in verbose.stderr
+    assert secret_build.hits(verbose.stdout + verbose.stderr) == [], verbose.describe()
+    quiet = run_cli("build", secret_build.manifest, "--network", "host", "--tag", secret_build.image)
+    assert quiet.returncode == 0, quiet.describe()
+    assert secret_build.hits(quiet.stdout + quiet.stderr) == []
+    validate = run_cli("validate", secret_build.manifest)
+    assert validate.returncode == 0 and secret_build.hits(validate.stdout + validate.stderr) == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "racetrack_builder/console.py Output.mask() replaces every secret value wherever it appears, also "
+    "in the --json summary on stdout; the private index user 'racetrack' turns 'racetrack-test-...' "
+    "into '***-test-...' there. Only whole secret values in log lines should be masked, not the "
+    "summary's image names"))
+def test_json_summary_survives_secret_values(secret_build: SecretBuild) -> None:
+    summary = json.loads(secret_build.build.stdout)
+    assert summary["image"] == secret_build.image
+    assert summary["base_image"] == "racetrack/python3:latest"
