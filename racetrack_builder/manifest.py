@@ -664,6 +664,8 @@ def _syntax_problem(err: YamlSyntaxError, text: str) -> tuple[Position | None, s
         hint = "check this line's indentation against the lines above"
     elif "undefined alias" in problem:
         hint = "define the anchor '&name' before using '*name'"
+    elif "unacceptable character" in problem:
+        hint = "remove the character; YAML files hold printable text only"
     return position, f"is not valid YAML: {problem} ({hint})"
 
 

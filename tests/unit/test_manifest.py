@@ -608,6 +608,7 @@ def test_duplicate_keys_are_an_error_naming_both_lines() -> None:
     ("name: *nowhere\n", 1, 7, "define the anchor"),
     ("a: 1\n---\nb: 2\n", 2, 1, "more than one YAML document"),
     ("name: @x\n", 1, 7, "found '@', which cannot start a value"),
+    ("name: a\nlang: b\x07c\n", 2, 8, "unacceptable character #x0007"),
 ])
 def test_yaml_syntax_errors_give_line_and_column(text: str, line: int, column: int, fragment: str) -> None:
     (problem,) = problems_of(text)
