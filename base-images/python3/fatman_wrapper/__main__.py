@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
 
 from .errors import JobLoadError
 
@@ -18,26 +17,33 @@ EXIT_USAGE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fatman_wrapper",
-                                     description="Serve or check a Racetrack python3 job.")
+    parser = argparse.ArgumentParser(
+        prog="python -m fatman_wrapper", description="Serve or check a Racetrack python3 job."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("entrypoint_path", help="the entrypoint .py file, relative to the job root")
-        p.add_argument("--class", dest="class_name", default=None,
-                       help="the entrypoint class (default: the one class in the file with perform)")
+        p.add_argument(
+            "--class",
+            dest="class_name",
+            default=None,
+            help="the entrypoint class (default: the one class in the file with perform)",
+        )
         p.add_argument("--root", default=".", help="the job's root folder (default: the current one)")
 
     run = commands.add_parser("run", help="serve the job with gunicorn")
     common(run)
     run.add_argument("--host", default=None, help="address to listen on (default: FATMAN_HOST or 0.0.0.0)")
     run.add_argument("--port", type=int, default=None, help="port (default: FATMAN_PORT or 7000)")
-    check = commands.add_parser("check", help="import the entrypoint and find its class without running __init__")
+    check = commands.add_parser(
+        "check", help="import the entrypoint and find its class without running __init__"
+    )
     common(check)
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:

@@ -12,7 +12,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from collections.abc import Iterable
+from typing import Any, Callable
 
 from flask import Flask, Response, redirect, request, send_file
 from werkzeug.exceptions import HTTPException
@@ -33,13 +34,24 @@ log = logging.getLogger("fatman_wrapper")
 JSON = "application/json"
 WEBVIEW_PATH = "/api/v1/webview"
 
-WSGIApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 ENDPOINT_KEY = "fatman.endpoint"  # environ key where views name the endpoint for metrics
 # Routes whose path is their own metrics label; job routes set theirs (ENDPOINT_KEY).
-_FIXED_LABELS = frozenset(["/", "/docs", "/openapi.json", "/health", "/live", "/ready", "/metrics",
-                           "/api/v1/perform", "/api/v1/parameters"])
+_FIXED_LABELS = frozenset(
+    [
+        "/",
+        "/docs",
+        "/openapi.json",
+        "/health",
+        "/live",
+        "/ready",
+        "/metrics",
+        "/api/v1/perform",
+        "/api/v1/parameters",
+    ]
+)
 
 
 class FatmanMiddleware:
@@ -61,22 +73,26 @@ class FatmanMiddleware:
         self.guard = guard
         self.metrics = metrics
 
-    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         path = environ.get("PATH_INFO", "")
         prefix = self.prefix
         if prefix and path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
-            path = environ["PATH_INFO"] = path[len(prefix):] or "/"
-        status: List[str] = []
+            path = environ["PATH_INFO"] = path[len(prefix) :] or "/"
+        status: list[str] = []
 
-        def record_status(code: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
+        def record_status(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status.append(code)
             return start_response(code, headers, exc_info)
 
         if self.guard.enabled and not self.guard.allows(path, environ):
-            error = ApiError(401, "missing or wrong auth token: send it in the X-Racetrack-Auth header "
-                                  "or as 'Authorization: Bearer <token>'", error_type="Unauthorized")
+            error = ApiError(
+                401,
+                "missing or wrong auth token: send it in the X-Racetrack-Auth header "
+                "or as 'Authorization: Bearer <token>'",
+                error_type="Unauthorized",
+            )
             result: Iterable[bytes] = error_response(error)(environ, record_status)
         else:
             result = self.app(environ, record_status)
@@ -91,8 +107,8 @@ class JobHolder:
 
     def __init__(self, loader: Callable[[], Job]) -> None:
         self._loader = loader
-        self.job: Optional[Job] = None
-        self.error: Optional[JobLoadError] = None
+        self.job: Job | None = None
+        self.error: JobLoadError | None = None
         self.state = "starting"
 
     def load(self) -> None:
@@ -103,8 +119,9 @@ class JobHolder:
         except JobLoadError as exc:
             self.error = exc
             self.state = "failed"
-            log.error("the job cannot be served: %s%s", exc,
-                      "\n" + exc.user_traceback if exc.user_traceback else "")
+            log.error(
+                "the job cannot be served: %s%s", exc, "\n" + exc.user_traceback if exc.user_traceback else ""
+            )
             return
         self.job = job
         self.state = "ready"
@@ -119,9 +136,9 @@ class JobHolder:
             raise ApiError(503, f"the job failed to start: {self.error}", error_type="JobNotReady")
         raise ApiError(503, "the job is still starting; retry shortly", error_type="JobNotReady")
 
-    def status(self) -> Dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         """The probes' body."""
-        body: Dict[str, Any] = {"status": self.state}
+        body: dict[str, Any] = {"status": self.state}
         if self.error is not None:
             body["error"] = str(self.error)
             body["type"] = "JobLoadError"
@@ -134,7 +151,7 @@ def _json_response(body: Any, status: int = 200) -> Response:
     return Response(dumps(body), status=status, mimetype=JSON)
 
 
-def _read_body(environ: Dict[str, Any], limit: int) -> bytes:
+def _read_body(environ: dict[str, Any], limit: int) -> bytes:
     """The request body, at most ``limit`` bytes (413 beyond), straight from the WSGI input."""
     raw_length = environ.get("CONTENT_LENGTH")
     stream = environ["wsgi.input"]
@@ -144,30 +161,41 @@ def _read_body(environ: Dict[str, Any], limit: int) -> bytes:
         except ValueError:
             raise ApiError(400, f"invalid Content-Length {raw_length!r}", error_type="BadRequest") from None
         if length > limit:
-            raise ApiError(413, f"the request body has {length} bytes, over the limit of {limit} "
-                                "(FATMAN_MAX_BODY_BYTES)", error_type="PayloadTooLarge")
+            raise ApiError(
+                413,
+                f"the request body has {length} bytes, over the limit of {limit} (FATMAN_MAX_BODY_BYTES)",
+                error_type="PayloadTooLarge",
+            )
         return stream.read(length) if length > 0 else b""
     if not environ.get("wsgi.input_terminated"):
         return b""  # no length and a server that does not end the stream: no body can be read safely
     data = stream.read(limit + 1)  # chunked: bounded all the same
     if len(data) > limit:
-        raise ApiError(413, f"the request body is over the limit of {limit} bytes (FATMAN_MAX_BODY_BYTES)",
-                       error_type="PayloadTooLarge")
+        raise ApiError(
+            413,
+            f"the request body is over the limit of {limit} bytes (FATMAN_MAX_BODY_BYTES)",
+            error_type="PayloadTooLarge",
+        )
     return data
 
 
-def _parse_json_object(data: bytes) -> Dict[str, Any]:
+def _parse_json_object(data: bytes) -> dict[str, Any]:
     """A request body as a JSON object; 400 if malformed or not an object. No body means ``{}``."""
     if not data.strip():
         return {}  # an endpoint without arguments, or all of them optional
     try:
         payload = json.loads(data)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise ApiError(400, f"the request body is not valid JSON: {exc}", error_type="MalformedJSON") from None
+        raise ApiError(
+            400, f"the request body is not valid JSON: {exc}", error_type="MalformedJSON"
+        ) from None
     if not isinstance(payload, dict):
         kind = "an array" if isinstance(payload, list) else type(payload).__name__
-        raise ApiError(400, f"the request body must be a JSON object of named arguments, got {kind}",
-                       error_type="MalformedJSON")
+        raise ApiError(
+            400,
+            f"the request body must be a JSON object of named arguments, got {kind}",
+            error_type="MalformedJSON",
+        )
     return payload
 
 
@@ -179,14 +207,16 @@ def error_response(err: ApiError) -> Response:
     return response
 
 
-def _handle_error(exc: Exception) -> Union[Response, HTTPException]:
+def _handle_error(exc: Exception) -> Response | HTTPException:
     """The one Flask error handler: every failure becomes ``ApiError.to_dict()`` JSON."""
     if isinstance(exc, ApiError):
         return error_response(exc)
     if isinstance(exc, HTTPException):
         if exc.code is None or exc.code < 400:
             return exc  # redirects (trailing slashes) are answers, not errors
-        response = error_response(ApiError(exc.code, exc.description or exc.name, error_type=type(exc).__name__))
+        response = error_response(
+            ApiError(exc.code, exc.description or exc.name, error_type=type(exc).__name__)
+        )
         for name, value in exc.get_headers():
             if name.lower() not in ("content-type", "content-length"):
                 response.headers[name] = value  # e.g. Allow of a 405
@@ -196,11 +226,11 @@ def _handle_error(exc: Exception) -> Union[Response, HTTPException]:
 
 
 def create_app(
-    entrypoint_path: Union[str, os.PathLike],
-    class_name: Optional[str] = None,
+    entrypoint_path: str | os.PathLike,
+    class_name: str | None = None,
     *,
-    root: Union[str, os.PathLike] = ".",
-    settings: Optional[Settings] = None,
+    root: str | os.PathLike = ".",
+    settings: Settings | None = None,
     background: bool = False,
 ) -> Flask:
     """A Flask app serving the job whose entrypoint is ``entrypoint_path`` (relative to ``root``).
@@ -219,8 +249,8 @@ def create_app(
     title = settings.name or "fatman"
     limit = settings.max_body_bytes
     swagger_dir = os.path.realpath(swagger_ui_dir())
-    openapi_cache: Dict[str, bytes] = {}
-    caches: Dict[str, Any] = {}
+    openapi_cache: dict[str, bytes] = {}
+    caches: dict[str, Any] = {}
 
     app = Flask("fatman_wrapper", static_folder=None)
     app.wsgi_app = FatmanMiddleware(app.wsgi_app, settings.pub_prefix, guard, metrics)  # type: ignore[method-assign]
@@ -234,7 +264,9 @@ def create_app(
         if endpoint is None:
             environ[ENDPOINT_KEY] = "/api/v1/<unknown>"
             known = ", ".join(f"/api/v1/{p}" for p in job.endpoints)
-            raise ApiError(404, f"no endpoint POST /api/v1/{path} (this job has: {known})", error_type="NotFound")
+            raise ApiError(
+                404, f"no endpoint POST /api/v1/{path} (this job has: {known})", error_type="NotFound"
+            )
         environ[ENDPOINT_KEY] = f"/api/v1/{path}"
         kwargs = endpoint.signature.bind(_parse_json_object(_read_body(environ, limit)))
         try:
@@ -246,7 +278,9 @@ def create_app(
             body = dumps(result)
         except (TypeError, ValueError) as exc:
             log.error("the result of /api/v1/%s cannot be encoded as JSON: %s", path, exc)
-            raise ApiError(500, f"the result cannot be encoded as JSON: {exc}", error_type="EncodingError") from exc
+            raise ApiError(
+                500, f"the result cannot be encoded as JSON: {exc}", error_type="EncodingError"
+            ) from exc
         return Response(body, status=200, mimetype=JSON)
 
     def perform() -> Response:
@@ -256,7 +290,7 @@ def create_app(
         if request.method == "POST":
             return call_endpoint(path)
         job = holder.require()
-        files: Optional[StaticFiles] = caches.get("static")
+        files: StaticFiles | None = caches.get("static")
         if files is None:
             files = caches["static"] = StaticFiles(root_path, job.static)
         found = files.resolve(path)
@@ -278,24 +312,31 @@ def create_app(
         request.environ[ENDPOINT_KEY] = WEBVIEW_PATH
         job = holder.require()
         if job.webview is None:
-            raise ApiError(404, "this job has no webview (define webview_app(self, base_url) in the entrypoint)",
-                           error_type="NotFound")
+            raise ApiError(
+                404,
+                "this job has no webview (define webview_app(self, base_url) in the entrypoint)",
+                error_type="NotFound",
+            )
         if rest == "static" or rest.startswith("static/"):
             static_dir = os.path.realpath(os.path.join(root_path, "static"))
-            found = resolve_under(static_dir, rest[len("static/"):]) if os.path.isdir(static_dir) else None
+            found = resolve_under(static_dir, rest[len("static/") :]) if os.path.isdir(static_dir) else None
             if found is None:
                 raise ApiError(404, f"no file {rest} in the job's static/ folder", error_type="NotFound")
             return send_file(found, conditional=True)
         # The user's app routes on base_url + "/...": hand it the full path it was told about.
         environ = dict(request.environ)
-        environ["PATH_INFO"] = webview_base + environ.get("PATH_INFO", "")[len(WEBVIEW_PATH):]
+        environ["PATH_INFO"] = webview_base + environ.get("PATH_INFO", "")[len(WEBVIEW_PATH) :]
         environ["SCRIPT_NAME"] = ""
         return Response.from_app(job.webview, environ)
 
     def health() -> Response:
         body = holder.status()
-        body.update(name=settings.name or None, version=settings.version or None,
-                    wrapper_version=__version__, entrypoint_class=holder.job.class_name if holder.job else None)
+        body.update(
+            name=settings.name or None,
+            version=settings.version or None,
+            wrapper_version=__version__,
+            entrypoint_class=holder.job.class_name if holder.job else None,
+        )
         return _json_response(body, 200 if holder.job else 503)
 
     def live() -> Response:
@@ -311,9 +352,13 @@ def create_app(
         script_root = request.script_root
         body = openapi_cache.get(script_root)
         if body is None or holder.job is None:
-            document = build_document(holder.job, title=title, version=settings.version,
-                                      server_url=script_root,
-                                      load_error=str(holder.error) if holder.error else None)
+            document = build_document(
+                holder.job,
+                title=title,
+                version=settings.version,
+                server_url=script_root,
+                load_error=str(holder.error) if holder.error else None,
+            )
             body = dumps(document).encode("utf-8")
             if holder.job is not None:
                 openapi_cache[script_root] = body
@@ -334,7 +379,7 @@ def create_app(
     def index() -> Response:
         return redirect(f"{request.script_root}/docs", code=302)
 
-    rules: List[Tuple[str, str, Callable[..., Any], List[str]]] = [
+    rules: list[tuple[str, str, Callable[..., Any], list[str]]] = [
         ("/", "index", index, ["GET"]),
         ("/docs", "docs", docs, ["GET"]),
         ("/docs/static/<path:filename>", "docs_static", docs_static, ["GET"]),
@@ -346,9 +391,18 @@ def create_app(
         ("/api/v1/perform", "perform", perform, ["POST"]),
         ("/api/v1/parameters", "parameters", parameters, ["GET"]),
         (WEBVIEW_PATH, "webview_root", webview, ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
-        (WEBVIEW_PATH + "/", "webview_index", webview, ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
-        (WEBVIEW_PATH + "/<path:rest>", "webview", webview,
-         ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+        (
+            WEBVIEW_PATH + "/",
+            "webview_index",
+            webview,
+            ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        ),
+        (
+            WEBVIEW_PATH + "/<path:rest>",
+            "webview",
+            webview,
+            ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        ),
         ("/api/v1/<path:path>", "api_path", api_path, ["GET", "POST"]),
     ]
     for rule, endpoint, view, methods in rules:

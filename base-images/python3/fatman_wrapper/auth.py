@@ -9,7 +9,8 @@ public endpoint opens that exact path and the paths under it: ``/foo`` opens ``/
 from __future__ import annotations
 
 import hmac
-from typing import Any, Iterable, Mapping, Optional, Tuple
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 PROBES = ("/health", "/live", "/ready")
 TOKEN_HEADER = "X-Racetrack-Auth"
@@ -22,7 +23,7 @@ class TokenGuard:
     def __init__(self, token: str, public_endpoints: Iterable[str]) -> None:
         self._token = token.encode("utf-8")  # what a client sends for a UTF-8 token
         self.enabled = bool(token)
-        self._public: Tuple[str, ...] = tuple(p.rstrip("/") for p in public_endpoints)
+        self._public: tuple[str, ...] = tuple(p.rstrip("/") for p in public_endpoints)
 
     def is_exempt(self, path: str) -> bool:
         """True for the probes and for a public endpoint or any path under one."""
@@ -38,7 +39,7 @@ class TokenGuard:
                 return True
         return False
 
-    def token_from(self, environ: Mapping[str, Any]) -> Optional[str]:
+    def token_from(self, environ: Mapping[str, Any]) -> str | None:
         """The token a request carries: ``X-Racetrack-Auth`` or ``Authorization: Bearer``."""
         token = environ.get(TOKEN_ENVIRON)
         if token:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List, Mapping, Optional, Tuple
+from collections.abc import Mapping
 
 from .errors import JobLoadError
 
@@ -26,7 +26,7 @@ def available_cpus() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
         cpus = os.cpu_count() or 1
-    quota: Optional[float] = None
+    quota: float | None = None
     try:
         with open("/sys/fs/cgroup/cpu.max") as f:  # cgroup v2: "max 100000" or "200000 100000"
             limit, period = f.read().split()[:2]
@@ -54,15 +54,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise JobLoadError(f"{name}={raw!r} is not a whole number", hint=f"set {name} to e.g. {default}") from None
+        raise JobLoadError(
+            f"{name}={raw!r} is not a whole number", hint=f"set {name} to e.g. {default}"
+        ) from None
     if value < minimum:
         raise JobLoadError(f"{name}={value} is below {minimum}", hint=f"set {name} to e.g. {default}")
     return value
 
 
-def parse_public_endpoints(raw: str) -> Tuple[str, ...]:
+def parse_public_endpoints(raw: str) -> tuple[str, ...]:
     """``"/api/v1/perform, /api/v1/webview/"`` -> ``("/api/v1/perform", "/api/v1/webview")``."""
-    paths: List[str] = []
+    paths: list[str] = []
     for item in raw.split(","):
         item = item.strip()
         if not item:
@@ -79,7 +81,7 @@ class Settings:
     name: str = ""
     version: str = ""
     auth_token: str = ""
-    public_endpoints: Tuple[str, ...] = ()
+    public_endpoints: tuple[str, ...] = ()
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     workers: int = 1
@@ -95,7 +97,7 @@ class Settings:
         return ""
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read ``FATMAN_*`` variables; raises ``JobLoadError`` for malformed numbers."""
         env = os.environ if env is None else env
         return cls(

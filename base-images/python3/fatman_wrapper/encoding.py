@@ -66,8 +66,10 @@ def _default(obj: Any) -> Any:
         return obj.to_dict()
     if hasattr(obj, "__iter__") and not isinstance(obj, (str, dict)):  # generators, ranges, deques
         return list(obj)
-    raise EncodingFailed(f"the result contains a {type(obj).__module__}.{type(obj).__qualname__}, "
-                         "which cannot be encoded as JSON")
+    raise EncodingFailed(
+        f"the result contains a {type(obj).__module__}.{type(obj).__qualname__}, "
+        "which cannot be encoded as JSON"
+    )
 
 
 def dumps(value: Any) -> str:

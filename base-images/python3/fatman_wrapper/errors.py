@@ -10,7 +10,7 @@ an HTTP error by itself: the app keeps it as the job's state and answers 503 nam
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 
 class ApiError(Exception):
@@ -26,7 +26,7 @@ class ApiError(Exception):
         message: str,
         *,
         error_type: str = "Error",
-        fields: Optional[List[Dict[str, str]]] = None,
+        fields: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -34,9 +34,9 @@ class ApiError(Exception):
         self.error_type = error_type
         self.fields = fields or []
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON body of the answer."""
-        body: Dict[str, Any] = {"error": self.message, "type": self.error_type, "status": self.status}
+        body: dict[str, Any] = {"error": self.message, "type": self.error_type, "status": self.status}
         if self.fields:
             body["fields"] = self.fields
         return body
@@ -49,8 +49,7 @@ class JobLoadError(Exception):
     raised (import or ``__init__``), and is ``None`` when the problem is the job's shape.
     """
 
-    def __init__(self, message: str, *, hint: Optional[str] = None,
-                 user_traceback: Optional[str] = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, user_traceback: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint

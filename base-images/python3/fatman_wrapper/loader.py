@@ -23,7 +23,7 @@ import sys
 import traceback
 import types
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable
 
 from .errors import JobLoadError
 from .signature import EndpointSignature, describe_method
@@ -51,7 +51,7 @@ class StaticEntry:
 
     path: str  # URL path without the leading slash
     target: str  # as the user wrote it, relative to the job root
-    mimetype: Optional[str]
+    mimetype: str | None
 
 
 @dataclasses.dataclass
@@ -61,27 +61,30 @@ class Job:
     class_name: str
     description: str
     instance: Any
-    endpoints: Dict[str, Endpoint]  # "perform" and every auxiliary path
-    static: Dict[str, StaticEntry]
-    webview: Optional[Callable[..., Any]]
-    metrics: Optional[Callable[[], Any]]
-    examples: Dict[str, Dict[str, Any]]  # endpoint path -> example body
+    endpoints: dict[str, Endpoint]  # "perform" and every auxiliary path
+    static: dict[str, StaticEntry]
+    webview: Callable[..., Any] | None
+    metrics: Callable[[], Any] | None
+    examples: dict[str, dict[str, Any]]  # endpoint path -> example body
 
 
 def normalize_endpoint_path(raw: Any, what: str) -> str:
     """``'/explain/'`` -> ``'explain'``; refuses empty paths and ``.``/``..`` segments."""
     if not isinstance(raw, str):
-        raise JobLoadError(f"{what}: endpoint path {raw!r} is not a string",
-                           hint="use paths such as '/explain'")
+        raise JobLoadError(
+            f"{what}: endpoint path {raw!r} is not a string", hint="use paths such as '/explain'"
+        )
     path = raw.strip("/")
     segments = path.split("/")
     if not path or any(s in ("", ".", "..") for s in segments):
-        raise JobLoadError(f"{what}: endpoint path {raw!r} is not a valid path",
-                           hint="use paths such as '/explain' or '/reports/latest'")
+        raise JobLoadError(
+            f"{what}: endpoint path {raw!r} is not a valid path",
+            hint="use paths such as '/explain' or '/reports/latest'",
+        )
     return path
 
 
-def resolve_entrypoint_file(entrypoint_path: Union[str, os.PathLike], root: Union[str, os.PathLike]) -> Path:
+def resolve_entrypoint_file(entrypoint_path: str | os.PathLike, root: str | os.PathLike) -> Path:
     """The entrypoint file: relative to the job root, or absolute."""
     root_path = Path(root).resolve()
     path = Path(entrypoint_path)
@@ -91,7 +94,8 @@ def resolve_entrypoint_file(entrypoint_path: Union[str, os.PathLike], root: Unio
         raise JobLoadError(
             f"entrypoint file '{entrypoint_path}' not found{where}",
             hint="set python.entrypoint_path in fatman.yaml to a .py file relative to the job's root "
-                 "(and --root to that folder when running by hand)")
+            "(and --root to that folder when running by hand)",
+        )
     return full.resolve()
 
 
@@ -116,7 +120,7 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def import_entrypoint(file: Path, root: Union[str, os.PathLike]) -> types.ModuleType:
+def import_entrypoint(file: Path, root: str | os.PathLike) -> types.ModuleType:
     """Import the entrypoint file as a module, with the job root first on ``sys.path``."""
     root_path = str(Path(root).resolve())
     if root_path in sys.path:
@@ -126,8 +130,9 @@ def import_entrypoint(file: Path, root: Union[str, os.PathLike]) -> types.Module
     name = _module_name(file, Path(root_path))
     spec = importlib.util.spec_from_file_location(name, str(file))
     if spec is None or spec.loader is None:
-        raise JobLoadError(f"'{file}' cannot be imported as a Python module",
-                           hint="the entrypoint must be a .py file")
+        raise JobLoadError(
+            f"'{file}' cannot be imported as a Python module", hint="the entrypoint must be a .py file"
+        )
     module = importlib.util.module_from_spec(spec)
     # Registered before running it so dataclasses, pickle and typing can find the module by name.
     sys.modules[name] = module
@@ -138,29 +143,35 @@ def import_entrypoint(file: Path, root: Union[str, os.PathLike]) -> types.Module
         raise JobLoadError(
             f"importing the entrypoint '{file.name}' failed: {type(exc).__name__}: {exc}",
             hint="fix the error in your code shown in the traceback, or add the missing package to "
-                 "requirements.txt",
-            user_traceback=_user_traceback(exc)) from exc
+            "requirements.txt",
+            user_traceback=_user_traceback(exc),
+        ) from exc
     return module
 
 
-def find_entrypoint_class(module: types.ModuleType, class_name: Optional[str] = None) -> type:
+def find_entrypoint_class(module: types.ModuleType, class_name: str | None = None) -> type:
     """The entrypoint class: ``class_name`` if given, else the one defined there with ``perform``.
 
     Classes imported into the module and helper classes without ``perform`` (dataclasses, pydantic
     models) are not candidates.
     """
-    defined = [obj for obj in vars(module).values()
-               if inspect.isclass(obj) and obj.__module__ == module.__name__]
+    defined = [
+        obj for obj in vars(module).values() if inspect.isclass(obj) and obj.__module__ == module.__name__
+    ]
     if class_name:
         cls = getattr(module, class_name, None)
         if not inspect.isclass(cls):
             names = ", ".join(c.__name__ for c in defined) or "none"
             raise JobLoadError(
-                f"entrypoint class '{class_name}' not found in {module.__name__} (classes defined there: {names})",
-                hint="fix python.entrypoint_class in fatman.yaml (--class) or the class name")
+                f"entrypoint class '{class_name}' not found in {module.__name__} "
+                f"(classes defined there: {names})",
+                hint="fix python.entrypoint_class in fatman.yaml (--class) or the class name",
+            )
         if not callable(getattr(cls, "perform", None)):
-            raise JobLoadError(f"entrypoint class '{class_name}' has no perform method",
-                               hint="add `def perform(self, ...)` to it")
+            raise JobLoadError(
+                f"entrypoint class '{class_name}' has no perform method",
+                hint="add `def perform(self, ...)` to it",
+            )
         return cls
     candidates = [c for c in defined if callable(getattr(c, "perform", None))]
     if len(candidates) == 1:
@@ -169,16 +180,20 @@ def find_entrypoint_class(module: types.ModuleType, class_name: Optional[str] = 
         others = ", ".join(c.__name__ for c in defined)
         listed = f" (classes defined there, none with perform: {others})" if others else ""
         raise JobLoadError(
-            f"no entrypoint class found in {module.__name__}: no class defined there has a perform method{listed}",
-            hint="define a class with `def perform(self, ...)` in the entrypoint file")
+            f"no entrypoint class found in {module.__name__}: "
+            f"no class defined there has a perform method{listed}",
+            hint="define a class with `def perform(self, ...)` in the entrypoint file",
+        )
     names = ", ".join(sorted(c.__name__ for c in candidates))
     raise JobLoadError(
         f"several entrypoint classes found in {module.__name__}: {names}",
-        hint="choose one with python.entrypoint_class in fatman.yaml (--class when running by hand)")
+        hint="choose one with python.entrypoint_class in fatman.yaml (--class when running by hand)",
+    )
 
 
-def check_entrypoint(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = None,
-                     root: Union[str, os.PathLike] = ".") -> type:
+def check_entrypoint(
+    entrypoint_path: str | os.PathLike, class_name: str | None = None, root: str | os.PathLike = "."
+) -> type:
     """Import the entrypoint and find its class WITHOUT instantiating it (the image build check).
 
     Also checks that ``perform`` can take a JSON object (no ``*args``).
@@ -198,62 +213,77 @@ def _call_optional(instance: Any, name: str, *args: Any) -> Any:
     try:
         return method(*args)
     except Exception as exc:
-        raise JobLoadError(f"{type(instance).__name__}.{name}() raised {type(exc).__name__}: {exc}",
-                           hint="fix the error shown in the traceback",
-                           user_traceback=_user_traceback(exc)) from exc
+        raise JobLoadError(
+            f"{type(instance).__name__}.{name}() raised {type(exc).__name__}: {exc}",
+            hint="fix the error shown in the traceback",
+            user_traceback=_user_traceback(exc),
+        ) from exc
 
 
-def _auxiliary_endpoints(instance: Any, cls_name: str) -> Dict[str, Endpoint]:
+def _auxiliary_endpoints(instance: Any, cls_name: str) -> dict[str, Endpoint]:
     declared = _call_optional(instance, "auxiliary_endpoints")
     if declared is None:
         return {}
     if not isinstance(declared, dict):
-        raise JobLoadError(f"{cls_name}.auxiliary_endpoints() returned {type(declared).__name__}, not a dict",
-                           hint="return a dict such as {'/explain': self.explain}")
-    endpoints: Dict[str, Endpoint] = {}
+        raise JobLoadError(
+            f"{cls_name}.auxiliary_endpoints() returned {type(declared).__name__}, not a dict",
+            hint="return a dict such as {'/explain': self.explain}",
+        )
+    endpoints: dict[str, Endpoint] = {}
     for raw_path, method in declared.items():
         path = normalize_endpoint_path(raw_path, f"{cls_name}.auxiliary_endpoints()")
         if path.split("/")[0] in RESERVED_PATHS:
-            raise JobLoadError(f"auxiliary endpoint '{raw_path}' collides with the wrapper's /api/v1/{path}",
-                               hint="rename the endpoint")
+            raise JobLoadError(
+                f"auxiliary endpoint '{raw_path}' collides with the wrapper's /api/v1/{path}",
+                hint="rename the endpoint",
+            )
         if path in endpoints:
             raise JobLoadError(f"auxiliary endpoint '{raw_path}' is declared twice")
         if not callable(method):
-            raise JobLoadError(f"auxiliary endpoint '{raw_path}' maps to {method!r}, which is not callable",
-                               hint="map it to a method, e.g. {'/explain': self.explain}")
+            raise JobLoadError(
+                f"auxiliary endpoint '{raw_path}' maps to {method!r}, which is not callable",
+                hint="map it to a method, e.g. {'/explain': self.explain}",
+            )
         endpoints[path] = Endpoint(path, method, describe_method(method, f"/{path}"))
     return endpoints
 
 
-def _static_endpoints(instance: Any, cls_name: str) -> Dict[str, StaticEntry]:
+def _static_endpoints(instance: Any, cls_name: str) -> dict[str, StaticEntry]:
     declared = _call_optional(instance, "static_endpoints")
     if declared is None:
         return {}
     if not isinstance(declared, dict):
-        raise JobLoadError(f"{cls_name}.static_endpoints() returned {type(declared).__name__}, not a dict",
-                           hint="return a dict such as {'/readme': 'README.md'}")
-    entries: Dict[str, StaticEntry] = {}
+        raise JobLoadError(
+            f"{cls_name}.static_endpoints() returned {type(declared).__name__}, not a dict",
+            hint="return a dict such as {'/readme': 'README.md'}",
+        )
+    entries: dict[str, StaticEntry] = {}
     for raw_path, meta in declared.items():
         path = normalize_endpoint_path(raw_path, f"{cls_name}.static_endpoints()")
         if path.split("/")[0] in ("parameters", "webview"):
-            raise JobLoadError(f"static endpoint '{raw_path}' collides with the wrapper's /api/v1/{path}",
-                               hint="rename the endpoint")
-        mimetype: Optional[str] = None
+            raise JobLoadError(
+                f"static endpoint '{raw_path}' collides with the wrapper's /api/v1/{path}",
+                hint="rename the endpoint",
+            )
+        mimetype: str | None = None
         if isinstance(meta, (tuple, list)) and len(meta) == 2:
             target, mimetype = meta
         else:
             target = meta
-        if not isinstance(target, (str, os.PathLike)) or (mimetype is not None and not isinstance(mimetype, str)):
+        if not isinstance(target, (str, os.PathLike)) or (
+            mimetype is not None and not isinstance(mimetype, str)
+        ):
             raise JobLoadError(
                 f"static endpoint '{raw_path}' maps to {meta!r}",
-                hint="map it to a file name or (file name, mimetype), relative to the job's root")
+                hint="map it to a file name or (file name, mimetype), relative to the job's root",
+            )
         entries[path] = StaticEntry(path, os.fspath(target), mimetype)
     return entries
 
 
-def _docs_examples(instance: Any, endpoints: Dict[str, Endpoint]) -> Dict[str, Dict[str, Any]]:
+def _docs_examples(instance: Any, endpoints: dict[str, Endpoint]) -> dict[str, dict[str, Any]]:
     """Example bodies per endpoint path; a failing docs method is logged, never fatal."""
-    examples: Dict[str, Dict[str, Any]] = {}
+    examples: dict[str, dict[str, Any]] = {}
     try:
         single = _call_optional(instance, "docs_input_example")
         if isinstance(single, dict):
@@ -271,24 +301,33 @@ def _docs_examples(instance: Any, endpoints: Dict[str, Endpoint]) -> Dict[str, D
     return examples
 
 
-def load_job(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = None,
-             root: Union[str, os.PathLike] = ".", webview_base_url: str = "/api/v1/webview") -> Job:
+def load_job(
+    entrypoint_path: str | os.PathLike,
+    class_name: str | None = None,
+    root: str | os.PathLike = ".",
+    webview_base_url: str = "/api/v1/webview",
+) -> Job:
     """Import and instantiate the entrypoint and read what it declares; raises ``JobLoadError``."""
     cls = check_entrypoint(entrypoint_path, class_name, root)
     try:
         instance = cls()
     except Exception as exc:
-        raise JobLoadError(f"{cls.__name__}.__init__ raised {type(exc).__name__}: {exc}",
-                           hint="fix the error shown in the traceback; the server stays up meanwhile",
-                           user_traceback=_user_traceback(exc)) from exc
-    endpoints = {"perform": Endpoint("perform", instance.perform,
-                                     describe_method(instance.perform, "perform"))}
+        raise JobLoadError(
+            f"{cls.__name__}.__init__ raised {type(exc).__name__}: {exc}",
+            hint="fix the error shown in the traceback; the server stays up meanwhile",
+            user_traceback=_user_traceback(exc),
+        ) from exc
+    endpoints = {
+        "perform": Endpoint("perform", instance.perform, describe_method(instance.perform, "perform"))
+    }
     endpoints.update(_auxiliary_endpoints(instance, cls.__name__))
     static = _static_endpoints(instance, cls.__name__)
     webview = _call_optional(instance, "webview_app", webview_base_url)
     if webview is not None and not callable(webview):
-        raise JobLoadError(f"{cls.__name__}.webview_app() returned {type(webview).__name__}, not a WSGI app",
-                           hint="return a WSGI application, e.g. `app.wsgi_app` of a Flask app")
+        raise JobLoadError(
+            f"{cls.__name__}.webview_app() returned {type(webview).__name__}, not a WSGI app",
+            hint="return a WSGI application, e.g. `app.wsgi_app` of a Flask app",
+        )
     metrics = getattr(instance, "metrics", None)
     return Job(
         class_name=cls.__name__,
@@ -302,7 +341,7 @@ def load_job(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str]
     )
 
 
-def describe_error(exc: JobLoadError) -> Tuple[str, List[str]]:
+def describe_error(exc: JobLoadError) -> tuple[str, list[str]]:
     """The error text and, when the user's code raised, their traceback lines (for /health)."""
     lines = exc.user_traceback.rstrip().splitlines() if exc.user_traceback else []
     return str(exc), lines

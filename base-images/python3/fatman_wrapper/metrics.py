@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from collections.abc import Iterable
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -25,7 +26,7 @@ _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def multiprocess_dir() -> Optional[str]:
+def multiprocess_dir() -> str | None:
     """The shared directory of multiprocess mode, if this process runs in it."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
 
@@ -33,18 +34,19 @@ def multiprocess_dir() -> Optional[str]:
 class _JobMetricsCollector:
     """Turns the job's ``metrics()`` list into gauges at scrape time; never raises."""
 
-    def __init__(self, provider: Callable[[], Optional[Callable[[], Any]]]) -> None:
+    def __init__(self, provider: Callable[[], Callable[[], Any] | None]) -> None:
         self._provider = provider
 
-    def describe(self) -> List[Any]:
+    def describe(self) -> list[Any]:
         return []  # values come from user code at scrape time; do not call it on registration
 
     def collect(self) -> Iterable[Any]:
         metrics_fn = self._provider()
         if metrics_fn is None:
             return []
-        ok = GaugeMetricFamily("fatman_custom_metrics_up",
-                               "1 if the job's metrics() answered at the last scrape, 0 if it raised")
+        ok = GaugeMetricFamily(
+            "fatman_custom_metrics_up", "1 if the job's metrics() answered at the last scrape, 0 if it raised"
+        )
         try:
             families = self._families(metrics_fn())
             ok.add_metric([], 1.0)
@@ -55,8 +57,8 @@ class _JobMetricsCollector:
         return families + [ok]
 
     @staticmethod
-    def _families(items: Any) -> List[GaugeMetricFamily]:
-        families: Dict[str, Tuple[GaugeMetricFamily, Tuple[str, ...]]] = {}
+    def _families(items: Any) -> list[GaugeMetricFamily]:
+        families: dict[str, tuple[GaugeMetricFamily, tuple[str, ...]]] = {}
         for item in items or []:
             if not isinstance(item, dict):
                 log.warning("skipping metric %r: expected a dict with name and value", item)
@@ -66,7 +68,9 @@ class _JobMetricsCollector:
             if not isinstance(name, str) or not _METRIC_NAME.match(name):
                 log.warning("skipping metric %r: the name must match %s", name, _METRIC_NAME.pattern)
                 continue
-            if not isinstance(labels, dict) or not all(isinstance(k, str) and _LABEL_NAME.match(k) for k in labels):
+            if not isinstance(labels, dict) or not all(
+                isinstance(k, str) and _LABEL_NAME.match(k) for k in labels
+            ):
                 log.warning("skipping metric %s: labels must be a dict of valid label names", name)
                 continue
             try:
@@ -76,7 +80,10 @@ class _JobMetricsCollector:
                 continue
             keys = tuple(sorted(labels))
             if name not in families:
-                families[name] = (GaugeMetricFamily(name, str(item.get("description") or name), labels=keys), keys)
+                families[name] = (
+                    GaugeMetricFamily(name, str(item.get("description") or name), labels=keys),
+                    keys,
+                )
             family, family_keys = families[name]
             if keys != family_keys:
                 log.warning("skipping a sample of metric %s: its labels differ from the first sample's", name)
@@ -88,28 +95,41 @@ class _JobMetricsCollector:
 class RequestMetrics:
     """Per-endpoint request counters and durations, shared across worker processes."""
 
-    def __init__(self, job_metrics: Callable[[], Optional[Callable[[], Any]]]) -> None:
+    def __init__(self, job_metrics: Callable[[], Callable[[], Any] | None]) -> None:
         self._registry = CollectorRegistry()
-        self.requests = Counter("fatman_requests", "Requests answered, by endpoint and status code",
-                                ["endpoint", "status"], registry=self._registry)
-        self.errors = Counter("fatman_request_errors",
-                              "Requests answered with a 5xx status (the job raised or is not ready)",
-                              ["endpoint"], registry=self._registry)
-        self.duration = Histogram("fatman_request_duration_seconds", "Time to answer a request",
-                                  ["endpoint"], registry=self._registry)
+        self.requests = Counter(
+            "fatman_requests",
+            "Requests answered, by endpoint and status code",
+            ["endpoint", "status"],
+            registry=self._registry,
+        )
+        self.errors = Counter(
+            "fatman_request_errors",
+            "Requests answered with a 5xx status (the job raised or is not ready)",
+            ["endpoint"],
+            registry=self._registry,
+        )
+        self.duration = Histogram(
+            "fatman_request_duration_seconds",
+            "Time to answer a request",
+            ["endpoint"],
+            registry=self._registry,
+        )
         self._job_collector = _JobMetricsCollector(job_metrics)
         self._registry.register(self._job_collector)  # type: ignore[arg-type]
         # Label children looked up once per (endpoint, status), not on every request.
-        self._children: Dict[Tuple[str, int], Tuple[Any, Any, Any]] = {}
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         """Count one answered request."""
         key = (endpoint, status)
         children = self._children.get(key)
         if children is None:
-            children = (self.requests.labels(endpoint, str(status)),
-                        self.errors.labels(endpoint) if status >= 500 else None,
-                        self.duration.labels(endpoint))
+            children = (
+                self.requests.labels(endpoint, str(status)),
+                self.errors.labels(endpoint) if status >= 500 else None,
+                self.duration.labels(endpoint),
+            )
             self._children[key] = children
         requests, errors, duration = children
         requests.inc()

@@ -18,7 +18,7 @@ import pathlib
 import sys
 import typing
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from .encoding import to_jsonable
 from .loader import Job
@@ -39,7 +39,7 @@ def swagger_ui_dir() -> str:
     return os.fspath(swagger_ui_bundle.swagger_ui_path)
 
 
-def json_schema(tp: Any) -> Dict[str, Any]:
+def json_schema(tp: Any) -> dict[str, Any]:
     """A JSON schema (OpenAPI 3.0 dialect) for an annotation; ``{}`` (anything) when unknown."""
     if tp is inspect.Parameter.empty or tp is Any or tp is object or isinstance(tp, (str, typing.TypeVar)):
         return {}
@@ -51,7 +51,9 @@ def json_schema(tp: Any) -> Dict[str, Any]:
     if origin in _UNIONS:
         options = [a for a in args if a is not type(None)]
         nullable = len(options) != len(args)
-        schema = json_schema(options[0]) if len(options) == 1 else {"anyOf": [json_schema(a) for a in options]}
+        schema = (
+            json_schema(options[0]) if len(options) == 1 else {"anyOf": [json_schema(a) for a in options]}
+        )
         if nullable:
             schema = dict(schema, nullable=True)
         return schema
@@ -61,8 +63,11 @@ def json_schema(tp: Any) -> Dict[str, Any]:
     if tp in simple:
         return {"type": simple[tp]}
     base = origin or tp
-    if base in (list, set, frozenset, tuple) or getattr(base, "__module__", "") == "collections.abc" and \
-            base.__name__ in ("Sequence", "MutableSequence", "Iterable", "Collection", "Set", "MutableSet"):
+    if (
+        base in (list, set, frozenset, tuple)
+        or getattr(base, "__module__", "") == "collections.abc"
+        and base.__name__ in ("Sequence", "MutableSequence", "Iterable", "Collection", "Set", "MutableSet")
+    ):
         items = args[0] if args and (base is not tuple or len(args) == 2 and args[1] is Ellipsis) else None
         return {"type": "array", "items": json_schema(items) if items is not None else {}}
     if base is dict or getattr(base, "__name__", "") in ("Mapping", "MutableMapping"):
@@ -82,22 +87,28 @@ def json_schema(tp: Any) -> Dict[str, Any]:
             return {"type": "string"}
         if dataclasses.is_dataclass(base):
             hints = typing.get_type_hints(base)
-            return {"type": "object", "title": base.__name__,
-                    "properties": {f.name: json_schema(hints.get(f.name, Any)) for f in dataclasses.fields(base)}}
+            return {
+                "type": "object",
+                "title": base.__name__,
+                "properties": {f.name: json_schema(hints.get(f.name, Any)) for f in dataclasses.fields(base)},
+            }
         model_schema = getattr(base, "model_json_schema", None)
         if callable(model_schema):
             try:
-                return {"type": "object", "title": base.__name__,
-                        "properties": model_schema().get("properties", {})}
+                return {
+                    "type": "object",
+                    "title": base.__name__,
+                    "properties": model_schema().get("properties", {}),
+                }
             except Exception:  # noqa: BLE001 - a schema is documentation; never fail the page
                 return {"type": "object", "title": base.__name__}
     return {}
 
 
-def _request_schema(sig: EndpointSignature) -> Dict[str, Any]:
-    properties: Dict[str, Any] = {}
-    required: List[str] = []
-    schema: Dict[str, Any] = {"type": "object", "properties": properties}
+def _request_schema(sig: EndpointSignature) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
     for p in sig.parameters:
         prop = json_schema(p.annotation)
         if p.var_keyword:
@@ -128,14 +139,19 @@ _ERROR_SCHEMA = {
         "error": {"type": "string"},
         "type": {"type": "string"},
         "status": {"type": "integer"},
-        "fields": {"type": "array", "items": {"type": "object", "properties": {
-            "field": {"type": "string"}, "problem": {"type": "string"}}}},
+        "fields": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "problem": {"type": "string"}},
+            },
+        },
     },
 }
 
 
-def _operation(path: str, sig: EndpointSignature, example: Optional[Dict[str, Any]], tag: str) -> Dict[str, Any]:
-    media: Dict[str, Any] = {"schema": _request_schema(sig)}
+def _operation(path: str, sig: EndpointSignature, example: dict[str, Any] | None, tag: str) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": _request_schema(sig)}
     if example is not None:
         try:
             media["example"] = to_jsonable(example)
@@ -152,8 +168,10 @@ def _operation(path: str, sig: EndpointSignature, example: Optional[Dict[str, An
         "operationId": "call_" + path.replace("/", "_"),
         "requestBody": {"required": True, "content": {"application/json": media}},
         "responses": {
-            "200": {"description": sig.returns_doc or "The result",
-                    "content": {"application/json": {"schema": result_schema}}},
+            "200": {
+                "description": sig.returns_doc or "The result",
+                "content": {"application/json": {"schema": result_schema}},
+            },
             "400": dict(error, description="Invalid arguments or malformed JSON"),
             "413": dict(error, description="Request body too large"),
             "500": dict(error, description="The job raised an exception"),
@@ -162,35 +180,67 @@ def _operation(path: str, sig: EndpointSignature, example: Optional[Dict[str, An
     }
 
 
-def build_document(job: Optional[Job], *, title: str, version: str, server_url: str,
-                   load_error: Optional[str] = None) -> Dict[str, Any]:
+def build_document(
+    job: Job | None, *, title: str, version: str, server_url: str, load_error: str | None = None
+) -> dict[str, Any]:
     """The OpenAPI 3.0 document for ``job`` (or, while it is not loaded, for the wrapper's routes)."""
     description = job.description if job else (f"The job is not serving: {load_error}" if load_error else "")
-    paths: Dict[str, Any] = {}
+    paths: dict[str, Any] = {}
     if job is not None:
         for path, endpoint in job.endpoints.items():
             tag = "perform" if path == "perform" else "auxiliary"
-            paths[f"/api/v1/{path}"] = {"post": _operation(path, endpoint.signature,
-                                                           job.examples.get(path), tag)}
-        paths["/api/v1/parameters"] = {"get": {
-            "tags": ["perform"], "summary": "The parameters of perform",
-            "responses": {"200": {"description": "name, type and default_value of each parameter",
-                                  "content": {"application/json": {"schema": {"type": "array", "items": {
-                                      "type": "object"}}}}}}}}
+            paths[f"/api/v1/{path}"] = {
+                "post": _operation(path, endpoint.signature, job.examples.get(path), tag)
+            }
+        paths["/api/v1/parameters"] = {
+            "get": {
+                "tags": ["perform"],
+                "summary": "The parameters of perform",
+                "responses": {
+                    "200": {
+                        "description": "name, type and default_value of each parameter",
+                        "content": {
+                            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}}
+                        },
+                    }
+                },
+            }
+        }
         for path, entry in job.static.items():
-            paths[f"/api/v1/{path}"] = {"get": {
-                "tags": ["static"], "summary": f"Static content: {entry.target}",
-                "responses": {"200": {"description": entry.target}, "404": {"description": "Not found"}}}}
+            paths[f"/api/v1/{path}"] = {
+                "get": {
+                    "tags": ["static"],
+                    "summary": f"Static content: {entry.target}",
+                    "responses": {"200": {"description": entry.target}, "404": {"description": "Not found"}},
+                }
+            }
         if job.webview is not None:
-            paths["/api/v1/webview/"] = {"get": {"tags": ["webview"], "summary": "The job's web pages",
-                                                 "responses": {"200": {"description": "HTML"}}}}
-    for probe, text in (("/health", "Health and the job's state"), ("/live", "Liveness: the server answers"),
-                        ("/ready", "Readiness: the job is loaded and serving")):
-        paths[probe] = {"get": {"tags": ["probes"], "summary": text,
-                                "responses": {"200": {"description": "OK"},
-                                              "503": {"description": "Not ready"}}}}
-    paths["/metrics"] = {"get": {"tags": ["probes"], "summary": "Prometheus metrics",
-                                 "responses": {"200": {"description": "Prometheus text format"}}}}
+            paths["/api/v1/webview/"] = {
+                "get": {
+                    "tags": ["webview"],
+                    "summary": "The job's web pages",
+                    "responses": {"200": {"description": "HTML"}},
+                }
+            }
+    for probe, text in (
+        ("/health", "Health and the job's state"),
+        ("/live", "Liveness: the server answers"),
+        ("/ready", "Readiness: the job is loaded and serving"),
+    ):
+        paths[probe] = {
+            "get": {
+                "tags": ["probes"],
+                "summary": text,
+                "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}},
+            }
+        }
+    paths["/metrics"] = {
+        "get": {
+            "tags": ["probes"],
+            "summary": "Prometheus metrics",
+            "responses": {"200": {"description": "Prometheus text format"}},
+        }
+    }
     return {
         "openapi": "3.0.3",
         "info": {"title": title, "version": version or "0.0.0", "description": description},

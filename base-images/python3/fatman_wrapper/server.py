@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable
 
 from .config import Settings
 from .errors import JobLoadError
@@ -16,7 +16,7 @@ from .errors import JobLoadError
 log = logging.getLogger("fatman_wrapper")
 
 
-def prepare_metrics_dir() -> Tuple[str, bool]:
+def prepare_metrics_dir() -> tuple[str, bool]:
     """Point prometheus_client's multiprocess mode at a fresh directory shared by all workers.
 
     An existing ``PROMETHEUS_MULTIPROC_DIR`` is emptied (files of an earlier run would be added to
@@ -41,15 +41,15 @@ def prepare_metrics_dir() -> Tuple[str, bool]:
     return directory, created
 
 
-def _heartbeat_dir() -> Optional[str]:
+def _heartbeat_dir() -> str | None:
     # Gunicorn workers touch a file every few seconds; on a container's overlay /tmp that can
     # stall, so use memory-backed /dev/shm where there is one (gunicorn's own advice).
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
-def gunicorn_options(settings: Settings, host: str, port: int) -> Dict[str, Any]:
+def gunicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
     """The gunicorn settings the wrapper runs with (see README.md for why each)."""
-    options: Dict[str, Any] = {
+    options: dict[str, Any] = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": settings.workers,
         "threads": settings.threads,
@@ -69,8 +69,14 @@ def gunicorn_options(settings: Settings, host: str, port: int) -> Dict[str, Any]
     return options
 
 
-def run(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = None, *,
-        root: Union[str, os.PathLike] = ".", host: Optional[str] = None, port: Optional[int] = None) -> None:
+def run(
+    entrypoint_path: str | os.PathLike,
+    class_name: str | None = None,
+    *,
+    root: str | os.PathLike = ".",
+    host: str | None = None,
+    port: int | None = None,
+) -> None:
     """Serve the job with gunicorn until stopped; does not return normally (gunicorn exits).
 
     Moves into the job root first (the spec: the working directory is the job's root, so
@@ -82,8 +88,11 @@ def run(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = No
         raise JobLoadError(f"job root '{root}' is not a directory", hint="pass --root the job's folder")
     os.chdir(root_path)
     metrics_dir, created = prepare_metrics_dir()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
 
     from gunicorn.app.base import BaseApplication
 
@@ -114,6 +123,13 @@ def run(entrypoint_path: Union[str, os.PathLike], class_name: Optional[str] = No
         def load(self) -> Callable[..., Any]:
             return load()
 
-    log.info("serving %s from %s on %s with %d worker(s) x %d thread(s); metrics of all workers in %s",
-             entrypoint_path, root_path, options["bind"], settings.workers, settings.threads, metrics_dir)
+    log.info(
+        "serving %s from %s on %s with %d worker(s) x %d thread(s); metrics of all workers in %s",
+        entrypoint_path,
+        root_path,
+        options["bind"],
+        settings.workers,
+        settings.threads,
+        metrics_dir,
+    )
     FatmanServer().run()

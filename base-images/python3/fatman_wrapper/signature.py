@@ -18,14 +18,15 @@ import re
 import sys
 import typing
 import uuid
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable
 
 from .errors import ApiError, JobLoadError
 
 if sys.version_info >= (3, 10):
     from types import UnionType
 
-    _UNION_ORIGINS: Tuple[Any, ...] = (typing.Union, UnionType)
+    _UNION_ORIGINS: tuple[Any, ...] = (typing.Union, UnionType)
 else:  # pragma: no cover - Python 3.9 has no ``X | Y`` types
     _UNION_ORIGINS = (typing.Union,)
 
@@ -116,7 +117,7 @@ def compile_converter(tp: Any) -> Converter:
     if tp is str:
         return _str_converter
     base = origin if origin is not None else tp
-    if base in (list, typing.List) or _is_abc(base, ("Sequence", "MutableSequence", "Iterable", "Collection")):
+    if base is list or _is_abc(base, ("Sequence", "MutableSequence", "Iterable", "Collection")):
         return _list_converter(tp, compile_converter(args[0]) if args else _identity, list)
     if base in (set, frozenset):
         return _list_converter(tp, compile_converter(args[0]) if args else _identity, base)
@@ -131,7 +132,7 @@ def compile_converter(tp: Any) -> Converter:
     return _identity
 
 
-def _is_abc(base: Any, names: Tuple[str, ...]) -> bool:
+def _is_abc(base: Any, names: tuple[str, ...]) -> bool:
     import collections.abc as cabc
 
     return any(base is getattr(cabc, n) for n in names)
@@ -192,7 +193,7 @@ def _optional_converter(tp: Any, inner: Converter) -> Converter:
     return convert
 
 
-def _union_converter(tp: Any, converters: List[Converter]) -> Converter:
+def _union_converter(tp: Any, converters: list[Converter]) -> Converter:
     def convert(value: Any, field: str) -> Any:
         for conv in converters:
             try:
@@ -204,7 +205,7 @@ def _union_converter(tp: Any, converters: List[Converter]) -> Converter:
     return convert
 
 
-def _literal_converter(tp: Any, choices: Tuple[Any, ...]) -> Converter:
+def _literal_converter(tp: Any, choices: tuple[Any, ...]) -> Converter:
     def convert(value: Any, field: str) -> Any:
         for choice in choices:
             if value == choice and type(value) is type(choice):
@@ -226,7 +227,7 @@ def _list_converter(tp: Any, item: Converter, build: Callable[[Any], Any]) -> Co
     return convert
 
 
-def _tuple_converter(tp: Any, args: Tuple[Any, ...]) -> Converter:
+def _tuple_converter(tp: Any, args: tuple[Any, ...]) -> Converter:
     if not args or (len(args) == 2 and args[1] is Ellipsis):
         return _list_converter(tp, compile_converter(args[0]) if args else _identity, tuple)
     items = [compile_converter(a) for a in args]
@@ -299,8 +300,9 @@ def _from_string_converter(cls: Any) -> Converter:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise _fail(field, cls, value)
         try:
-            return cls(str(value)) if cls is not decimal.Decimal else cls(repr(value) if
-                                                                         isinstance(value, float) else value)
+            if cls is decimal.Decimal:  # repr keeps a float's shortest form: 0.1, not 0.1000000000000000055
+                return cls(repr(value) if isinstance(value, float) else value)
+            return cls(str(value))
         except (ValueError, TypeError, decimal.InvalidOperation):
             raise _Invalid(field, f"{_expected(cls)}, got {value!r}") from None
 
@@ -311,8 +313,11 @@ def _dataclass_converter(cls: Any) -> Converter:
     hints = _type_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.init]
     convs = {f.name: compile_converter(hints.get(f.name, Any)) for f in fields}
-    required = {f.name for f in fields
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    required = {
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
 
     def convert(value: Any, field: str) -> Any:
         if type(value) is not dict:
@@ -343,7 +348,7 @@ def _model_converter(cls: Any, validate: Callable[[Any], Any]) -> Converter:
     return convert
 
 
-def _type_hints(obj: Any) -> Dict[str, Any]:
+def _type_hints(obj: Any) -> dict[str, Any]:
     """Resolved annotations; string annotations that cannot be resolved count as ``Any``."""
     try:
         return typing.get_type_hints(obj)
@@ -373,23 +378,23 @@ class EndpointSignature:
     """The precomputed signature of an endpoint method and the checks its requests go through."""
 
     name: str
-    parameters: List[ParameterSpec]
+    parameters: list[ParameterSpec]
     return_annotation: Any
     summary: str
     description: str
     returns_doc: str
-    _converters: Dict[str, Converter] = dataclasses.field(default_factory=dict, repr=False)
-    _extra: Optional[Converter] = dataclasses.field(default=None, repr=False)
-    _required: Tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    _converters: dict[str, Converter] = dataclasses.field(default_factory=dict, repr=False)
+    _extra: Converter | None = dataclasses.field(default=None, repr=False)
+    _required: tuple[str, ...] = dataclasses.field(default=(), repr=False)
 
-    def bind(self, payload: Mapping[str, Any]) -> Dict[str, Any]:
+    def bind(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Check a decoded JSON object against the signature and return the keyword arguments.
 
         Raises ``ApiError`` 400 listing every wrong field: missing, unknown (when there is no
         ``**kwargs``) or of the wrong type.
         """
-        problems: List[Dict[str, str]] = []
-        kwargs: Dict[str, Any] = {}
+        problems: list[dict[str, str]] = []
+        kwargs: dict[str, Any] = {}
         converters = self._converters
         for key, value in payload.items():
             conv = converters.get(key)
@@ -408,17 +413,21 @@ class EndpointSignature:
                 problems.append({"field": name, "problem": "missing required argument"})
         if problems:
             summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-            raise ApiError(400, f"invalid arguments for {self.name}: {summary}",
-                           error_type="ValidationError", fields=problems)
+            raise ApiError(
+                400,
+                f"invalid arguments for {self.name}: {summary}",
+                error_type="ValidationError",
+                fields=problems,
+            )
         return kwargs
 
-    def parameters_json(self) -> List[Dict[str, Any]]:
+    def parameters_json(self) -> list[dict[str, Any]]:
         """The ``/parameters`` answer: name, type and, for optional ones, ``default_value``."""
         from .encoding import to_jsonable
 
-        out: List[Dict[str, Any]] = []
+        out: list[dict[str, Any]] = []
         for p in self.parameters:
-            item: Dict[str, Any] = {"name": p.name, "type": p.type_name}
+            item: dict[str, Any] = {"name": p.name, "type": p.type_name}
             if p.var_keyword:
                 item["name"] = f"**{p.name}"
                 item["kind"] = "var_keyword"
@@ -443,30 +452,36 @@ def describe_method(method: Callable[..., Any], name: str, *, unbound: bool = Fa
         sig = sig.replace(parameters=list(sig.parameters.values())[1:])
     hints = _type_hints(method)
     docs = parse_docstring(inspect.getdoc(method) or "")
-    params: List[ParameterSpec] = []
-    converters: Dict[str, Converter] = {}
-    extra: Optional[Converter] = None
+    params: list[ParameterSpec] = []
+    converters: dict[str, Converter] = {}
+    extra: Converter | None = None
     for p in sig.parameters.values():
         if p.kind is inspect.Parameter.VAR_POSITIONAL:
             raise JobLoadError(
                 f"{name} declares *{p.name}, which a JSON object cannot fill",
                 hint=f"replace *{p.name} with named parameters, or a list parameter such as "
-                     f"'{p.name}: list', or **kwargs")
+                f"'{p.name}: list', or **kwargs",
+            )
         if p.kind is inspect.Parameter.POSITIONAL_ONLY:
             raise JobLoadError(
                 f"{name} declares the positional-only parameter '{p.name}', which a JSON object cannot fill",
-                hint="remove the '/' marker from the signature")
+                hint="remove the '/' marker from the signature",
+            )
         annotation = hints.get(p.name, p.annotation)
         conv = compile_converter(annotation)
         if p.kind is inspect.Parameter.VAR_KEYWORD:
             extra = conv
-            params.append(ParameterSpec(p.name, annotation, False, inspect.Parameter.empty, True,
-                                        docs.params.get(p.name, "")))
+            params.append(
+                ParameterSpec(
+                    p.name, annotation, False, inspect.Parameter.empty, True, docs.params.get(p.name, "")
+                )
+            )
             continue
         converters[p.name] = conv
         required = p.default is inspect.Parameter.empty
-        params.append(ParameterSpec(p.name, annotation, required, p.default, False,
-                                    docs.params.get(p.name, "")))
+        params.append(
+            ParameterSpec(p.name, annotation, required, p.default, False, docs.params.get(p.name, ""))
+        )
     return EndpointSignature(
         name=name,
         parameters=params,
@@ -486,7 +501,7 @@ class Docstring:
 
     summary: str = ""
     description: str = ""
-    params: Dict[str, str] = dataclasses.field(default_factory=dict)
+    params: dict[str, str] = dataclasses.field(default_factory=dict)
     returns: str = ""
 
 
@@ -499,10 +514,10 @@ _GOOGLE_PARAM = re.compile(r"^(\w+)\s*(?:\([^)]*\))?:\s*(.*)$")
 def parse_docstring(doc: str) -> Docstring:
     """Split a reST (``:param x:``) or Google-style (``Args:``) docstring into its parts."""
     result = Docstring()
-    text_lines: List[str] = []
-    section: Optional[str] = None  # inside a Google-style "Args:" / "Returns:" block
+    text_lines: list[str] = []
+    section: str | None = None  # inside a Google-style "Args:" / "Returns:" block
     item_indent = 0  # indentation of the items of that block
-    current: Optional[str] = None  # the parameter a continuation line belongs to; "" = returns
+    current: str | None = None  # the parameter a continuation line belongs to; "" = returns
 
     def extend(more: str) -> None:
         if current == "":

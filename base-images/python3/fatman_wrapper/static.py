@@ -8,7 +8,6 @@ backslashes, NUL bytes and symlinks leading out all resolve to ``None`` (answere
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
 
 from .loader import StaticEntry
 
@@ -25,7 +24,7 @@ def _safe_relative(sub: str) -> bool:
     return all(seg not in ("", ".", "..") for seg in sub.split("/"))
 
 
-def resolve_under(directory: str, sub: str, *, index: Optional[str] = None) -> Optional[str]:
+def resolve_under(directory: str, sub: str, *, index: str | None = None) -> str | None:
     """The real path of ``directory/sub`` if it is a regular file inside ``directory``, else None.
 
     ``directory`` must already be a real path. ``index`` is served when ``sub`` names a directory.
@@ -49,7 +48,7 @@ class StaticFiles:
     checked per request; the configured targets themselves must lie inside the job root.
     """
 
-    def __init__(self, root: str, entries: Dict[str, StaticEntry]) -> None:
+    def __init__(self, root: str, entries: dict[str, StaticEntry]) -> None:
         self.root = os.path.realpath(root)
         # Longest paths first so "/docs/api" wins over "/docs" for "docs/api/x".
         self.entries = sorted(entries.values(), key=lambda e: len(e.path), reverse=True)
@@ -57,13 +56,13 @@ class StaticFiles:
     def __bool__(self) -> bool:
         return bool(self.entries)
 
-    def resolve(self, path: str) -> Optional[Tuple[str, Optional[str]]]:
+    def resolve(self, path: str) -> tuple[str, str | None] | None:
         """``(real file path, mimetype or None)`` for ``GET /api/v1/<path>``, or None for 404."""
         for entry in self.entries:
             if path == entry.path:
                 sub = ""
             elif path.startswith(entry.path + "/"):
-                sub = path[len(entry.path) + 1:]
+                sub = path[len(entry.path) + 1 :]
             else:
                 continue
             target = os.path.realpath(os.path.join(self.root, entry.target))

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from wrapper_support import job_path
 
 from fatman_wrapper import create_app
 from fatman_wrapper.config import Settings
-
-from wrapper_support import job_path
 
 
 class BufferedClient(FlaskClient):
@@ -28,8 +27,7 @@ class BufferedClient(FlaskClient):
 def make_app(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Flask]:
     """Build the app of a scenario job, working directory in its root as the server would set it."""
 
-    def make(job: str, class_name: Optional[str] = None, root: Optional[Path] = None,
-             **settings: object) -> Flask:
+    def make(job: str, class_name: str | None = None, root: Path | None = None, **settings: object) -> Flask:
         job_root = root or job_path(job)
         monkeypatch.chdir(job_root)
         app = create_app("fatman_entrypoint.py", class_name, root=job_root, settings=Settings(**settings))
@@ -49,4 +47,3 @@ def copied_job(tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
-

@@ -12,12 +12,27 @@ TOKEN = "s3cret-token"
 
 @pytest.fixture
 def client(make_app):
-    return make_app("webview", name="ui", version="1.0.0", auth_token=TOKEN,
-                    public_endpoints=parse_public_endpoints("/api/v1/webview/, /api/v1/parameters")).test_client()
+    return make_app(
+        "webview",
+        name="ui",
+        version="1.0.0",
+        auth_token=TOKEN,
+        public_endpoints=parse_public_endpoints("/api/v1/webview/, /api/v1/parameters"),
+    ).test_client()
 
 
-@pytest.mark.parametrize("path", ["/api/v1/perform", "/metrics", "/docs", "/openapi.json", "/",
-                                  "/pub/fatman/ui/1.0.0/api/v1/perform", "/api/v1/webviewer"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/perform",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+        "/",
+        "/pub/fatman/ui/1.0.0/api/v1/perform",
+        "/api/v1/webviewer",
+    ],
+)
 def test_token_required(client, path):
     response = client.post(path, json={"x": 1}) if path.endswith("perform") else client.get(path)
     assert response.status_code == 401, path
@@ -26,8 +41,12 @@ def test_token_required(client, path):
 
 
 def test_wrong_token_refused(client):
-    for headers in ({"X-Racetrack-Auth": "wrong"}, {"Authorization": "Bearer wrong"},
-                    {"Authorization": f"Basic {TOKEN}"}, {"X-Racetrack-Auth": ""}):
+    for headers in (
+        {"X-Racetrack-Auth": "wrong"},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"X-Racetrack-Auth": ""},
+    ):
         assert client.post("/api/v1/perform", json={"x": 1}, headers=headers).status_code == 401
 
 
@@ -39,10 +58,20 @@ def test_right_token_in_either_header(client):
         assert client.get("/pub/fatman/ui/1.0.0/metrics", headers=headers).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/health", "/live", "/ready", "/pub/fatman/ui/1.0.0/ready",
-                                  "/api/v1/webview/", "/api/v1/webview/static/style.css",
-                                  "/pub/fatman/ui/1.0.0/api/v1/webview/", "/api/v1/parameters",
-                                  "/pub/fatman/ui/1.0.0/api/v1/parameters"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/health",
+        "/live",
+        "/ready",
+        "/pub/fatman/ui/1.0.0/ready",
+        "/api/v1/webview/",
+        "/api/v1/webview/static/style.css",
+        "/pub/fatman/ui/1.0.0/api/v1/webview/",
+        "/api/v1/parameters",
+        "/pub/fatman/ui/1.0.0/api/v1/parameters",
+    ],
+)
 def test_probes_and_public_endpoints_are_open(client, path):
     assert client.get(path).status_code == 200, path
 

@@ -59,7 +59,8 @@ def test_no_numpy_or_pydantic_import_in_the_wrapper():
         assert "import numpy" not in text and "import pydantic" not in text, source
 
 
-@pytest.mark.parametrize("value,expected", [(frozenset({"b", "a"}), ["a", "b"]), (range(3), [0, 1, 2]),
-                                            (b"hi", "aGk=")])
+@pytest.mark.parametrize(
+    "value,expected", [(frozenset({"b", "a"}), ["a", "b"]), (range(3), [0, 1, 2]), (b"hi", "aGk=")]
+)
 def test_other_containers(value, expected):
     assert json.loads(dumps(value)) == expected

@@ -38,7 +38,11 @@ def test_parameters_show_kwargs(make_app):
     assert names[:5] == ["count", "ratio", "name", "flag", "tags"]
     by_name = {p["name"]: p for p in params}
     assert by_name["tags"]["type"] == "List[str]"
-    assert by_name["weights"] == {"name": "weights", "type": "Optional[Dict[str, float]]", "default_value": None}
+    assert by_name["weights"] == {
+        "name": "weights",
+        "type": "Optional[Dict[str, float]]",
+        "default_value": None,
+    }
     assert by_name["pair"]["default_value"] == [0, ""]
     assert by_name["mode"]["default_value"] == "fast"
     assert by_name["anything"] == {"name": "anything", "type": "Any", "default_value": None}
@@ -49,7 +53,8 @@ def test_parameters_show_var_keyword(tmp_path, monkeypatch):
     from fatman_wrapper.config import Settings
 
     (tmp_path / "entry.py").write_text(
-        "class E:\n    def perform(self, a: int, **kwargs: float) -> int:\n        return a\n")
+        "class E:\n    def perform(self, a: int, **kwargs: float) -> int:\n        return a\n"
+    )
     monkeypatch.chdir(tmp_path)
     client = create_app("entry.py", root=tmp_path, settings=Settings()).test_client()
     assert client.get("/api/v1/parameters").get_json() == [
@@ -63,7 +68,9 @@ def test_auxiliary_endpoints(make_app):
     client = make_app("auxiliary").test_client()
     assert client.post("/api/v1/perform", json={"numbers": [40, 2]}).get_json() == 42
     assert client.post("/api/v1/explain", json={"x": 1, "y": 3}).get_json() == {
-        "x_importance": 0.25, "y_importance": 0.75}
+        "x_importance": 0.25,
+        "y_importance": 0.75,
+    }
     assert client.post("/api/v1/reports/latest").get_json() == {"report": "all good"}
     assert client.post("/api/v1/reports/latest", json={}).get_json() == {"report": "all good"}
 
@@ -123,9 +130,12 @@ def test_body_over_limit_is_413(make_app):
 def test_body_over_limit_without_content_length_is_413(make_app):
     client = make_app("adder", max_body_bytes=100).test_client()
     big = json.dumps({"x": 1, "pad": "a" * 200}).encode()
-    response = client.post("/api/v1/perform", input_stream=__import__("io").BytesIO(big),
-                           content_type="application/json",
-                           environ_overrides={"wsgi.input_terminated": True})
+    response = client.post(
+        "/api/v1/perform",
+        input_stream=__import__("io").BytesIO(big),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert response.status_code == 413
 
 

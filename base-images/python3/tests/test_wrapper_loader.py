@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from wrapper_support import job_path
 
 from fatman_wrapper.errors import JobLoadError
 from fatman_wrapper.loader import check_entrypoint
-
-from wrapper_support import job_path
 
 
 def test_failing_import_keeps_server_up(make_app):
@@ -25,8 +24,12 @@ def test_failing_import_keeps_server_up(make_app):
     assert any("fatman_entrypoint.py" in line for line in body["traceback"])
     health = client.get("/health")
     assert health.status_code == 503 and "module_that_does_not_exist_anywhere" in health.get_json()["error"]
-    for method, path in (("post", "/api/v1/perform"), ("get", "/api/v1/parameters"),
-                         ("post", "/api/v1/explain"), ("get", "/api/v1/webview/")):
+    for method, path in (
+        ("post", "/api/v1/perform"),
+        ("get", "/api/v1/parameters"),
+        ("post", "/api/v1/explain"),
+        ("get", "/api/v1/webview/"),
+    ):
         response = getattr(client, method)(path, json={})
         assert response.status_code == 503, path
         assert response.get_json()["type"] == "JobNotReady"
@@ -74,8 +77,10 @@ def test_several_classes_lists_candidates():
 
 
 def test_entrypoint_class_chooses(make_app):
-    assert check_entrypoint("fatman_entrypoint.py", "SecondModel", job_path("several_classes")).__name__ == \
-        "SecondModel"
+    assert (
+        check_entrypoint("fatman_entrypoint.py", "SecondModel", job_path("several_classes")).__name__
+        == "SecondModel"
+    )
     client = make_app("several_classes", class_name="SecondModel").test_client()
     assert client.post("/api/v1/perform").get_json() == "second"
 
@@ -100,18 +105,23 @@ def test_import_error_carries_the_user_traceback():
 
 
 def test_helper_and_imported_classes_are_not_candidates():
-    assert check_entrypoint("fatman_entrypoint.py", None, job_path("helper_classes")).__name__ == \
-        "HelpedEntrypoint"
+    assert (
+        check_entrypoint("fatman_entrypoint.py", None, job_path("helper_classes")).__name__
+        == "HelpedEntrypoint"
+    )
 
 
 def test_check_does_not_run_init():
-    assert check_entrypoint("fatman_entrypoint.py", None, job_path("failing_init")).__name__ == \
-        "FailingInitEntrypoint"
+    assert (
+        check_entrypoint("fatman_entrypoint.py", None, job_path("failing_init")).__name__
+        == "FailingInitEntrypoint"
+    )
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fatman_wrapper", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "fatman_wrapper", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_check_command_ok(tmp_path):
@@ -120,13 +130,20 @@ def test_check_command_ok(tmp_path):
     assert "FailingInitEntrypoint" in result.stdout
 
 
-@pytest.mark.parametrize("job,args,expected", [
-    ("failing_import", [], "import module_that_does_not_exist_anywhere"),
-    ("several_classes", [], "several entrypoint classes found in fatman_entrypoint: FirstModel, SecondModel"),
-    ("no_class", [], "no entrypoint class found"),
-    ("args_perform", [], "declares *numbers"),
-    ("several_classes", ["--class", "Nope"], "entrypoint class 'Nope' not found"),
-])
+@pytest.mark.parametrize(
+    "job,args,expected",
+    [
+        ("failing_import", [], "import module_that_does_not_exist_anywhere"),
+        (
+            "several_classes",
+            [],
+            "several entrypoint classes found in fatman_entrypoint: FirstModel, SecondModel",
+        ),
+        ("no_class", [], "no entrypoint class found"),
+        ("args_perform", [], "declares *numbers"),
+        ("several_classes", ["--class", "Nope"], "entrypoint class 'Nope' not found"),
+    ],
+)
 def test_check_command_errors(job, args, expected):
     result = _cli("check", "fatman_entrypoint.py", *args, cwd=job_path(job))
     assert result.returncode == 1
@@ -141,16 +158,20 @@ def test_check_command_missing_file(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("returned,message", [
-    ("{'/perform': self.perform}", "collides with the wrapper's /api/v1/perform"),
-    ("{'/../x': self.perform}", "is not a valid path"),
-    ("{'/x': 42}", "which is not callable"),
-    ("['/x']", "not a dict"),
-])
+@pytest.mark.parametrize(
+    "returned,message",
+    [
+        ("{'/perform': self.perform}", "collides with the wrapper's /api/v1/perform"),
+        ("{'/../x': self.perform}", "is not a valid path"),
+        ("{'/x': 42}", "which is not callable"),
+        ("['/x']", "not a dict"),
+    ],
+)
 def test_bad_auxiliary_endpoints(tmp_path, make_app, returned, message):
     (tmp_path / "fatman_entrypoint.py").write_text(
         "class E:\n    def perform(self):\n        return 1\n"
-        f"    def auxiliary_endpoints(self):\n        return {returned}\n")
+        f"    def auxiliary_endpoints(self):\n        return {returned}\n"
+    )
     client = make_app("", root=tmp_path).test_client()
     body = client.get("/ready").get_json()
     assert message in body["error"]

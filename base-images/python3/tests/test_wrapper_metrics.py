@@ -72,8 +72,10 @@ def test_failing_job_metrics_do_not_break_metrics(make_app, caplog):
 def test_malformed_job_metrics_are_skipped(tmp_path, make_app):
     (tmp_path / "fatman_entrypoint.py").write_text(
         "class E:\n    def perform(self):\n        return 1\n"
-        "    def metrics(self):\n        return [{'name': 'bad name', 'value': 1}, {'name': 'ok_metric', 'value': 'x'},"
-        " 'junk', {'name': 'good_metric', 'value': 2}]\n")
+        "    def metrics(self):\n"
+        "        return [{'name': 'bad name', 'value': 1}, {'name': 'ok_metric', 'value': 'x'},"
+        " 'junk', {'name': 'good_metric', 'value': 2}]\n"
+    )
     client = make_app("", root=tmp_path).test_client()
     found = samples(client.get("/metrics").get_data(as_text=True))
     assert found[("good_metric", ())] == 2

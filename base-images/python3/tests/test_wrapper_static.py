@@ -38,23 +38,26 @@ def test_directory_served_recursively(client):
     assert client.get("/api/v1/assets/inside_link.css").status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/assets/../secret_dir/secret.txt",
-    "/api/v1/assets/%2e%2e/secret_dir/secret.txt",
-    "/api/v1/assets/%2E%2E/%2E%2E/etc/passwd",
-    "/api/v1/assets/..%2fsecret_dir%2fsecret.txt",
-    "/api/v1/assets/sub/../../fatman_entrypoint.py",
-    "/api/v1/assets//etc/passwd",
-    "/api/v1/assets/%2Fetc%2Fpasswd",
-    "/api/v1/assets/..\\secret_dir\\secret.txt",
-    "/api/v1/assets/escape.txt",
-    "/api/v1/assets/linked_dir/secret.txt",
-    "/api/v1/assets/sub/nothing.txt",
-    "/api/v1/assets/sub",
-    "/api/v1/xrai/extra",
-    "/api/v1/missing",
-    "/api/v1/secret_dir/secret.txt",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/assets/../secret_dir/secret.txt",
+        "/api/v1/assets/%2e%2e/secret_dir/secret.txt",
+        "/api/v1/assets/%2E%2E/%2E%2E/etc/passwd",
+        "/api/v1/assets/..%2fsecret_dir%2fsecret.txt",
+        "/api/v1/assets/sub/../../fatman_entrypoint.py",
+        "/api/v1/assets//etc/passwd",
+        "/api/v1/assets/%2Fetc%2Fpasswd",
+        "/api/v1/assets/..\\secret_dir\\secret.txt",
+        "/api/v1/assets/escape.txt",
+        "/api/v1/assets/linked_dir/secret.txt",
+        "/api/v1/assets/sub/nothing.txt",
+        "/api/v1/assets/sub",
+        "/api/v1/xrai/extra",
+        "/api/v1/missing",
+        "/api/v1/secret_dir/secret.txt",
+    ],
+)
 def test_nothing_outside_can_be_read(client, path):
     response = client.get(path)
     assert response.status_code in (404, 308), path
@@ -70,7 +73,8 @@ def test_static_target_outside_job_root_is_refused(tmp_path, make_app):
     (tmp_path / "secret.txt").write_text("secret")
     (tmp_path / "job" / "fatman_entrypoint.py").write_text(
         "class E:\n    def perform(self):\n        return 1\n"
-        "    def static_endpoints(self):\n        return {'/a': '../secret.txt', '/b': '/etc/passwd'}\n")
+        "    def static_endpoints(self):\n        return {'/a': '../secret.txt', '/b': '/etc/passwd'}\n"
+    )
     client = make_app("", root=tmp_path / "job").test_client()
     assert client.get("/api/v1/a").status_code == 404
     assert client.get("/api/v1/b").status_code == 404

@@ -20,8 +20,17 @@ def problems(response):
 
 
 def test_valid_arguments_are_converted_to_their_annotations(client):
-    body = dict(VALID, count=4.0, weights={"a": 1}, pair=[1, "x"], kind="b",
-                when="2024-01-02T03:04:05Z", config={"depth": 2}, mode="slow", anything={"k": [1]})
+    body = dict(
+        VALID,
+        count=4.0,
+        weights={"a": 1},
+        pair=[1, "x"],
+        kind="b",
+        when="2024-01-02T03:04:05Z",
+        config={"depth": 2},
+        mode="slow",
+        anything={"k": [1]},
+    )
     result = client.post("/api/v1/perform", json=body).get_json()
     assert result["count"] == [4, "int"]  # an integral float is accepted for int
     assert result["ratio"] == [2.0, "float"]  # an int is widened to float
@@ -45,18 +54,21 @@ def test_unknown_argument_without_kwargs(client):
     assert found["colour"].startswith("unexpected argument (accepted: count, ratio, name")
 
 
-@pytest.mark.parametrize("field,value,problem", [
-    ("count", "3", "expected int, got string"),
-    ("count", 2.5, "expected int, got number"),
-    ("count", True, "expected int, got boolean"),
-    ("ratio", "1.5", "expected float, got string"),
-    ("ratio", None, "expected float, got null"),
-    ("name", 5, "expected str, got integer"),
-    ("flag", 1, "expected bool, got integer"),
-    ("tags", "a,b", "expected List[str], got string"),
-    ("kind", "c", "expected one of 'a', 'b', got 'c'"),
-    ("mode", "medium", "expected one of 'fast', 'slow', got 'medium'"),
-])
+@pytest.mark.parametrize(
+    "field,value,problem",
+    [
+        ("count", "3", "expected int, got string"),
+        ("count", 2.5, "expected int, got number"),
+        ("count", True, "expected int, got boolean"),
+        ("ratio", "1.5", "expected float, got string"),
+        ("ratio", None, "expected float, got null"),
+        ("name", 5, "expected str, got integer"),
+        ("flag", 1, "expected bool, got integer"),
+        ("tags", "a,b", "expected List[str], got string"),
+        ("kind", "c", "expected one of 'a', 'b', got 'c'"),
+        ("mode", "medium", "expected one of 'fast', 'slow', got 'medium'"),
+    ],
+)
 def test_wrong_type_names_field_and_problem(client, field, value, problem):
     found = problems(client.post("/api/v1/perform", json=dict(VALID, **{field: value})))
     assert found == {field: problem}
@@ -66,13 +78,17 @@ def test_wrong_type_names_field_and_problem(client, field, value, problem):
 
 def test_nested_problems_name_the_path(client):
     assert problems(client.post("/api/v1/perform", json=dict(VALID, tags=["a", 2]))) == {
-        "tags[1]": "expected str, got integer"}
+        "tags[1]": "expected str, got integer"
+    }
     assert problems(client.post("/api/v1/perform", json=dict(VALID, weights={"w": "x"}))) == {
-        "weights.w": "expected float, got string"}
+        "weights.w": "expected float, got string"
+    }
     assert problems(client.post("/api/v1/perform", json=dict(VALID, config={"depth": "deep"}))) == {
-        "config.depth": "expected int, got string"}
+        "config.depth": "expected int, got string"
+    }
     assert problems(client.post("/api/v1/perform", json=dict(VALID, pair=[1]))) == {
-        "pair": "expected Tuple[int, str], got an array of 1 items"}
+        "pair": "expected Tuple[int, str], got an array of 1 items"
+    }
     assert "when" in problems(client.post("/api/v1/perform", json=dict(VALID, when="yesterday")))
 
 
@@ -85,7 +101,8 @@ def test_kwargs_accept_unknown_names_and_check_their_type(client):
     response = client.post("/api/v1/flexible", json={"base": 1, "alpha": 2, "beta": 0.5})
     assert response.get_json() == {"base": 1, "options": {"alpha": 2.0, "beta": 0.5}}
     assert problems(client.post("/api/v1/flexible", json={"base": 1, "alpha": "x"})) == {
-        "alpha": "expected float, got string"}
+        "alpha": "expected float, got string"
+    }
 
 
 def test_endpoint_without_parameters_refuses_arguments(client):
@@ -101,11 +118,14 @@ def test_pydantic_model_parameter(tmp_path, monkeypatch):
     (tmp_path / "entry.py").write_text(
         "import pydantic\n"
         "class Item(pydantic.BaseModel):\n    name: str\n    size: int\n"
-        "class E:\n    def perform(self, item: Item) -> Item:\n        return item\n")
+        "class E:\n    def perform(self, item: Item) -> Item:\n        return item\n"
+    )
     monkeypatch.chdir(tmp_path)
     client = create_app("entry.py", root=tmp_path, settings=Settings()).test_client()
     assert client.post("/api/v1/perform", json={"item": {"name": "a", "size": 2}}).get_json() == {
-        "name": "a", "size": 2}
+        "name": "a",
+        "size": 2,
+    }
     found = problems(client.post("/api/v1/perform", json={"item": {"name": "a", "size": "big"}}))
     assert list(found) == ["item.size"]
 
@@ -117,10 +137,12 @@ def test_postponed_annotations_are_resolved(tmp_path, monkeypatch):
     (tmp_path / "entry.py").write_text(
         "from __future__ import annotations\nfrom typing import Optional\n"
         "class E:\n    def perform(self, x: int, y: Optional[float] = None, z: int | None = None) -> int:\n"
-        "        return x\n")
+        "        return x\n"
+    )
     monkeypatch.chdir(tmp_path)
     client = create_app("entry.py", root=tmp_path, settings=Settings()).test_client()
     assert client.post("/api/v1/perform", json={"x": 1, "z": 2}).get_json() == 1
     assert problems(client.post("/api/v1/perform", json={"x": "1"})) == {"x": "expected int, got string"}
     assert problems(client.post("/api/v1/perform", json={"x": 1, "z": "2"})) == {
-        "z": "expected int | None, got string"}
+        "z": "expected int | None, got string"
+    }

@@ -11,8 +11,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
 
 from wrapper_support import server_env
 
@@ -24,7 +24,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(url: str, *, status: int = 200, timeout: float = 30.0, proc: Optional[subprocess.Popen] = None) -> None:
+def wait_for(
+    url: str, *, status: int = 200, timeout: float = 30.0, proc: subprocess.Popen | None = None
+) -> None:
     """Poll ``url`` until it answers ``status`` (bounded by ``timeout``)."""
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -47,16 +49,40 @@ def wait_for(url: str, *, status: int = 200, timeout: float = 30.0, proc: Option
 
 
 @contextlib.contextmanager
-def running_server(job_root: Path, *, env: Optional[Dict[str, str]] = None, extra_args: Optional[List[str]] = None,
-                   cwd: Optional[Path] = None, ready_status: int = 200, log_path: Optional[Path] = None
-                   ) -> Iterator["Server"]:
+def running_server(
+    job_root: Path,
+    *,
+    env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    cwd: Path | None = None,
+    ready_status: int = 200,
+    log_path: Path | None = None,
+) -> Iterator[Server]:
     """Run ``python -m fatman_wrapper run fatman_entrypoint.py --root JOB`` until the block ends."""
     port = free_port()
-    args = [sys.executable, "-m", "fatman_wrapper", "run", "fatman_entrypoint.py", "--root", str(job_root),
-            "--host", "127.0.0.1", "--port", str(port), *(extra_args or [])]
+    args = [
+        sys.executable,
+        "-m",
+        "fatman_wrapper",
+        "run",
+        "fatman_entrypoint.py",
+        "--root",
+        str(job_root),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *(extra_args or []),
+    ]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(args, cwd=cwd or Path("/"), env=server_env(**(env or {})), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd or Path("/"),
+        env=server_env(**(env or {})),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = Server(proc, f"http://127.0.0.1:{port}")
     try:
         wait_for(server.url + "/ready", status=ready_status, timeout=60, proc=proc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict
 
 JOBS = Path(__file__).parent / "jobs"
 
@@ -16,9 +15,12 @@ def job_path(name: str) -> Path:
     return path
 
 
-def server_env(**extra: str) -> Dict[str, str]:
+def server_env(**extra: str) -> dict[str, str]:
     """The environment for a real server subprocess: no inherited FATMAN_* or metrics settings."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FATMAN_") and k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FATMAN_") and k.upper() != "PROMETHEUS_MULTIPROC_DIR"
+    }
     env.update(extra)
     return env

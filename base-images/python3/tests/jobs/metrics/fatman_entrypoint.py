@@ -15,5 +15,9 @@ class MetricsEntrypoint:
                 "labels": {"color": "blue"},
             },
             {"name": "fatman_is_crazy", "value": 0.75, "labels": {"color": "red"}},
-            {"name": "fatman_perform_calls_seen", "description": "perform calls in this worker", "value": self.calls},
+            {
+                "name": "fatman_perform_calls_seen",
+                "description": "perform calls in this worker",
+                "value": self.calls,
+            },
         ]
