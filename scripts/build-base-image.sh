@@ -74,10 +74,11 @@ if [ -n "$ca_bundle" ]; then
     cp "$ca_bundle" "$ctx/ca-bundle.pem"
 fi
 rt_log "building $image FROM $python_image (context $context_sha${ca_bundle:+, CA $ca_bundle})"
-docker build --quiet --network host \
+# --force-rm: the legacy builder otherwise keeps the container of a failed step forever.
+docker build --quiet --network host --force-rm \
     --build-arg "PYTHON_IMAGE=$python_image" \
     --label "org.racetrack.context-sha=$context_sha" \
     --tag "$image" \
     "$ctx" >/dev/null ||
-    rt_die "building $image failed (output above); fix the wrapper or Dockerfile in $src and rerun $0"
+    rt_die "building $image failed (output above). If pip reported CERTIFICATE_VERIFY_FAILED, set RACETRACK_CA_BUNDLE to the CA bundle your network needs; otherwise fix the wrapper or Dockerfile in $src. Then rerun $0"
 rt_log "base image $image ready ($(docker image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
