@@ -1,0 +1,160 @@
+"""Rebuilds reuse the engine's cache the way the Dockerfile's layer order promises, and the final
+image carries nothing of the build: no pip cache, no apt lists, no .git, no CA bundle, no second
+copy of the wrapper's packages.
+
+One job with an apt package (jq), a pip requirement (six) and code is built three times from a real
+git repository: as it is, again unchanged, and after a commit that changes only its code. The build
+log of ``-v`` says per step whether the engine used its cache.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+import gitrepos
+import pytest
+from jobs import CliResult, client_manifest, run_cli
+
+if TYPE_CHECKING:
+    from conftest import DockerCleanup
+
+pytestmark = pytest.mark.docker
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+REQUIREMENT = "six==1.16.0"
+ENTRYPOINT = '''\
+import subprocess
+
+import six
+
+
+class Shout:
+    def perform(self, text: str) -> str:
+        """Upper-case a text{suffix}."""
+        return six.ensure_str(text).upper() + {suffix!r}
+
+    def jq_version(self) -> str:
+        return subprocess.run(["jq", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+'''
+MANIFEST: dict[str, Any] = {
+    "name": "rebuild-job",
+    "owner_email": "nobody@example.com",
+    "lang": "python3:latest",
+    "version": "0.1.0",
+    "git": {"remote": "(replaced)", "branch": "master"},
+    "python": {"entrypoint_path": "entrypoint.py", "requirements_path": "requirements.txt"},
+    "system_dependencies": ["jq"],
+}
+_STEP = re.compile(r"step (\d+)/(\d+) (.*)$")
+
+
+def dockerfile_instructions(text: str) -> list[str]:
+    """The instructions of a Dockerfile, continuation lines joined and comments dropped (as the
+    engine numbers its steps)."""
+    instructions: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or (not current and not line.strip()):
+            continue  # the engine drops comment lines, also inside a continued instruction
+        current += line.rstrip("\\").strip() + " " if line.endswith("\\") else line.strip()
+        if not line.endswith("\\"):
+            instructions.append(current)
+            current = ""
+    return instructions
+
+
+def build_steps(stderr: str, instructions: list[str]) -> list[tuple[str, list[str]]]:
+    """(full instruction, log lines) per step, from the ``-v`` output of a build (which shortens
+    long instructions) and the rendered Dockerfile's ``instructions``."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in stderr.splitlines():
+        match = _STEP.search(line)
+        if match:
+            number, total = int(match.group(1)), int(match.group(2))
+            assert total == len(instructions), (total, instructions)
+            full = instructions[number - 1]
+            shown = " ".join(match.group(3).split())[:40]
+            assert " ".join(full.split()).startswith(shown), (match.group(3), full)
+            steps.append((full, []))
+        elif steps:
+            steps[-1][1].append(line)
+    return steps
+
+
+def cached(steps: list[tuple[str, list[str]]], pattern: str) -> list[bool]:
+    """Whether the engine used its cache, for each step whose instruction matches ``pattern``."""
+    found = [any("Using cache" in line for line in lines) for instruction, lines in steps
+             if re.search(pattern, instruction)]
+    assert found, f"no step matches {pattern!r}: {[i for i, _ in steps]}"
+    return found
+
+
+def test_rebuilds_use_the_cache_and_the_image_keeps_nothing_of_the_build(
+        tmp_path: Path, base_image: str, public_index: str, wheelhouse: Callable[..., Path],
+        docker_client: docker.DockerClient, docker_cleanup: DockerCleanup) -> None:
+    wheelhouse([REQUIREMENT])
+    remote = gitrepos.make_bare_repo(tmp_path / "remote.git", {
+        "entrypoint.py": ENTRYPOINT.format(suffix="!"),
+        "requirements.txt": REQUIREMENT + "\n",
+    })
+    manifest = client_manifest(tmp_path / "client", MANIFEST, remote=remote.as_uri(),
+                               build_env={"PIP_INDEX_URL": public_index})
+    # --ca-cert: the bundle must help apt and pip during the build and stay in no layer.
+    common = ("--network", "host", "--ca-cert", str(HOST_CA_BUNDLE), "-v", "--json")
+
+    def build(name: str) -> tuple[CliResult, list[tuple[str, list[str]]]]:
+        rendered = run_cli("render", manifest, "--ca-cert", str(HOST_CA_BUNDLE))
+        assert rendered.returncode == 0, rendered.describe()
+        result = run_cli("build", manifest, "--tag", docker_cleanup.image_tag(name), *common)
+        assert result.returncode == 0, result.describe()
+        return result, build_steps(result.stderr, dockerfile_instructions(rendered.stdout))
+
+    first, _ = build("first")
+    again, steps = build("unchanged")
+    assert again.json()["id"] == first.json()["id"], "an unchanged job must give the same image"
+    not_cached = [instruction for instruction, lines in steps
+                  if not instruction.startswith("FROM ") and not any("Using cache" in x for x in lines)]
+    assert not_cached == [], again.stderr
+
+    gitrepos.push_files(remote, {"entrypoint.py": ENTRYPOINT.format(suffix="?")},
+                        message="change the code")
+    changed, steps = build("code-changed")
+    assert changed.json()["id"] != first.json()["id"]
+    assert changed.json()["commit"] != first.json()["commit"]
+    assert all(cached(steps, r"apt-get")), changed.stderr
+    assert all(cached(steps, r"pip install")), changed.stderr
+    assert cached(steps, r"^COPY .*job/ /src/fatman/") == [False], changed.stderr
+
+    image = changed.json()["id"]
+    shout = "print(__import__('entrypoint').Shout().perform('a'))"
+    code, out = docker_cleanup.run(image, ["python", "-c", shout])
+    assert (code, out.strip()) == (0, "A?"), out
+
+    # Everything below looks at the image's own files, as root so nothing is hidden from find.
+    checks = {
+        "pip caches": "find / -xdev -type d -path '*/.cache/pip' -print",
+        "apt lists": "find /var/lib/apt/lists -type f ! -name lock -print",
+        "apt archives": "find /var/cache/apt/archives -name '*.deb' -print",
+        ".git folders": "find / -xdev -name .git -print",
+        "CA bundles of the build": (
+            "find / -xdev \\( -name ca-bundle.pem -o -name racetrack-ca.pem \\) -print; "
+            "ls -d /build 2>/dev/null; true"),
+        "job packages the wrapper's venv has": (
+            "cd /opt/fatman/job/site-packages && for entry in *; do "
+            "[ \"$entry\" = __pycache__ ] && continue; "
+            "[ -e \"/opt/fatman/venv/lib/python3.11/site-packages/$entry\" ] && echo \"$entry\"; done; true"),
+    }
+    for what, command in checks.items():
+        code, out = docker_cleanup.run(image, ["sh", "-c", command], user="root")
+        assert code == 0 and out.strip() == "", f"{what}:\n{out}"
+    code, out = docker_cleanup.run(image, ["sh", "-c", "ls /opt/fatman/job/site-packages; jq --version"])
+    assert code == 0, out
+    listed = out.split()
+    assert "six.py" in listed and any(e.startswith("six-1.16.0") for e in listed), listed
+    wrapper_packages = ("flask", "werkzeug", "gunicorn", "jinja2", "prometheus")
+    assert not [e for e in listed if e.lower().startswith(wrapper_packages)], listed
+    assert listed[-1].startswith("jq-"), listed
