@@ -1,0 +1,130 @@
+"""``--registry R --push`` puts the image into a real registry, from where it can be pulled back.
+
+The registry is Debian's ``docker-registry`` (the CNCF distribution registry), started by the test on
+127.0.0.1 with its storage in a temporary folder. The engine treats registries on 127.0.0.0/8 as
+insecure (plain HTTP) without configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import gitrepos
+import pytest
+import requests
+from jobs import (
+    ImageTracker,
+    client_manifest,
+    examples_tree,
+    image_exists,
+    run_cli,
+    serve,
+)
+
+pytestmark = pytest.mark.docker
+
+REGISTRY_BINARY = "docker-registry"
+START_TIMEOUT_S = 30.0
+REGISTRY_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a registry serving from a temporary folder, for this test only."""
+    binary = shutil.which(REGISTRY_BINARY)
+    if binary is None:
+        message = (f"{REGISTRY_BINARY} is not installed; install Debian's package: "
+                   "apt-get install -y docker-registry")
+        # As the conftest's in_ci(): CI must never go green by skipping.
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
+    port = gitrepos.free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(REGISTRY_CONFIG.format(storage=tmp_path / "storage", port=port))
+    log_path = tmp_path / "registry.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{REGISTRY_BINARY} exited ({process.returncode}):\n"
+                            f"{log_path.read_text()[-2000:]}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"{REGISTRY_BINARY} did not answer within {START_TIMEOUT_S:.0f}s; see {log_path}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def images(docker_client: docker.DockerClient) -> Iterator[ImageTracker]:
+    tracker = ImageTracker(docker_client)
+    yield tracker
+    problems = tracker.remove_all()
+    if problems:
+        pytest.fail("could not clean up after the test: " + "; ".join(problems), pytrace=False)
+
+
+def test_push_to_a_registry_and_pull_back(registry: str, tmp_path: Path, base_image: str,
+                                          docker_client: docker.DockerClient, images: ImageTracker) -> None:
+    remote = gitrepos.make_bare_repo(tmp_path / "remote.git", examples_tree(["adder"]), branch="main")
+    manifest = client_manifest(tmp_path / "client", "adder", remote=remote.as_uri())
+    tag = images.tag("push-adder")  # racetrack-test/push-adder:ID
+    repository, _, version = tag.partition(":")
+    ref = images.track(f"{registry}/{tag}")
+
+    result = run_cli("build", manifest, "--tag", tag, "--registry", registry, "--push", "--json")
+    assert result.returncode == 0, result.describe()
+    summary = result.json()
+    assert (summary["image"], summary["pushed"]) == (ref, True)
+    assert f"pushed {ref}" in result.stderr
+
+    # The registry's own API lists the tag and serves its manifest.
+    listed = requests.get(f"http://{registry}/v2/{repository}/tags/list", timeout=10)
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {"name": repository, "tags": [version]}
+    pushed_manifest = requests.get(
+        f"http://{registry}/v2/{repository}/manifests/{version}", timeout=10,
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                           "application/vnd.oci.image.manifest.v1+json"})
+    assert pushed_manifest.status_code == 200, pushed_manifest.text
+    assert pushed_manifest.json()["config"]["digest"] == summary["id"]
+
+    # Gone from the engine, back from the registry: the same image, and it serves.
+    docker_client.images.remove(ref, force=True)
+    assert not image_exists(docker_client, ref)
+    pulled = docker_client.images.pull(f"{registry}/{repository}", tag=version)
+    assert pulled.id == summary["id"]
+    with serve(docker_client, ref) as job:
+        answer = job.post("/api/v1/perform", json={"x": 40, "y": 2})
+        assert (answer.status_code, answer.json()) == (200, 42), answer.text
