@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import Iterable
 from typing import Any, Callable
 
@@ -103,10 +104,18 @@ class FatmanMiddleware:
 
 
 class JobHolder:
-    """The job's state: starting, ready (``job``) or failed (``error``); loads it once."""
+    """The job's state: starting, ready (``job``) or failed (``error``); loads it once.
 
-    def __init__(self, loader: Callable[[], Job]) -> None:
+    ``wait_seconds``: how long a job request waits for a job still loading before 503. Each
+    gunicorn worker loads its own copy, so while the orchestrator's readiness probe may already
+    have reached a ready worker, a request landing on one still loading waits for it instead of
+    failing.
+    """
+
+    def __init__(self, loader: Callable[[], Job], wait_seconds: float = 0.0) -> None:
         self._loader = loader
+        self._done = threading.Event()
+        self.wait_seconds = wait_seconds
         self.job: Job | None = None
         self.error: JobLoadError | None = None
         self.state = "starting"
@@ -116,19 +125,33 @@ class JobHolder:
         started = time.perf_counter()
         try:
             job = self._loader()
-        except JobLoadError as exc:
-            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - whatever happens, the server stays up and says why
+            error = (
+                exc
+                if isinstance(exc, JobLoadError)
+                else JobLoadError(
+                    f"loading the job failed: {type(exc).__name__}: {exc}",
+                    user_traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                )
+            )
+            self.error = error
             self.state = "failed"
             log.error(
-                "the job cannot be served: %s%s", exc, "\n" + exc.user_traceback if exc.user_traceback else ""
+                "the job cannot be served: %s%s",
+                error,
+                "\n" + error.user_traceback if error.user_traceback else "",
             )
-            return
-        self.job = job
-        self.state = "ready"
-        log.info("job %s ready in %.2f s", job.class_name, time.perf_counter() - started)
+        else:
+            self.job = job
+            self.state = "ready"
+            log.info("job %s ready in %.2f s", job.class_name, time.perf_counter() - started)
+        finally:
+            self._done.set()
 
     def require(self) -> Job:
-        """The loaded job, or a 503 naming why there is none."""
+        """The loaded job (waiting up to ``wait_seconds`` while it loads), or a 503 naming why not."""
+        if self.job is None and self.error is None and self.wait_seconds > 0:
+            self._done.wait(self.wait_seconds)
         job = self.job
         if job is not None:
             return job
@@ -243,7 +266,10 @@ def create_app(
     settings = settings or Settings.from_env()
     root_path = os.path.realpath(root)
     webview_base = settings.pub_prefix + WEBVIEW_PATH
-    holder = JobHolder(lambda: load_job(entrypoint_path, class_name, root_path, webview_base))
+    holder = JobHolder(
+        lambda: load_job(entrypoint_path, class_name, root_path, webview_base),
+        wait_seconds=float(settings.timeout) if background else 0.0,
+    )
     guard = TokenGuard(settings.auth_token, settings.public_endpoints)
     metrics = RequestMetrics(lambda: holder.job.metrics if holder.job else None)
     title = settings.name or "fatman"

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
-from wrapper_support import job_path
+from wrapper_support import BufferedClient, job_path
 
 from fatman_wrapper import create_app
 from fatman_wrapper.config import Settings
-
-
-class BufferedClient(FlaskClient):
-    """A test client reading every answer whole, so streamed files are closed at once."""
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("buffered", True)
-        return super().open(*args, **kwargs)
 
 
 @pytest.fixture

@@ -175,3 +175,43 @@ def test_bad_auxiliary_endpoints(tmp_path, make_app, returned, message):
     client = make_app("", root=tmp_path).test_client()
     body = client.get("/ready").get_json()
     assert message in body["error"]
+
+
+def test_background_loading_answers_probes_at_once_and_requests_wait(monkeypatch):
+    import time
+
+    from wrapper_support import BufferedClient
+
+    from fatman_wrapper import create_app
+    from fatman_wrapper.config import Settings
+
+    monkeypatch.chdir(job_path("slow_init"))
+    monkeypatch.setenv("FATMAN_TEST_INIT_SECONDS", "1.5")
+    started = time.monotonic()
+    app = create_app(
+        "fatman_entrypoint.py", root=job_path("slow_init"), settings=Settings(timeout=30), background=True
+    )
+    app.test_client_class = BufferedClient
+    client = app.test_client()
+    assert client.get("/live").status_code == 200
+    starting = client.get("/ready")
+    assert starting.status_code == 503 and starting.get_json()["status"] == "starting"
+    assert time.monotonic() - started < 1.0, "the probes must not wait for __init__"
+    # a job request waits for the load instead of failing
+    response = client.post("/api/v1/perform", json={"x": 1})
+    assert response.status_code == 200 and response.get_json() == 2
+    assert client.get("/ready").get_json() == {"status": "ready"}
+
+
+def test_background_loading_gives_up_after_the_wait(monkeypatch):
+    from fatman_wrapper import create_app
+    from fatman_wrapper.config import Settings
+
+    monkeypatch.chdir(job_path("slow_init"))
+    monkeypatch.setenv("FATMAN_TEST_INIT_SECONDS", "3")
+    app = create_app(
+        "fatman_entrypoint.py", root=job_path("slow_init"), settings=Settings(timeout=1), background=True
+    )
+    response = app.test_client().post("/api/v1/perform", json={"x": 1})
+    assert response.status_code == 503
+    assert "still starting" in response.get_json()["error"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
 
 JOBS = Path(__file__).parent / "jobs"
 
@@ -24,3 +27,11 @@ def server_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+class BufferedClient(FlaskClient):
+    """A test client reading every answer whole, so streamed files are closed at once."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
