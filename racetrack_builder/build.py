@@ -7,8 +7,9 @@ values travel only as build arguments.
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .base_image import BaseImageOptions, ensure_base_image
@@ -41,8 +42,14 @@ class BuildResult:
 
 def build_job(job: Job, engine: Engine, options: BuildOptions, *, report: Callable[[str], None],
               on_step: StepCallback | None = None, on_log: LogCallback | None = None,
-              on_phase: Callable[[str], None] | None = None) -> BuildResult:
-    """Build ``job`` into ``[registry/]name:version`` (or ``options.tag``)."""
+              on_phase: Callable[[str], None] | None = None,
+              verify: Callable[[str], None] | None = None) -> BuildResult:
+    """Build ``job`` into ``[registry/]name:version`` (or ``options.tag``).
+
+    With ``verify`` (the smoke test), the image is built under a unique candidate tag, handed to
+    ``verify``, and given its real tag only when ``verify`` returns: a failing check leaves neither
+    a new image under the tag nor a clobbered previous one.
+    """
     phase = on_phase or (lambda _title: None)
     phase("base image")
     base = ensure_base_image(
@@ -61,10 +68,18 @@ def build_job(job: Job, engine: Engine, options: BuildOptions, *, report: Callab
             ca_cert_path=options.ca_cert,
         )
         apt_ca = _apt_certificates(engine, base, options.ca_cert) if job.manifest.system_dependencies else None
+        target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
         image = engine.build(
-            context.path, tag=ref, buildargs=build_args(context, job.build_secrets, apt_ca),
+            context.path, tag=target, buildargs=build_args(context, job.build_secrets, apt_ca),
             network=options.network, nocache=options.nocache, on_step=on_step, on_log=on_log,
         )
+    if verify is not None:
+        try:
+            verify(target)
+            engine.tag(image.id, ref)
+        finally:
+            engine.untag(target)
+        image = replace(image, ref=ref)
     return BuildResult(image=image, base_image=base, commit=job.source.commit)
 
 

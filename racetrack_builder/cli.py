@@ -165,15 +165,20 @@ def build(ctx: click.Context, manifest: Path, local: bool, tag: str | None, regi
                            python_image=python_image)
     with open_job(manifest, local=local, progress=out.step) as job:
         out.mask(job.build_secrets.values())
+        runtime_secrets = _runtime_secrets(job.manifest, manifest)  # read before a long build
+        out.mask(runtime_secrets.values())
         _warn_dirty(out, job)
+
+        def verify(candidate: str) -> None:
+            out.success(f"built {candidate}; smoke testing it before tagging")
+            _smoke(out, engine, candidate, runtime_secrets)
+
         with BuildProgress(out, job.manifest.name) as progress:
             result = build_job(job, engine, options, report=progress.report, on_step=progress.on_step,
-                               on_log=progress.on_log, on_phase=progress.phase)
-        runtime_secrets = _runtime_secrets(job.manifest, manifest)
+                               on_log=progress.on_log, on_phase=progress.phase,
+                               verify=verify if smoke_test else None)
     image = result.image
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
-    if smoke_test:
-        _smoke(out, engine, image.ref, runtime_secrets)
     if push:
         out.step(f"pushing {image.ref}")
         engine.push(image.ref, on_log=out.detail)

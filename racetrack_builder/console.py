@@ -2,7 +2,7 @@
 
 Two styles: rich (colours, spinners) on a terminal, plain lines when the output is not a TTY, when
 NO_COLOR is set or TERM is dumb, so CI logs stay readable and greppable. Results (a Dockerfile, a
-schema, a JSON summary) go to stdout; messages and progress go to stderr. Every line printed is
+schema, a JSON summary) go to stdout; messages and progress go to stderr. Every message line is
 masked: secret values registered with ``mask()`` become ``***``.
 """
 
@@ -73,8 +73,13 @@ class Output:
 
     # -- the vocabulary commands use ---------------------------------------------------------------
     def result(self, text: str) -> None:
-        """The command's product, on stdout, unstyled."""
-        print(self.redact(text), file=self.out, flush=True)
+        """The command's product, on stdout, unstyled and unmasked.
+
+        Products (a Dockerfile, a schema, a JSON summary) are built by us from non-secret data
+        only, by construction; masking them would corrupt a value that merely contains a secret's
+        text (an image named ``racetrack-...`` when a user name is ``racetrack``). Log lines, which
+        carry outside text such as pip's output, are what gets masked."""
+        print(text, file=self.out, flush=True)
 
     def info(self, text: str) -> None:
         if not self.quiet:

@@ -123,6 +123,22 @@ class Engine:
     def image_exists(self, ref: str) -> bool:
         return self.image_labels(ref) is not None
 
+    def tag(self, image_id: str, ref: str) -> None:
+        """Point ``ref`` at ``image_id``."""
+        repository, tag = _split_ref(ref)
+        with _converted("tag image"):
+            self.api.tag(image_id, repository, tag, force=True)
+
+    def untag(self, ref: str) -> None:
+        """Remove the tag ``ref``; the image goes too when nothing else names it."""
+        from docker.errors import ImageNotFound
+
+        with _converted("remove a tag"):
+            try:
+                self.api.remove_image(ref, noprune=False)
+            except ImageNotFound:
+                pass
+
     def remove_image(self, ref: str) -> None:
         from docker.errors import ImageNotFound
 
@@ -219,9 +235,7 @@ class Engine:
 
     def push(self, ref: str, on_log: LogCallback | None = None) -> None:
         """Push ``ref`` to its registry; errors name the registry's answer."""
-        repository, _, tag = ref.rpartition(":")
-        if "/" in tag or not repository:
-            repository, tag = ref, "latest"
+        repository, tag = _split_ref(ref)
         with _converted("push"):
             for chunk in self.api.push(repository, tag=tag, stream=True, decode=True):
                 if "error" in chunk:
@@ -253,6 +267,14 @@ class Engine:
             except ImageNotFound as exc:
                 raise UsageError(f"no image {image} on the engine",
                                  hint="build it first with `racetrack-build MANIFEST`") from exc
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    """``host:5000/name:tag`` -> (``host:5000/name``, ``tag``); no tag means ``latest``."""
+    repository, _, tag = ref.rpartition(":")
+    if "/" in tag or not repository:
+        return ref, "latest"
+    return repository, tag
 
 
 def _lines(text: str) -> list[str]:

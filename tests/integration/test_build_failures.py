@@ -97,8 +97,6 @@ SCENARIOS = [
 '''},
         args=("--smoke-test",),
         expected=(r"smoke|example", r"POST /api/v1/perform -> [45]\d\d"),
-        known_bug=("racetrack_builder/cli.py build(): the image is tagged before --smoke-test runs and is "
-                   "not removed when the smoke test fails"),
     ),
 ]
 
