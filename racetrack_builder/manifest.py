@@ -580,7 +580,10 @@ def load_manifest(path: Path | str) -> Manifest:
     path = Path(path)
     filename = str(path)
     try:
-        raw = path.read_bytes()
+        # Bounded read: a device or pipe given by mistake (/dev/zero) must not be read forever,
+        # while /dev/stdin still works.
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ManifestError(filename, [Problem("", "no such file (create fatman.yaml at the root of "
                                                    "your job's repository, or give its path)")]) from None
@@ -591,8 +594,8 @@ def load_manifest(path: Path | str) -> Manifest:
         raise ManifestError(filename, [Problem("", f"cannot be read: {err.strerror or err} "
                                                    f"(check the path and its permissions)")]) from err
     if len(raw) > MAX_MANIFEST_BYTES:
-        raise ManifestError(filename, [Problem("", f"is {len(raw)} bytes, larger than a manifest can be "
-                                                   f"({MAX_MANIFEST_BYTES} bytes; is it the right file?)")])
+        raise ManifestError(filename, [Problem("", f"is larger than a manifest can be ({MAX_MANIFEST_BYTES} "
+                                                   f"bytes; is it the right file?)")])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -682,6 +682,12 @@ def test_oversized_file(tmp_path: Path) -> None:
     assert "larger than a manifest can be" in caught.value.problems[0].message
 
 
+def test_endless_device_is_not_read_forever() -> None:
+    with pytest.raises(ManifestError) as caught:
+        load_manifest("/dev/zero")
+    assert "larger than a manifest can be" in caught.value.problems[0].message
+
+
 def test_load_manifest_accepts_str_paths() -> None:
     assert load_manifest(str(SAMPLES / "valid" / "minimal.yaml")).name == "adder"
 
