@@ -35,6 +35,7 @@ Typical use::
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import secrets
@@ -125,15 +126,29 @@ def _run_script(name: str, env: dict[str, str] | None = None) -> None:
 # ---- Docker ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
-    """A docker-py client for the local engine (API version negotiated with the engine)."""
+def _connect_to_engine() -> tuple[docker.DockerClient | None, str]:
+    """A client whose engine answered a ping, or None and the reason."""
     try:
         client = docker.from_env()
         client.ping()
+        return client, ""
     except docker.errors.DockerException as exc:
+        reason = str(exc)
+    # docker-py leaves the socket of a failed connection to the garbage collector; collect it here,
+    # where its ResourceWarning is expected, instead of failing whichever test runs next.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    return None, reason
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A docker-py client for the local engine (API version negotiated with the engine)."""
+    client, reason = _connect_to_engine()
+    if client is None:
         message = (
-            f"no Docker engine answers ({exc}); start one with `bash scripts/ensure-docker.sh` "
+            f"no Docker engine answers ({reason}); start one with `bash scripts/ensure-docker.sh` "
             "(as root) or point DOCKER_HOST at an engine"
         )
         if in_ci():
