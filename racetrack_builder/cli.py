@@ -103,6 +103,7 @@ def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
 def render(ctx: click.Context, manifest: Path, out_dir: Path | None, local: bool, ca_cert: Path | None,
            base_image: str | None, quiet: bool, verbose: bool) -> None:
     """Print the job's Dockerfile, or write a self-contained build context with -o."""
+    from .images import job_image_ref
     from .job import open_job
     from .render import RenderOptions, render_dockerfile, write_context
 
@@ -124,16 +125,16 @@ def render(ctx: click.Context, manifest: Path, out_dir: Path | None, local: bool
             out.info(f"  set -a; . {secret_file}; set +a")
     else:
         out.info("Build it with:")
-    out.info("  " + context.docker_build_command(f"{job.manifest.name}:{job.manifest.version}"))
+    out.info("  " + context.docker_build_command(job_image_ref(job.manifest.name, job.manifest.version)))
 
 
 @cli.command()
 @click.pass_context
 def schema(ctx: click.Context) -> None:
     """Print the JSON Schema of fatman.yaml (for editors and yaml-language-server)."""
-    from .schema import manifest_schema
+    from .schema import manifest_schema_json
 
-    _output(ctx).result(json.dumps(manifest_schema(), indent=2))
+    _output(ctx).result(manifest_schema_json())
 
 
 @cli.command()

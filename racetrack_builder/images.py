@@ -23,8 +23,12 @@ def python_image(explicit: str | None = None) -> str:
 
 
 def job_image_ref(name: str, version: str, *, tag: str | None = None, registry: str | None = None) -> str:
-    """``[registry/]name:version`` unless ``tag`` names the image outright."""
-    ref = tag or f"{name}:{version}"
+    """``[registry/]name:version`` unless ``tag`` names the image outright.
+
+    A semantic version's build metadata (``1.0.0+build.5``) uses ``+``, which Docker tags do not
+    allow; it becomes ``_``, the convention OCI registries (Helm among them) use for it.
+    """
+    ref = tag or f"{name}:{version.replace('+', '_')}"
     if registry:
         ref = f"{registry.rstrip('/')}/{ref}"
     return ref

@@ -1,0 +1,25 @@
+"""Image names derived from the manifest."""
+
+from racetrack_builder.images import base_image_ref, job_image_ref, python_image
+
+
+def test_job_ref_defaults_to_name_and_version() -> None:
+    assert job_image_ref("adder", "1.2.3") == "adder:1.2.3"
+
+
+def test_build_metadata_plus_is_not_a_docker_tag_character() -> None:
+    assert job_image_ref("adder", "1.0.0+build.5") == "adder:1.0.0_build.5"
+
+
+def test_registry_and_explicit_tag() -> None:
+    assert job_image_ref("adder", "1.0.0", registry="127.0.0.1:5000/") == "127.0.0.1:5000/adder:1.0.0"
+    assert job_image_ref("adder", "1.0.0", tag="mine:dev", registry="r.example") == "r.example/mine:dev"
+
+
+def test_base_image_and_root_image_settings(monkeypatch) -> None:
+    assert base_image_ref("1.0") == "racetrack/python3:1.0"
+    monkeypatch.delenv("RACETRACK_PYTHON_IMAGE", raising=False)
+    assert python_image() == "python:3.11-slim"
+    monkeypatch.setenv("RACETRACK_PYTHON_IMAGE", "my/python:3.12")
+    assert python_image() == "my/python:3.12"
+    assert python_image("explicit:1") == "explicit:1"
