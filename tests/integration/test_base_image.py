@@ -4,7 +4,9 @@ layer at all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -261,3 +263,72 @@ def test_ca_marker_scan_finds_a_planted_copy(
             out.write(chunk)
     found = [path for _, path, content in _layer_members(saved) if CA_MARKER in content]
     assert found == ["tmp/planted.txt"]
+
+
+# ---- scripts/build-base-image.sh rebuilds exactly when the image's content would change ----------
+
+
+@pytest.mark.slow
+def test_build_script_skips_unchanged_context_and_rebuilds_changed_wrapper(
+    docker_client: docker.DockerClient, python_root_image: str, tmp_path: Path
+) -> None:
+    # A copy of the checkout's scripts and base image sources, so the test may edit the wrapper.
+    repo = tmp_path / "repo"
+    shutil.copytree(SCRIPTS_DIR, repo / "scripts")
+    shutil.copytree(
+        SCRIPTS_DIR.parent / "base-images" / "python3",
+        repo / "base-images" / "python3",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache"),
+    )
+    wrapper = repo / "base-images" / "python3"
+    tag = f"racetrack-test/base-rebuild:{os.getpid()}"
+
+    def build() -> str:
+        result = subprocess.run(
+            ["bash", str(repo / "scripts" / "build-base-image.sh")],
+            env={**os.environ, "RACETRACK_PYTHON_IMAGE": python_root_image, "RACETRACK_BASE_IMAGE": tag},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        return result.stderr
+
+    def image_id() -> str:
+        return str(docker_client.images.get(tag).id)
+
+    try:
+        assert "building" in build()
+        first = image_id()
+
+        assert "up to date" in build()
+        assert image_id() == first
+
+        # Tests are not part of the image (.dockerignore): changing them must not rebuild.
+        (wrapper / "tests" / "test_not_in_image.py").write_text("def test_nothing() -> None: ...\n")
+        assert "up to date" in build()
+
+        with (wrapper / "fatman_wrapper" / "__init__.py").open("a") as init:
+            init.write(
+                "\n# changed by test_build_script_skips_unchanged_context_and_rebuilds_changed_wrapper\n"
+            )
+        log = build()
+        assert "was built from other content" in log and "building" in log
+        assert image_id() != first
+        code = docker_client.containers.run(
+            tag,
+            [
+                "sh",
+                "-c",
+                "grep -c 'changed by test_build_script' "
+                "$(python -c 'import fatman_wrapper; print(fatman_wrapper.__file__)')",
+            ],
+            network_mode="none",
+            remove=True,
+        )
+        assert code.strip() == b"1"
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(tag, force=True)
