@@ -5,12 +5,14 @@ layer at all."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -332,3 +334,38 @@ def test_build_script_skips_unchanged_context_and_rebuilds_changed_wrapper(
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.slow
+def test_base_image_builds_from_a_package_index_given_as_build_argument(
+    docker_client: docker.DockerClient,
+    python_root_image: str,
+    public_index: str,
+    wheelhouse: Callable[[Sequence[str]], Path],
+    docker_cleanup: DockerCleanup,
+    tmp_path: Path,
+) -> None:
+    """PIP_INDEX_URL reaches pip in the builder stage: with only the local index and no CA bundle,
+    the build succeeds, so it never touched the public index."""
+    src = SCRIPTS_DIR.parent / "base-images" / "python3"
+    project = tomllib.loads((src / "pyproject.toml").read_text())
+    wheelhouse([*project["build-system"]["requires"], *project["project"]["dependencies"]])
+    context = tmp_path / "context"
+    shutil.copytree(
+        src, context, ignore=shutil.ignore_patterns("tests", "__pycache__", "*.egg-info", "ca-bundle.pem")
+    )
+    tag = docker_cleanup.image_tag("base-from-local-index")
+    docker_client.images.build(
+        path=str(context),
+        tag=tag,
+        buildargs={"PYTHON_IMAGE": python_root_image, "PIP_INDEX_URL": public_index},
+        network_mode="host",
+        rm=True,
+        forcerm=True,
+    )
+    code, out = docker_cleanup.run(tag, ["python", "-m", "fatman_wrapper", "--help"])
+    assert code == 0, out
+    # The index URL was a build argument of the builder stage only.
+    env = _env(docker_client.images.get(tag))
+    assert "PIP_INDEX_URL" not in env
+    assert public_index not in json.dumps(docker_client.images.get(tag).history())
