@@ -8,15 +8,18 @@ Each scenario is a tiny job committed to a bare repository and built through the
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import gitrepos
 import pytest
-from jobs import CliResult, ImageTracker, client_manifest, image_exists, run_cli
+from jobs import CliResult, client_manifest, image_exists, run_cli
+
+if TYPE_CHECKING:
+    from conftest import DockerCleanup
 
 pytestmark = pytest.mark.docker
 
@@ -110,21 +113,6 @@ def _our_traceback(stderr: str) -> list[str]:
     return frames
 
 
-@pytest.fixture
-def image_tags(docker_client: docker.DockerClient) -> Iterator[ImageTracker]:
-    """Unique tags, removed after the test.
-
-    Not the conftest's docker_cleanup: its remove_all() reports an image that was never created
-    (the point of these tests) as a cleanup failure, because its ``except APIError`` also catches
-    ImageNotFound before the surrounding ``suppress(NotFound)`` can.
-    """
-    tracker = ImageTracker(docker_client)
-    yield tracker
-    problems = tracker.remove_all()
-    if problems:
-        pytest.fail("could not clean up after the test: " + "; ".join(problems), pytrace=False)
-
-
 def _params() -> list[Any]:
     return [pytest.param(s, id=s.id, marks=[pytest.mark.xfail(strict=True, reason=s.known_bug)]
                          if s.known_bug else []) for s in SCENARIOS]
@@ -133,13 +121,13 @@ def _params() -> list[Any]:
 @pytest.mark.parametrize("scenario", _params())
 def test_failing_build(scenario: Scenario, tmp_path: Path, base_image: str, public_index: str,
                        wheelhouse: Callable[..., Path], docker_client: docker.DockerClient,
-                       image_tags: ImageTracker) -> None:
+                       docker_cleanup: DockerCleanup) -> None:
     if scenario.wheels:
         wheelhouse(list(scenario.wheels))
     remote = gitrepos.make_bare_repo(tmp_path / "remote.git", scenario.files)
     manifest = client_manifest(tmp_path / "client", {**BASE_MANIFEST, **scenario.manifest},
                                remote=remote.as_uri(), build_env={"PIP_INDEX_URL": public_index})
-    tag = image_tags.tag(scenario.id)
+    tag = docker_cleanup.image_tag(scenario.id)
     # A private TMPDIR: what the CLI leaves there is its own, whatever else runs on the machine.
     scratch = tmp_path / "tmp"
     scratch.mkdir()
