@@ -15,9 +15,10 @@ pins="${PINS:-flask==2.0.3 werkzeug==2.0.3 gunicorn==20.1.0 prometheus-client==0
 python="${PYTHON:-python3}"
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+# The wrapper with its dependencies first, then the pins on top (PINS may name only some packages).
+"$venv/bin/pip" install -q -e "$repo/base-images/python3" pytest requests numpy pydantic selenium
 # shellcheck disable=SC2086 # word splitting of the pins is intended
-"$venv/bin/pip" install -q $pins pytest requests numpy pydantic selenium
-"$venv/bin/pip" install -q --no-deps -e "$repo/base-images/python3"
+"$venv/bin/pip" install -q $pins
 "$venv/bin/python" -c 'import flask, werkzeug; from importlib.metadata import version as v; print("testing with Flask", v("flask"), "Werkzeug", v("werkzeug"))'
 cd "$repo"
 exec "$venv/bin/python" -m pytest base-images/python3/tests -p no:cacheprovider "$@"
