@@ -82,9 +82,6 @@ SCENARIOS = [
         {"python": {"entrypoint_path": "entrypoint.py", "requirements_path": "requirements.txt"}},
         wheels=("Flask==2.0.2",),
         expected=(r"cannot be imported|import", r"ImportError: cannot import name 'url_quote'"),
-        known_bug=("the image check (`python -m fatman_wrapper check`, base-images/python3/fatman_wrapper/"
-                   "__main__.py) imports only the job, never the wrapper's server stack (flask): the build "
-                   "passes and the container fails at start"),
     ),
     Scenario(
         "entrypoint-import-error",

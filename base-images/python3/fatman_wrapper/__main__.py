@@ -43,6 +43,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_server_stack() -> None:
+    """Import what ``run`` imports (Flask, Werkzeug, gunicorn, prometheus-client) after the job.
+
+    A job's packages shadow the wrapper's on sys.path, so a pin such as Flask==2.0.2 beside a
+    Werkzeug too new for it breaks the server, not the job's own import: the build check must see it.
+    """
+    import traceback
+
+    try:
+        import gunicorn.app.base  # noqa: F401  (imported for their side effect: the imports)
+        import prometheus_client  # noqa: F401
+
+        from . import app, server  # noqa: F401
+    except Exception as exc:  # any failure here means the image cannot serve
+        raise JobLoadError(
+            f"the wrapper cannot import its server with the job's packages installed: "
+            f"{type(exc).__name__}: {exc}",
+            hint="a job requirement pins a version of Flask, Werkzeug or another wrapper dependency "
+            "that does not work with the rest; pin a matching set (e.g. Flask 2.0.x with Werkzeug 2.0.x)",
+            user_traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        ) from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -51,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             from .loader import check_entrypoint
 
             cls = check_entrypoint(args.entrypoint_path, args.class_name, os.path.realpath(args.root))
+            _check_server_stack()
             print(f"entrypoint class: {cls.__name__} ({args.entrypoint_path})")
             return 0
         from .server import run
