@@ -22,7 +22,7 @@ RUN set -eu; \
         cp -a "$d/." /opt/fatman/job/site-packages/; \
     done; \
     if [ -d /build/prefix/bin ]; then cp -a /build/prefix/bin/. /opt/fatman/job/bin/; fi; \
-    PYTHONPATH=/opt/fatman/job/site-packages pip check --disable-pip-version-check
+    PYTHONPATH=/opt/fatman/job/site-packages pip check --no-cache-dir --disable-pip-version-check
 
 # ---- the job image ---------------------------------------------------------------------------------
 FROM racetrack/python3:latest
