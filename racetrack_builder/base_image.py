@@ -21,6 +21,7 @@ from .resources import base_images_dir
 
 CONTEXT_LABEL = "org.racetrack.base.context-sha256"
 PYTHON_IMAGE_LABEL = "org.racetrack.base.python-image"
+PYTHON_IMAGE_ID_LABEL = "org.racetrack.base.python-image-id"
 # Kept out of the context hash and the context itself (mirrors base-images/python3/.dockerignore).
 _IGNORED_PARTS = {"tests", ".venv", "__pycache__", "build", "dist", ".pytest_cache", ".ruff_cache"}
 
@@ -52,10 +53,11 @@ class BaseImageOptions:
     ca_cert: Path | None = None
     network: str | None = None
     nocache: bool = False
+    sources: Path | None = None  # the base image's build context; None: the packaged one
 
 
-def base_context_dir(name: str = "python3") -> Path:
-    root = base_images_dir() / name
+def base_context_dir(options: BaseImageOptions | None = None) -> Path:
+    root = (options.sources if options and options.sources else None) or base_images_dir() / "python3"
     if not (root / "Dockerfile").is_file():
         raise UsageError(f"no base image sources at {root}", hint="reinstall racetrack-build")
     return root
@@ -64,8 +66,9 @@ def base_context_dir(name: str = "python3") -> Path:
 def build_base_image(engine: Engine, options: BaseImageOptions, *, on_step: StepCallback | None = None,
                      on_log: LogCallback | None = None) -> BuiltImage:
     """Build ``racetrack/python3:<tag>`` from the packaged sources."""
-    root = base_context_dir()
+    root = base_context_dir(options)
     root_image = python_image(options.python_image)
+    root_id = engine.image_id(root_image)
     with tempfile.TemporaryDirectory(prefix="racetrack-base-") as tmp:
         context = Path(tmp) / "context"
         context.mkdir()
@@ -78,7 +81,8 @@ def build_base_image(engine: Engine, options: BaseImageOptions, *, on_step: Step
         return engine.build(
             context, tag=base_image_ref(options.tag), buildargs={"PYTHON_IMAGE": root_image},
             network=options.network, nocache=options.nocache,
-            labels={CONTEXT_LABEL: context_digest(root), PYTHON_IMAGE_LABEL: root_image},
+            labels={CONTEXT_LABEL: context_digest(root), PYTHON_IMAGE_LABEL: root_image,
+                    PYTHON_IMAGE_ID_LABEL: root_id or ""},
             on_step=on_step, on_log=on_log,
         )
 
@@ -86,18 +90,24 @@ def build_base_image(engine: Engine, options: BaseImageOptions, *, on_step: Step
 def base_image_status(engine: Engine, options: BaseImageOptions) -> str | None:
     """Why the base image must be built, or None when the engine's copy is up to date.
 
-    Only images this tool built (they carry our labels) are judged stale; a base image pulled from a
-    registry under the same name is used as it is.
+    Only images this tool built (they carry our labels) are judged stale: from other wrapper
+    sources, on another root image, or on a root image that has changed since. A base image pulled
+    from a registry under the same name is used as it is.
     """
-    labels = engine.image_labels(base_image_ref(options.tag))
+    ref = base_image_ref(options.tag)
+    labels = engine.image_labels(ref)
     if labels is None:
-        return f"{base_image_ref(options.tag)} is not on the engine"
+        return f"{ref} is not on the engine"
     if CONTEXT_LABEL not in labels:
         return None
-    if labels[CONTEXT_LABEL] != context_digest(base_context_dir()):
-        return f"{base_image_ref(options.tag)} was built from other wrapper sources"
-    if options.python_image and labels.get(PYTHON_IMAGE_LABEL) != options.python_image:
-        return f"{base_image_ref(options.tag)} was built on {labels.get(PYTHON_IMAGE_LABEL)}"
+    if labels[CONTEXT_LABEL] != context_digest(base_context_dir(options)):
+        return f"{ref} was built from other wrapper sources"
+    built_on = labels.get(PYTHON_IMAGE_LABEL)
+    if options.python_image and built_on != options.python_image:
+        return f"{ref} was built on {built_on}, not {options.python_image}"
+    current_id = engine.image_id(built_on) if built_on else None
+    if current_id and labels.get(PYTHON_IMAGE_ID_LABEL) and current_id != labels[PYTHON_IMAGE_ID_LABEL]:
+        return f"{ref} was built on an older {built_on}"
     return None
 
 

@@ -120,6 +120,16 @@ class Engine:
                 return None
         return dict((attrs.get("Config") or {}).get("Labels") or {})
 
+    def image_id(self, ref: str) -> str | None:
+        """The id of a local image, or None when the engine has no such image."""
+        from docker.errors import ImageNotFound
+
+        with _converted("inspect image"):
+            try:
+                return str(self.api.inspect_image(ref)["Id"])
+            except ImageNotFound:
+                return None
+
     def image_exists(self, ref: str) -> bool:
         return self.image_labels(ref) is not None
 

@@ -54,3 +54,40 @@ rt_tree_sha() {
     (cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum) |
         sha256sum | cut -d' ' -f1
 }
+
+# Phases with timings: `rt_phase NAME` starts one (ending the previous); `rt_report_timings` prints
+# seconds per phase. Scripts install it as an EXIT trap so a slow or broken step is easy to spot,
+# also when a phase fails.
+_rt_start=$SECONDS
+_rt_phase_names=()
+_rt_phase_secs=()
+_rt_current_phase=""
+_rt_phase_start=0
+
+rt_phase() {
+    _rt_end_phase
+    _rt_current_phase="$1"
+    _rt_phase_start=$SECONDS
+    echo "=== $_rt_current_phase" >&2
+}
+
+_rt_end_phase() {
+    if [ -n "$_rt_current_phase" ]; then
+        _rt_phase_names+=("$_rt_current_phase")
+        _rt_phase_secs+=($((SECONDS - _rt_phase_start)))
+        _rt_current_phase=""
+    fi
+}
+
+rt_report_timings() {
+    local rc=$? i
+    _rt_end_phase
+    echo "=== timings (seconds)" >&2
+    for i in "${!_rt_phase_names[@]}"; do
+        printf '  %-28s %5d\n' "${_rt_phase_names[$i]}" "${_rt_phase_secs[$i]}" >&2
+    done
+    printf '  %-28s %5d\n' "total" $((SECONDS - _rt_start)) >&2
+    if [ "$rc" -ne 0 ]; then
+        echo "=== FAILED (exit $rc)" >&2
+    fi
+}

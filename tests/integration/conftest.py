@@ -58,6 +58,10 @@ import pytest
 import requests
 from docker.models.containers import Container
 
+from jobs import base_image_options
+from racetrack_builder.base_image import ensure_base_image
+from racetrack_builder.engine import Engine
+
 # passlib imports the standard library's deprecated `crypt` module; the suite turns warnings into
 # errors, and this one is passlib's to fix, not ours.
 with warnings.catch_warnings():
@@ -202,10 +206,8 @@ def python_root_image(docker_client: docker.DockerClient) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def base_image(docker_client: docker.DockerClient, python_root_image: str) -> str:
     """``racetrack/python3:latest``, built from this checkout's base-images/python3 when missing or
-    built from other sources (scripts/build-base-image.sh decides, by a content hash label)."""
-    _run_script(
-        "build-base-image.sh", {PYTHON_IMAGE_ENV: python_root_image, "RACETRACK_BASE_IMAGE": BASE_IMAGE}
-    )
+    stale: the product's own ensure_base_image decides, by the labels it puts on the image."""
+    ensure_base_image(Engine(), base_image_options(python_root_image), report=lambda line: print(line))
     return BASE_IMAGE
 
 

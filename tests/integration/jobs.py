@@ -42,6 +42,8 @@ import requests
 import yaml
 from docker.models.containers import Container
 
+from racetrack_builder.base_image import BaseImageOptions
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO_ROOT / "examples"
 # The same prefix as the conftest's docker_cleanup, so leftovers of a killed run are found the same way.
@@ -340,3 +342,14 @@ def openapi_examples(document: Mapping[str, Any]) -> dict[str, Any]:
         if "example" in content:
             found[path] = content["example"]
     return found
+
+
+# Trusted by pip while building base images: this machine's TLS to the package index is
+# intercepted by a CA only the host knows (docs/ci.md); elsewhere it is just the system bundle.
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def base_image_options(python_root_image: str, **changes: Any) -> BaseImageOptions:
+    """How the suite builds base images: on the session's root image, host network, host CA."""
+    return BaseImageOptions(python_image=python_root_image, network="host",
+                            ca_cert=HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None, **changes)

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 import tomllib
@@ -19,13 +20,17 @@ from typing import TYPE_CHECKING
 import docker
 import docker.errors
 import pytest
+from jobs import base_image_options
+
+from racetrack_builder.base_image import ensure_base_image
+from racetrack_builder.engine import Engine
 
 # Typing only: the `docker_cleanup` fixture of tests/integration/conftest.py returns one of these.
 # A run-time `import conftest` would be ambiguous next to tests/conftest.py.
 if TYPE_CHECKING:
     from conftest import DockerCleanup
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.docker
 
@@ -189,32 +194,23 @@ CA_MARKER = b"racetrack-test-ca-marker-5f0c1b7e"
 def image_built_with_marked_ca(
     docker_client: docker.DockerClient, python_root_image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The base image built by scripts/build-base-image.sh with a CA bundle carrying CA_MARKER."""
+    """A base image built by `racetrack-build base --ca-cert` with a CA bundle carrying CA_MARKER."""
     host_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
     bundle = tmp_path_factory.mktemp("ca") / "bundle.pem"
     bundle.write_bytes(
         b"# " + CA_MARKER + b"\n" + (host_bundle.read_bytes() if host_bundle.exists() else b"")
     )
-    tag = f"racetrack-test/base-with-ca:{os.getpid()}"
+    tag = f"test-ca-{os.getpid()}"
     result = subprocess.run(
-        ["bash", str(SCRIPTS_DIR / "build-base-image.sh")],
-        env={
-            **os.environ,
-            "RACETRACK_PYTHON_IMAGE": python_root_image,
-            "RACETRACK_BASE_IMAGE": tag,
-            "RACETRACK_CA_BUNDLE": str(bundle),
-        },
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
+        [sys.executable, "-m", "racetrack_builder", "base", "--tag", tag, "--python-image", python_root_image,
+         "--ca-cert", str(bundle), "--network", "host"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800, check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     try:
-        yield tag
+        yield f"racetrack/python3:{tag}"
     finally:
-        docker_client.images.remove(tag, force=True)
+        docker_client.images.remove(f"racetrack/python3:{tag}", force=True)
 
 
 def _layer_members(saved: Path) -> Iterator[tuple[str, str, bytes]]:
@@ -267,73 +263,52 @@ def test_ca_marker_scan_finds_a_planted_copy(
     assert found == ["tmp/planted.txt"]
 
 
-# ---- scripts/build-base-image.sh rebuilds exactly when the image's content would change ----------
+# ---- ensure_base_image rebuilds exactly when the image's content would change --------------------
 
 
 @pytest.mark.slow
-def test_build_script_skips_unchanged_context_and_rebuilds_changed_wrapper(
+def test_base_image_is_rebuilt_only_when_its_sources_change(
     docker_client: docker.DockerClient, python_root_image: str, tmp_path: Path
 ) -> None:
-    # A copy of the checkout's scripts and base image sources, so the test may edit the wrapper.
-    repo = tmp_path / "repo"
-    shutil.copytree(SCRIPTS_DIR, repo / "scripts")
+    # A copy of the base image sources, so the test may edit the wrapper.
+    wrapper = tmp_path / "python3"
     shutil.copytree(
-        SCRIPTS_DIR.parent / "base-images" / "python3",
-        repo / "base-images" / "python3",
+        REPO_ROOT / "base-images" / "python3", wrapper,
         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache"),
     )
-    wrapper = repo / "base-images" / "python3"
-    tag = f"racetrack-test/base-rebuild:{os.getpid()}"
+    options = base_image_options(python_root_image, tag=f"test-rebuild-{os.getpid()}", sources=wrapper)
+    ref = f"racetrack/python3:{options.tag}"
+    engine = Engine()
 
-    def build() -> str:
-        result = subprocess.run(
-            ["bash", str(repo / "scripts" / "build-base-image.sh")],
-            env={**os.environ, "RACETRACK_PYTHON_IMAGE": python_root_image, "RACETRACK_BASE_IMAGE": tag},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-4000:]
-        return result.stderr
-
-    def image_id() -> str:
-        return str(docker_client.images.get(tag).id)
+    def ensure() -> list[str]:
+        said: list[str] = []
+        ensure_base_image(engine, options, report=said.append)
+        return said
 
     try:
-        assert "building" in build()
-        first = image_id()
-
-        assert "up to date" in build()
-        assert image_id() == first
+        assert ensure() == [f"building the base image: {ref} is not on the engine"]
+        first = docker_client.images.get(ref).id
+        assert ensure() == []
+        assert docker_client.images.get(ref).id == first
 
         # Tests are not part of the image (.dockerignore): changing them must not rebuild.
         (wrapper / "tests" / "test_not_in_image.py").write_text("def test_nothing() -> None: ...\n")
-        assert "up to date" in build()
+        assert ensure() == []
 
         with (wrapper / "fatman_wrapper" / "__init__.py").open("a") as init:
-            init.write(
-                "\n# changed by test_build_script_skips_unchanged_context_and_rebuilds_changed_wrapper\n"
-            )
-        log = build()
-        assert "was built from other content" in log and "building" in log
-        assert image_id() != first
+            init.write("\n# changed by test_base_image_is_rebuilt_only_when_its_sources_change\n")
+        assert ensure() == [f"building the base image: {ref} was built from other wrapper sources"]
+        assert docker_client.images.get(ref).id != first
         code = docker_client.containers.run(
-            tag,
-            [
-                "sh",
-                "-c",
-                "grep -c 'changed by test_build_script' "
-                "$(python -c 'import fatman_wrapper; print(fatman_wrapper.__file__)')",
-            ],
-            network_mode="none",
-            remove=True,
+            ref,
+            ["sh", "-c", "grep -c 'changed by test_base_image_is_rebuilt' "
+             "$(python -c 'import fatman_wrapper; print(fatman_wrapper.__file__)')"],
+            network_mode="none", remove=True,
         )
         assert code.strip() == b"1"
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
-            docker_client.images.remove(tag, force=True)
+            docker_client.images.remove(ref, force=True)
 
 
 @pytest.mark.slow
@@ -347,7 +322,7 @@ def test_base_image_builds_from_a_package_index_given_as_build_argument(
 ) -> None:
     """PIP_INDEX_URL reaches pip in the builder stage: with only the local index and no CA bundle,
     the build succeeds, so it never touched the public index."""
-    src = SCRIPTS_DIR.parent / "base-images" / "python3"
+    src = REPO_ROOT / "base-images" / "python3"
     project = tomllib.loads((src / "pyproject.toml").read_text())
     wheelhouse([*project["build-system"]["requires"], *project["project"]["dependencies"]])
     context = tmp_path / "context"
