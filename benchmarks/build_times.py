@@ -49,7 +49,7 @@ class FatmanEntrypoint:
     def docs_input_example(self) -> dict:
         return {{"x": 1, "y": 2}}
 '''
-HAND_WRITTEN = f'''\
+HAND_WRITTEN = f"""\
 FROM {BASE_IMAGE}
 USER root
 COPY requirements.txt /tmp/requirements.txt
@@ -59,7 +59,7 @@ RUN pip install --no-cache-dir --prefix /opt/fatman/job-prefix -r /tmp/requireme
 COPY --chown=10001:10001 . /src/fatman/
 USER fatman
 CMD ["python", "-m", "fatman_wrapper", "run", "adder.py"]
-'''
+"""
 MANIFEST = """\
 name: bench-adder
 owner_email: bench@example.com
@@ -106,13 +106,23 @@ def image_size(ref: str) -> int:
 
 def added_content(ref: str) -> int:
     """Bytes of what the job adds: its installed packages and its code, measured inside the image."""
-    out = sh("docker", "run", "--rm", "--entrypoint", "sh", ref, "-c",
-             "du -sb /opt/fatman/job /src/fatman | awk '{s+=$1} END {print s}'")
+    out = sh(
+        "docker",
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        ref,
+        "-c",
+        "du -sb /opt/fatman/job /src/fatman | awk '{s+=$1} END {print s}'",
+    )
     return int(out)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -128,8 +138,12 @@ def main() -> None:
             # the job's repository (a bare remote) and a hand-written build folder with the same files
             work, bare, hand = tmp / "work", tmp / "remote.git", tmp / "hand"
             work.mkdir()
-            env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
-                   "GIT_COMMITTER_EMAIL": "b@example.com"}
+            env = {
+                "GIT_AUTHOR_NAME": "b",
+                "GIT_AUTHOR_EMAIL": "b@example.com",
+                "GIT_COMMITTER_NAME": "b",
+                "GIT_COMMITTER_EMAIL": "b@example.com",
+            }
             sh("git", "init", "-q", "-b", "master", str(work))
             sh("git", "init", "-q", "--bare", "-b", "master", str(bare))
             (work / "requirements.txt").write_text(requirements)
@@ -168,20 +182,27 @@ def main() -> None:
             result = {
                 "runs": args.runs,
                 "cold_build_s": {"ours": round(cold_ours, 2), "hand_written": round(cold_hand, 2)},
-                "no_change_rebuild_s": {"ours": round(statistics.median(same_ours), 2),
-                                        "hand_written": round(statistics.median(same_hand), 2)},
-                "code_change_rebuild_s": {"ours": round(statistics.median(change_ours), 2),
-                                          "ours_local": round(statistics.median(change_local), 2),
-                                          "hand_written": round(statistics.median(change_hand), 2)},
-                "image_added_bytes": {"ours": image_size("bench-adder:ours") - base,
-                                      "hand_written": image_size("bench-adder:hand") - base,
-                                      "packages_plus_code": added_content("bench-adder:ours")},
+                "no_change_rebuild_s": {
+                    "ours": round(statistics.median(same_ours), 2),
+                    "hand_written": round(statistics.median(same_hand), 2),
+                },
+                "code_change_rebuild_s": {
+                    "ours": round(statistics.median(change_ours), 2),
+                    "ours_local": round(statistics.median(change_local), 2),
+                    "hand_written": round(statistics.median(change_hand), 2),
+                },
+                "image_added_bytes": {
+                    "ours": image_size("bench-adder:ours") - base,
+                    "hand_written": image_size("bench-adder:hand") - base,
+                    "packages_plus_code": added_content("bench-adder:ours"),
+                },
             }
             times = result["code_change_rebuild_s"]
             result["code_change_ratio"] = round(times["ours"] / times["hand_written"], 2)
             result["code_change_ratio_local"] = round(times["ours_local"] / times["hand_written"], 2)
-            result["size_overhead_bytes"] = (result["image_added_bytes"]["ours"]
-                                             - result["image_added_bytes"]["packages_plus_code"])
+            result["size_overhead_bytes"] = (
+                result["image_added_bytes"]["ours"] - result["image_added_bytes"]["packages_plus_code"]
+            )
             for ref in ("bench-adder:ours", "bench-adder:hand"):
                 subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
 

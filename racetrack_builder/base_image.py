@@ -63,8 +63,13 @@ def base_context_dir(options: BaseImageOptions | None = None) -> Path:
     return root
 
 
-def build_base_image(engine: Engine, options: BaseImageOptions, *, on_step: StepCallback | None = None,
-                     on_log: LogCallback | None = None) -> BuiltImage:
+def build_base_image(
+    engine: Engine,
+    options: BaseImageOptions,
+    *,
+    on_step: StepCallback | None = None,
+    on_log: LogCallback | None = None,
+) -> BuiltImage:
     """Build ``racetrack/python3:<tag>`` from the packaged sources."""
     root = base_context_dir(options)
     root_image = python_image(options.python_image)
@@ -79,11 +84,18 @@ def build_base_image(engine: Engine, options: BaseImageOptions, *, on_step: Step
         if options.ca_cert is not None:
             shutil.copyfile(options.ca_cert, context / CA_BUNDLE_FILE)
         return engine.build(
-            context, tag=base_image_ref(options.tag), buildargs={"PYTHON_IMAGE": root_image},
-            network=options.network, nocache=options.nocache,
-            labels={CONTEXT_LABEL: context_digest(root), PYTHON_IMAGE_LABEL: root_image,
-                    PYTHON_IMAGE_ID_LABEL: root_id or ""},
-            on_step=on_step, on_log=on_log,
+            context,
+            tag=base_image_ref(options.tag),
+            buildargs={"PYTHON_IMAGE": root_image},
+            network=options.network,
+            nocache=options.nocache,
+            labels={
+                CONTEXT_LABEL: context_digest(root),
+                PYTHON_IMAGE_LABEL: root_image,
+                PYTHON_IMAGE_ID_LABEL: root_id or "",
+            },
+            on_step=on_step,
+            on_log=on_log,
         )
 
 
@@ -111,8 +123,14 @@ def base_image_status(engine: Engine, options: BaseImageOptions) -> str | None:
     return None
 
 
-def ensure_base_image(engine: Engine, options: BaseImageOptions, *, report: Callable[[str], None],
-                      on_step: StepCallback | None = None, on_log: LogCallback | None = None) -> str:
+def ensure_base_image(
+    engine: Engine,
+    options: BaseImageOptions,
+    *,
+    report: Callable[[str], None],
+    on_step: StepCallback | None = None,
+    on_log: LogCallback | None = None,
+) -> str:
     """Make sure the base image is on the engine; build it when missing or stale. Returns its ref."""
     reason = base_image_status(engine, options)
     if reason is not None:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .base_image import BaseImageOptions, ensure_base_image
+from .certs import extra_certificates
 from .engine import BuiltImage, Engine, LogCallback, StepCallback
 from .images import job_image_ref
 from .job import Job
-from .certs import extra_certificates
 from .render import RenderOptions, build_args, write_context
 
 # Where Debian-based images (the official python images included) keep the trusted CA bundle.
@@ -40,10 +40,17 @@ class BuildResult:
     commit: str | None
 
 
-def build_job(job: Job, engine: Engine, options: BuildOptions, *, report: Callable[[str], None],
-              on_step: StepCallback | None = None, on_log: LogCallback | None = None,
-              on_phase: Callable[[str], None] | None = None,
-              verify: Callable[[str], None] | None = None) -> BuildResult:
+def build_job(
+    job: Job,
+    engine: Engine,
+    options: BuildOptions,
+    *,
+    report: Callable[[str], None],
+    on_step: StepCallback | None = None,
+    on_log: LogCallback | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    verify: Callable[[str], None] | None = None,
+) -> BuildResult:
     """Build ``job`` into ``[registry/]name:version`` (or ``options.tag``).
 
     With ``verify`` (the smoke test), the image is built under a unique candidate tag, handed to
@@ -54,24 +61,42 @@ def build_job(job: Job, engine: Engine, options: BuildOptions, *, report: Callab
     phase("base image")
     base = ensure_base_image(
         engine,
-        BaseImageOptions(tag=job.manifest.base_image_tag, python_image=options.python_image,
-                         ca_cert=options.ca_cert, network=options.network),
-        report=report, on_step=on_step, on_log=on_log,
+        BaseImageOptions(
+            tag=job.manifest.base_image_tag,
+            python_image=options.python_image,
+            ca_cert=options.ca_cert,
+            network=options.network,
+        ),
+        report=report,
+        on_step=on_step,
+        on_log=on_log,
     )
     phase(job.manifest.name)
     ref = job_image_ref(job.manifest.name, job.manifest.version, tag=options.tag, registry=options.registry)
     with tempfile.TemporaryDirectory(prefix="racetrack-context-") as tmp:
         context = write_context(
-            job.manifest, job.source, Path(tmp) / "context",
-            RenderOptions(base_image=base, secret_build_names=tuple(job.build_secrets),
-                          manifest_file=job.manifest_path.name),
+            job.manifest,
+            job.source,
+            Path(tmp) / "context",
+            RenderOptions(
+                base_image=base,
+                secret_build_names=tuple(job.build_secrets),
+                manifest_file=job.manifest_path.name,
+            ),
             ca_cert_path=options.ca_cert,
         )
-        apt_ca = _apt_certificates(engine, base, options.ca_cert) if job.manifest.system_dependencies else None
+        apt_ca = (
+            _apt_certificates(engine, base, options.ca_cert) if job.manifest.system_dependencies else None
+        )
         target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
         image = engine.build(
-            context.path, tag=target, buildargs=build_args(context, job.build_secrets, apt_ca),
-            network=options.network, nocache=options.nocache, on_step=on_step, on_log=on_log,
+            context.path,
+            tag=target,
+            buildargs=build_args(context, job.build_secrets, apt_ca),
+            network=options.network,
+            nocache=options.nocache,
+            on_step=on_step,
+            on_log=on_log,
         )
     if verify is not None:
         try:
@@ -88,5 +113,8 @@ def _apt_certificates(engine: Engine, base_image: str, ca_cert: Path | None) -> 
     if ca_cert is None:
         return None
     trusted = engine.read_file(base_image, IMAGE_CA_BUNDLE)
-    return extra_certificates(ca_cert.read_text(encoding="utf-8", errors="replace"),
-                              trusted.decode("utf-8", "replace") if trusted else None, str(ca_cert))
+    return extra_certificates(
+        ca_cert.read_text(encoding="utf-8", errors="replace"),
+        trusted.decode("utf-8", "replace") if trusted else None,
+        str(ca_cert),
+    )

@@ -27,13 +27,15 @@ def pem_certificates(text: str) -> list[str]:
 def read_bundle(text: str, source: str) -> list[str]:
     certs = pem_certificates(text)
     if not certs:
-        raise UsageError(f"--ca-cert {source} holds no PEM certificate",
-                         hint="give a file with -----BEGIN CERTIFICATE----- blocks")
+        raise UsageError(
+            f"--ca-cert {source} holds no PEM certificate",
+            hint="give a file with -----BEGIN CERTIFICATE----- blocks",
+        )
     return certs
 
 
 def _to_pem(body: str) -> str:
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 

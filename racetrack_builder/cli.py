@@ -41,18 +41,30 @@ def _output(ctx: click.Context, quiet: bool = False, verbose: bool = False) -> O
 
 def _verbosity(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("-q", "--quiet", is_flag=True, help="Print only the result and errors.")(func)
-    return click.option("-v", "--verbose", is_flag=True, help="Print every build log line and error causes.")(func)
+    return click.option("-v", "--verbose", is_flag=True, help="Print every build log line and error causes.")(
+        func
+    )
 
 
 _manifest_arg = click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
-_local_opt = click.option("--local", is_flag=True,
-                          help="Use the git working tree holding the manifest instead of cloning git.remote.")
-_ca_opt = click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                       help="CA bundle trusted by apt and pip during build steps only (TLS-intercepting networks).")
+_local_opt = click.option(
+    "--local",
+    is_flag=True,
+    help="Use the git working tree holding the manifest instead of cloning git.remote.",
+)
+_ca_opt = click.option(
+    "--ca-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CA bundle trusted by apt and pip during build steps only (TLS-intercepting networks).",
+)
 _network_opt = click.option("--network", metavar="MODE", help="Network mode for build steps, e.g. host.")
 _python_image_opt = click.option(
-    "--python-image", metavar="IMAGE", envvar="RACETRACK_PYTHON_IMAGE", show_envvar=True,
-    help="Python root image for the base image (default python:3.11-slim).")
+    "--python-image",
+    metavar="IMAGE",
+    envvar="RACETRACK_PYTHON_IMAGE",
+    show_envvar=True,
+    help="Python root image for the base image (default python:3.11-slim).",
+)
 
 
 @click.group(cls=DefaultToBuild, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,29 +91,67 @@ def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
         model = load_manifest(manifest)
     except ManifestError as err:
         if as_json:
-            out.result(json.dumps({"valid": False, "manifest": str(manifest),
-                                   "problems": [p.to_dict() for p in err.problems]}, indent=2))
+            out.result(
+                json.dumps(
+                    {
+                        "valid": False,
+                        "manifest": str(manifest),
+                        "problems": [p.to_dict() for p in err.problems],
+                    },
+                    indent=2,
+                )
+            )
             ctx.exit(err.exit_code)
         raise
     if as_json:
-        out.result(json.dumps({"valid": True, "manifest": str(manifest), "name": model.name,
-                               "version": model.version, "lang": model.lang, "problems": []}, indent=2))
+        out.result(
+            json.dumps(
+                {
+                    "valid": True,
+                    "manifest": str(manifest),
+                    "name": model.name,
+                    "version": model.version,
+                    "lang": model.lang,
+                    "problems": [],
+                },
+                indent=2,
+            )
+        )
         return
-    out.success(f"{manifest}: valid: {model.name} {model.version} ({model.lang}), "
-                f"entrypoint {model.python.entrypoint_path}")
+    out.success(
+        f"{manifest}: valid: {model.name} {model.version} ({model.lang}), "
+        f"entrypoint {model.python.entrypoint_path}"
+    )
 
 
 @cli.command()
 @_manifest_arg
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Write a complete build context (Dockerfile + job/) into this new or empty folder.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write a complete build context (Dockerfile + job/) into this new or empty folder.",
+)
 @_local_opt
 @_ca_opt
-@click.option("--base-image", metavar="IMAGE", help="Base image to build FROM (default racetrack/python3:<tag of lang>).")
+@click.option(
+    "--base-image",
+    metavar="IMAGE",
+    help="Base image to build FROM (default racetrack/python3:<tag of lang>).",
+)
 @_verbosity
 @click.pass_context
-def render(ctx: click.Context, manifest: Path, out_dir: Path | None, local: bool, ca_cert: Path | None,
-           base_image: str | None, quiet: bool, verbose: bool) -> None:
+def render(
+    ctx: click.Context,
+    manifest: Path,
+    out_dir: Path | None,
+    local: bool,
+    ca_cert: Path | None,
+    base_image: str | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
     """Print the job's Dockerfile, or write a self-contained build context with -o."""
     from .images import job_image_ref
     from .job import open_job
@@ -111,8 +161,12 @@ def render(ctx: click.Context, manifest: Path, out_dir: Path | None, local: bool
     with open_job(manifest, local=local, progress=out.step) as job:
         out.mask(job.build_secrets.values())
         _warn_dirty(out, job)
-        options = RenderOptions(base_image=base_image, secret_build_names=tuple(job.build_secrets),
-                                ca_cert=ca_cert is not None, manifest_file=manifest.name)
+        options = RenderOptions(
+            base_image=base_image,
+            secret_build_names=tuple(job.build_secrets),
+            ca_cert=ca_cert is not None,
+            manifest_file=manifest.name,
+        )
         if out_dir is None:
             out.result(render_dockerfile(job.manifest, job.source, options).rstrip("\n"))
             return
@@ -147,14 +201,30 @@ def schema(ctx: click.Context) -> None:
 @_ca_opt
 @_python_image_opt
 @click.option("--push", is_flag=True, help="Push the image to its registry after the build.")
-@click.option("--smoke-test", is_flag=True,
-              help="Start the image, wait until ready and call every documented example; fail unless all 2xx.")
+@click.option(
+    "--smoke-test",
+    is_flag=True,
+    help="Start the image, wait until ready and call every documented example; fail unless all 2xx.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @_verbosity
 @click.pass_context
-def build(ctx: click.Context, manifest: Path, local: bool, tag: str | None, registry: str | None,
-          no_cache: bool, network: str | None, ca_cert: Path | None, python_image: str | None, push: bool,
-          smoke_test: bool, as_json: bool, quiet: bool, verbose: bool) -> None:
+def build(
+    ctx: click.Context,
+    manifest: Path,
+    local: bool,
+    tag: str | None,
+    registry: str | None,
+    no_cache: bool,
+    network: str | None,
+    ca_cert: Path | None,
+    python_image: str | None,
+    push: bool,
+    smoke_test: bool,
+    as_json: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
     """Build the job's image (also: `racetrack-build MANIFEST`)."""
     from .build import BuildOptions, build_job
     from .engine import Engine
@@ -162,8 +232,14 @@ def build(ctx: click.Context, manifest: Path, local: bool, tag: str | None, regi
 
     out = _output(ctx, quiet, verbose)
     engine = Engine()
-    options = BuildOptions(tag=tag, registry=registry, nocache=no_cache, network=network, ca_cert=ca_cert,
-                           python_image=python_image)
+    options = BuildOptions(
+        tag=tag,
+        registry=registry,
+        nocache=no_cache,
+        network=network,
+        ca_cert=ca_cert,
+        python_image=python_image,
+    )
     with open_job(manifest, local=local, progress=out.step) as job:
         out.mask(job.build_secrets.values())
         runtime_secrets = _runtime_secrets(job.manifest, manifest)  # read before a long build
@@ -175,9 +251,16 @@ def build(ctx: click.Context, manifest: Path, local: bool, tag: str | None, regi
             _smoke(out, engine, candidate, runtime_secrets)
 
         with BuildProgress(out, job.manifest.name) as progress:
-            result = build_job(job, engine, options, report=progress.report, on_step=progress.on_step,
-                               on_log=progress.on_log, on_phase=progress.phase,
-                               verify=verify if smoke_test else None)
+            result = build_job(
+                job,
+                engine,
+                options,
+                report=progress.report,
+                on_step=progress.on_step,
+                on_log=progress.on_log,
+                on_phase=progress.phase,
+                verify=verify if smoke_test else None,
+            )
     image = result.image
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
     if push:
@@ -185,10 +268,21 @@ def build(ctx: click.Context, manifest: Path, local: bool, tag: str | None, regi
         engine.push(image.ref, on_log=out.detail)
         out.success(f"pushed {image.ref}")
     if as_json:
-        out.result(json.dumps({"image": image.ref, "id": image.id, "size": image.size,
-                               "duration": round(image.duration, 3), "commit": result.commit,
-                               "base_image": result.base_image, "pushed": push,
-                               "smoke_tested": smoke_test}, indent=2))
+        out.result(
+            json.dumps(
+                {
+                    "image": image.ref,
+                    "id": image.id,
+                    "size": image.size,
+                    "duration": round(image.duration, 3),
+                    "commit": result.commit,
+                    "base_image": result.base_image,
+                    "pushed": push,
+                    "smoke_tested": smoke_test,
+                },
+                indent=2,
+            )
+        )
 
 
 @cli.command()
@@ -199,15 +293,24 @@ def build(ctx: click.Context, manifest: Path, local: bool, tag: str | None, regi
 @click.option("--no-cache", is_flag=True, help="Build every step anew.")
 @_verbosity
 @click.pass_context
-def base(ctx: click.Context, tag: str, python_image: str | None, ca_cert: Path | None, network: str | None,
-         no_cache: bool, quiet: bool, verbose: bool) -> None:
+def base(
+    ctx: click.Context,
+    tag: str,
+    python_image: str | None,
+    ca_cert: Path | None,
+    network: str | None,
+    no_cache: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
     """Build the python3 base image (done automatically by a build when it is missing)."""
     from .base_image import BaseImageOptions, build_base_image
     from .engine import Engine
 
     out = _output(ctx, quiet, verbose)
-    options = BaseImageOptions(tag=tag, python_image=python_image, ca_cert=ca_cert, network=network,
-                               nocache=no_cache)
+    options = BaseImageOptions(
+        tag=tag, python_image=python_image, ca_cert=ca_cert, network=network, nocache=no_cache
+    )
     with BuildProgress(out, "base image") as progress:
         image = build_base_image(Engine(), options, on_step=progress.on_step, on_log=progress.on_log)
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
@@ -219,7 +322,9 @@ def base(ctx: click.Context, tag: str, python_image: str | None, ca_cert: Path |
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable.")
 @_verbosity
 @click.pass_context
-def run(ctx: click.Context, target: str, port: int, env_pairs: tuple[str, ...], quiet: bool, verbose: bool) -> None:
+def run(
+    ctx: click.Context, target: str, port: int, env_pairs: tuple[str, ...], quiet: bool, verbose: bool
+) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import Engine
     from .smoke import running, wait_ready
@@ -246,8 +351,10 @@ def run(ctx: click.Context, target: str, port: int, env_pairs: tuple[str, ...], 
             out.info("stopping and removing the container")
             return  # Ctrl-C is how `run` is meant to end: `running` removes the container
         container.reload()
-        raise BuildFailed(f"the container stopped ({container.status})",
-                          log_tail=container.logs(tail=30).decode("utf-8", "replace").splitlines())
+        raise BuildFailed(
+            f"the container stopped ({container.status})",
+            log_tail=container.logs(tail=30).decode("utf-8", "replace").splitlines(),
+        )
 
 
 @cli.command()
@@ -290,8 +397,10 @@ def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str]) ->
     out.step(f"smoke test: starting {image}")
     results = smoke_test(engine, image, environment, report=out.step)
     if not results:
-        out.warn("the job documents no example input (docs_input_example/docs_input_examples): "
-                 "only readiness was checked")
+        out.warn(
+            "the job documents no example input (docs_input_example/docs_input_examples): "
+            "only readiness was checked"
+        )
     for r in results:
         out.info(f"  POST {r.path} -> {r.status}")
     out.success(f"smoke test passed ({len(results)} examples)")
@@ -299,8 +408,10 @@ def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str]) ->
 
 def _warn_dirty(out: Output, job: Any) -> None:
     if job.source.dirty:
-        out.warn(f"{job.source.repo_root} has uncommitted changes: the image will hold them, "
-                 "but a build from git.remote would not")
+        out.warn(
+            f"{job.source.repo_root} has uncommitted changes: the image will hold them, "
+            "but a build from git.remote would not"
+        )
 
 
 def _report_error(out: Output, err: RacetrackError) -> None:

@@ -27,8 +27,15 @@ def wants_fancy(stream: IO[str]) -> bool:
 class Output:
     """Printing for one CLI invocation."""
 
-    def __init__(self, *, quiet: bool = False, verbose: bool = False, fancy: bool | None = None,
-                 out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        verbose: bool = False,
+        fancy: bool | None = None,
+        out: IO[str] | None = None,
+        err: IO[str] | None = None,
+    ) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.quiet = quiet
@@ -129,8 +136,9 @@ class BuildProgress:
         if self.output.fancy and not self.output.quiet:
             from rich.live import Live
 
-            self._live = Live(self._render(), console=self.output.console, refresh_per_second=8,
-                              transient=True)
+            self._live = Live(
+                self._render(), console=self.output.console, refresh_per_second=8, transient=True
+            )
             self._live.__enter__()
         return self
 
@@ -145,8 +153,10 @@ class BuildProgress:
         from rich.text import Text
 
         elapsed = time.monotonic() - self._step_started
-        head = Spinner("dots", Text(f"{self.title}: {self.output.redact(self.step_text)}  ({elapsed:.0f}s)",
-                                    style="cyan"))
+        head = Spinner(
+            "dots",
+            Text(f"{self.title}: {self.output.redact(self.step_text)}  ({elapsed:.0f}s)", style="cyan"),
+        )
         lines = [Text("  " + self.output.redact(line)[:200], style="dim") for line in self.tail]
         return Group(head, *lines)
 
@@ -161,7 +171,7 @@ class BuildProgress:
 
     def on_log(self, line: str) -> None:
         if self._live is not None:
-            self.tail = (self.tail + [line])[-self.TAIL:]
+            self.tail = (self.tail + [line])[-self.TAIL :]
             self._live.update(self._render())
         else:
             self.output.detail(f"    {line}")

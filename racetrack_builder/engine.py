@@ -34,9 +34,14 @@ class BuiltImage:
     duration: float  # seconds
 
 
-_TLS_FAILURE = re.compile(r"CERTIFICATE_VERIFY_FAILED|Certificate verification failed|certificate verify failed", re.I)
-_NETWORK_FAILURE = re.compile(r"Temporary failure resolving|Name or service not known|Failed to establish a new "
-                              r"connection|Connection refused|Network is unreachable|Could not resolve", re.I)
+_TLS_FAILURE = re.compile(
+    r"CERTIFICATE_VERIFY_FAILED|Certificate verification failed|certificate verify failed", re.I
+)
+_NETWORK_FAILURE = re.compile(
+    r"Temporary failure resolving|Name or service not known|Failed to establish a new "
+    r"connection|Connection refused|Network is unreachable|Could not resolve",
+    re.I,
+)
 _AUTH_FAILURE = re.compile(r"\b(401|403)\b.*(Unauthori[sz]ed|Forbidden)|User for \S+:", re.I)
 _CONFLICT = re.compile(r"has requirement .*, but you have|is incompatible|which is not installed")
 
@@ -45,30 +50,44 @@ def _explain_failure(instruction: str, tail: list[str]) -> tuple[str, str | None
     """A headline and a fix for a failed step, recognised from the step and its output."""
     text = "\n".join(tail)
     if "fatman_wrapper" in instruction and '"check"' in instruction:
-        return ("the job cannot be imported inside the image",
-                "fix the error above; the build runs the same import the service runs at start")
+        return (
+            "the job cannot be imported inside the image",
+            "fix the error above; the build runs the same import the service runs at start",
+        )
     if _TLS_FAILURE.search(text):
-        return ("a build step could not verify a TLS certificate",
-                "on a network that intercepts TLS, pass its CA bundle with --ca-cert FILE")
+        return (
+            "a build step could not verify a TLS certificate",
+            "on a network that intercepts TLS, pass its CA bundle with --ca-cert FILE",
+        )
     if _NETWORK_FAILURE.search(text):
-        return ("a build step could not reach the network",
-                "check the index or mirror address; a server on this machine needs --network host")
+        return (
+            "a build step could not reach the network",
+            "check the index or mirror address; a server on this machine needs --network host",
+        )
     if "apt-get" in instruction:
         if "Unable to locate package" in text or "has no installation candidate" in text:
-            return ("a system dependency could not be found by apt",
-                    "check the names in system_dependencies against Debian's packages for the base image")
+            return (
+                "a system dependency could not be found by apt",
+                "check the names in system_dependencies against Debian's packages for the base image",
+            )
         return "installing system_dependencies with apt failed", None
     if "pip check" in instruction and _CONFLICT.search(text):
         conflicts = [line.strip() for line in tail if _CONFLICT.search(line)]
-        return (f"a job requirement conflicts with the wrapper's own dependencies: {'; '.join(conflicts[-3:])}",
-                "pin a version of the job's requirement that the wrapper supports, or drop the pin")
+        return (
+            f"a job requirement conflicts with the wrapper's own dependencies: {'; '.join(conflicts[-3:])}",
+            "pin a version of the job's requirement that the wrapper supports, or drop the pin",
+        )
     if "pip install" in instruction:
         missing = [line.strip() for line in tail if "No matching distribution found" in line]
         if missing:
-            return (f"pip could not install the job's requirements: {missing[-1]}",
-                    "check the name and version in the requirements file and the index it is served from")
-        return ("pip could not install the job's requirements",
-                "check python.requirements_path, the index it needs and secret_build_env_file")
+            return (
+                f"pip could not install the job's requirements: {missing[-1]}",
+                "check the name and version in the requirements file and the index it is served from",
+            )
+        return (
+            "pip could not install the job's requirements",
+            "check python.requirements_path, the index it needs and secret_build_env_file",
+        )
     return "a build step failed", None
 
 
@@ -197,8 +216,15 @@ class Engine:
         image_id: str | None = None
         with _converted("build"):
             stream = self.api.build(
-                path=str(context), tag=tag, buildargs=dict(buildargs or {}), network_mode=network,
-                nocache=nocache, rm=True, forcerm=True, pull=False, decode=True,
+                path=str(context),
+                tag=tag,
+                buildargs=dict(buildargs or {}),
+                network_mode=network,
+                nocache=nocache,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
                 labels=dict(labels or {}) or None,
             )
             for chunk in stream:
@@ -210,16 +236,21 @@ class Engine:
                             f"the image for '{step_text}' is not on the engine and could not be pulled: "
                             f"{_lines(message)[-1] if _lines(message) else message}",
                             hint="build or load it first; for the Python root image use --python-image "
-                                 "or RACETRACK_PYTHON_IMAGE",
+                            "or RACETRACK_PYTHON_IMAGE",
                         )
                     if _AUTH_FAILURE.search("\n".join(tail)):
                         raise AuthenticationRefused(
-                            f"a package index refused the build's credentials (step {step_no}: {_short(step_text)})",
+                            "a package index refused the build's credentials "
+                            f"(step {step_no}: {_short(step_text)})",
                             hint="check the values in secret_build_env_file and how requirements use them",
                         )
                     headline, hint = _explain_failure(step_text, list(tail))
-                    raise BuildFailed(f"{headline} (step {step_no}: {_short(step_text) or 'start'})", hint=hint,
-                                      step=step_text, log_tail=list(tail))
+                    raise BuildFailed(
+                        f"{headline} (step {step_no}: {_short(step_text) or 'start'})",
+                        hint=hint,
+                        step=step_text,
+                        log_tail=list(tail),
+                    )
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("ID"):
                     image_id = aux["ID"]
@@ -237,11 +268,13 @@ class Engine:
                     if on_log:
                         on_log(line)
             if image_id is None:
-                raise BuildFailed("the engine ended the build without an image", step=step_text,
-                                  log_tail=list(tail))
+                raise BuildFailed(
+                    "the engine ended the build without an image", step=step_text, log_tail=list(tail)
+                )
             attrs = self.api.inspect_image(tag)
-        return BuiltImage(ref=tag, id=attrs["Id"], size=int(attrs.get("Size") or 0),
-                          duration=time.monotonic() - started)
+        return BuiltImage(
+            ref=tag, id=attrs["Id"], size=int(attrs.get("Size") or 0), duration=time.monotonic() - started
+        )
 
     def push(self, ref: str, on_log: LogCallback | None = None) -> None:
         """Push ``ref`` to its registry; errors name the registry's answer."""
@@ -251,18 +284,29 @@ class Engine:
                 if "error" in chunk:
                     message = chunk["error"]
                     if re.search(r"unauthorized|denied|authentication required", message, re.I):
-                        raise AuthenticationRefused(f"the registry refused the push of {ref}: {message}",
-                                                    hint="log in with `docker login REGISTRY`")
-                    raise EnvironmentFailure(f"pushing {ref} failed: {message}",
-                                             hint="check that the registry is reachable and the name is right")
+                        raise AuthenticationRefused(
+                            f"the registry refused the push of {ref}: {message}",
+                            hint="log in with `docker login REGISTRY`",
+                        )
+                    raise EnvironmentFailure(
+                        f"pushing {ref} failed: {message}",
+                        hint="check that the registry is reachable and the name is right",
+                    )
                 if on_log and chunk.get("status"):
                     status = chunk["status"]
                     progress = chunk.get("progress") or ""
                     on_log(f"{chunk.get('id', '')} {status} {progress}".strip())
 
     # -- containers ----------------------------------------------------------------------------------
-    def run_detached(self, image: str, *, environment: Mapping[str, str], name: str | None = None,
-                     host_port: int | None = None, network: str | None = None) -> Any:
+    def run_detached(
+        self,
+        image: str,
+        *,
+        environment: Mapping[str, str],
+        name: str | None = None,
+        host_port: int | None = None,
+        network: str | None = None,
+    ) -> Any:
         """Start a container. Unless ``network`` is ``host``, the wrapper's port is published on
         127.0.0.1 only: ``host_port`` when given, else a free port the engine picks."""
         from docker.errors import ImageNotFound
@@ -271,12 +315,18 @@ class Engine:
         with _converted("run container"):
             try:
                 return self.client.containers.run(
-                    image, detach=True, environment=dict(environment), name=name, ports=ports,
-                    network_mode=network, init=True,
+                    image,
+                    detach=True,
+                    environment=dict(environment),
+                    name=name,
+                    ports=ports,
+                    network_mode=network,
+                    init=True,
                 )
             except ImageNotFound as exc:
-                raise UsageError(f"no image {image} on the engine",
-                                 hint="build it first with `racetrack-build MANIFEST`") from exc
+                raise UsageError(
+                    f"no image {image} on the engine", hint="build it first with `racetrack-build MANIFEST`"
+                ) from exc
 
 
 def _split_ref(ref: str) -> tuple[str, str]:

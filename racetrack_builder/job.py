@@ -30,8 +30,9 @@ class Job:
 
 
 @contextlib.contextmanager
-def open_job(manifest_path: Path, *, local: bool = False,
-             progress: Callable[[str], None] | None = None) -> Iterator[Job]:
+def open_job(
+    manifest_path: Path, *, local: bool = False, progress: Callable[[str], None] | None = None
+) -> Iterator[Job]:
     """Load and check everything a build needs; the fetched source is removed on exit."""
     manifest = load_manifest(manifest_path)
     # Secrets first: a missing .env file is found before a slow clone.

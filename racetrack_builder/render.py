@@ -255,10 +255,14 @@ def write_context(
     _copy_job_files(source, out_dir / JOB_DIR)
     if ca_cert_path is not None:
         shutil.copyfile(ca_cert_path, out_dir / CA_BUNDLE_FILE)
-    return BuildContext(path=out_dir, dockerfile=rendered.dockerfile, build_arg_names=rendered.build_arg_names)
+    return BuildContext(
+        path=out_dir, dockerfile=rendered.dockerfile, build_arg_names=rendered.build_arg_names
+    )
 
 
-def build_args(context: BuildContext, secret_env: Mapping[str, str], apt_ca: str | None = None) -> dict[str, str]:
+def build_args(
+    context: BuildContext, secret_env: Mapping[str, str], apt_ca: str | None = None
+) -> dict[str, str]:
     """The build arguments to hand a builder with the context: secret values, and for apt the CA
     certificates the image lacks (see certs.py)."""
     args = {name: value for name, value in secret_env.items() if name in context.build_arg_names}

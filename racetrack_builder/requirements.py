@@ -19,8 +19,12 @@ from pathlib import PurePosixPath
 
 from .errors import RenderError
 
-_INCLUDE_OPTIONS = {"-r": "requirement", "--requirement": "requirement",
-                    "-c": "constraint", "--constraint": "constraint"}
+_INCLUDE_OPTIONS = {
+    "-r": "requirement",
+    "--requirement": "requirement",
+    "-c": "constraint",
+    "--constraint": "constraint",
+}
 _EDITABLE_OPTIONS = ("-e", "--editable")
 _FIND_LINKS_OPTIONS = ("-f", "--find-links")
 # " #" starts a comment in pip's format (a "#" glued to a token is part of a URL fragment).
@@ -58,7 +62,7 @@ def _option_value(line: str, options: tuple[str, ...] | dict[str, str]) -> str |
             return ""
         for sep in (" ", "=", "\t"):
             if line.startswith(opt + sep):
-                return line[len(opt) + 1:].strip()
+                return line[len(opt) + 1 :].strip()
         # short options may be glued to their value: -rbase.txt
         if len(opt) == 2 and line.startswith(opt) and not line.startswith(opt + "-"):
             return line[2:].strip()

@@ -36,8 +36,12 @@ class ExampleResult:
 
 def _request(url: str, body: Any | None = None, timeout: float = REQUEST_TIMEOUT) -> tuple[int, str]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json"} if data else {})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={"Content-Type": "application/json"} if data else {},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1 only
             return response.status, response.read().decode("utf-8", "replace")
@@ -58,8 +62,9 @@ def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) ->
     while time.monotonic() < deadline:
         container.reload()
         if container.status in ("exited", "dead"):
-            raise BuildFailed("the job's container stopped before it was ready",
-                              log_tail=_container_logs(container))
+            raise BuildFailed(
+                "the job's container stopped before it was ready", log_tail=_container_logs(container)
+            )
         try:
             status, body = _request(base_url + "/ready", timeout=5)
         except OSError as exc:
@@ -69,11 +74,16 @@ def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) ->
                 return
             last = f"{status} {body[:500]}"
             if status == 503 and "error" in body:
-                raise BuildFailed(f"the job failed to start: {body[:1000]}", log_tail=_container_logs(container),
-                                  hint="the entrypoint's import or __init__ raised; see the log above")
+                raise BuildFailed(
+                    f"the job failed to start: {body[:1000]}",
+                    log_tail=_container_logs(container),
+                    hint="the entrypoint's import or __init__ raised; see the log above",
+                )
         time.sleep(0.25)
-    raise BuildFailed(f"the job was not ready after {timeout:.0f}s (last answer: {last})",
-                      log_tail=_container_logs(container))
+    raise BuildFailed(
+        f"the job was not ready after {timeout:.0f}s (last answer: {last})",
+        log_tail=_container_logs(container),
+    )
 
 
 def documented_examples(openapi: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -102,8 +112,14 @@ def call_examples(base_url: str) -> list[ExampleResult]:
 
 
 @contextlib.contextmanager
-def running(engine: Engine, image: str, environment: Mapping[str, str], *,
-            name: str | None = None, host_port: int | None = None) -> Iterator[tuple[Any, str]]:
+def running(
+    engine: Engine,
+    image: str,
+    environment: Mapping[str, str],
+    *,
+    name: str | None = None,
+    host_port: int | None = None,
+) -> Iterator[tuple[Any, str]]:
     """Run ``image`` with its port on 127.0.0.1; yield (container, base URL); always remove it."""
     container = engine.run_detached(image, environment=environment, name=name, host_port=host_port)
     try:
@@ -116,8 +132,9 @@ def running(engine: Engine, image: str, environment: Mapping[str, str], *,
             container.remove(force=True)
 
 
-def smoke_test(engine: Engine, image: str, environment: Mapping[str, str],
-               report: Callable[[str], None]) -> list[ExampleResult]:
+def smoke_test(
+    engine: Engine, image: str, environment: Mapping[str, str], report: Callable[[str], None]
+) -> list[ExampleResult]:
     """Start ``image``, wait until ready and send every documented example; BuildFailed unless all 2xx."""
     with running(engine, image, environment) as (container, base_url):
         wait_ready(base_url, container)
@@ -128,7 +145,8 @@ def smoke_test(engine: Engine, image: str, environment: Mapping[str, str],
         lines = [f"POST {r.path} -> {r.status}: {r.body}" for r in failed]
         raise BuildFailed(
             f"{len(failed)} of {len(results)} documented examples did not answer 2xx",
-            hint="the spec asks docs_input_example(s) to give a non-erroneous result: fix the example or the job",
+            hint="the spec asks docs_input_example(s) to give a non-erroneous result: "
+            "fix the example or the job",
             log_tail=lines,
         )
     return results

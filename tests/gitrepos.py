@@ -181,6 +181,18 @@ def push_files(bare: Path, files: Files, *, branch: str = "master", message: str
         _rmtree(work)
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Stop a server a test started: SIGTERM, then SIGKILL if it has not gone within ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -241,13 +253,8 @@ class GitDaemon:
         return False
 
     def _stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
+        if self._proc is not None:
+            stop_process(self._proc, timeout=5)
         self._proc = None
 
     def __exit__(self, *exc: object) -> None:

@@ -54,11 +54,12 @@ from typing import Any
 
 import docker
 import docker.errors
+import gitrepos
 import pytest
 import requests
 from docker.models.containers import Container
-
 from jobs import base_image_options
+
 from racetrack_builder.base_image import ensure_base_image
 from racetrack_builder.engine import Engine
 
@@ -366,12 +367,7 @@ def _pypiserver(root: Path, log_dir: Path, htpasswd: Path | None = None) -> Iter
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/simple/"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        gitrepos.stop_process(proc)
 
 
 def _pip(*args: str, timeout: float = 600) -> None:

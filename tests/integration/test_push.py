@@ -78,12 +78,7 @@ def registry(tmp_path: Path) -> Iterator[str]:
             time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        gitrepos.stop_process(process)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from racetrack_builder.errors import UsageError
 
 def _pem(seed: int, size: int = 600) -> str:
     body = base64.b64encode(bytes([seed % 256]) * size).decode()
-    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
     return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
 
 

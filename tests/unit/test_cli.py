@@ -26,25 +26,36 @@ secret_build_env_file: .env.build
 """
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The installed console script's code path in a real process: exit codes and streams as users see them."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The console script's code path in a real process: exit codes and streams as users see them."""
     import os
 
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "racetrack_builder", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "racetrack_builder", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def job_repo(git_repo_factory, tmp_path: Path) -> Path:
     """A repository holding a job in jobs/adder with its manifest beside it, and a remote clone of it."""
-    repo = git_repo_factory("work", {
-        "jobs/adder/entrypoint.py": ENTRY,
-        "jobs/adder/requirements.txt": "idna\n",
-        "jobs/adder/.env.build.dist": "INDEX_TOKEN=\n",
-        "jobs/adder/fatman.yaml": MANIFEST.format(remote=tmp_path / "work", directory="jobs/adder"),
-        ".gitignore": ".env.build\n",
-    })
+    repo = git_repo_factory(
+        "work",
+        {
+            "jobs/adder/entrypoint.py": ENTRY,
+            "jobs/adder/requirements.txt": "idna\n",
+            "jobs/adder/.env.build.dist": "INDEX_TOKEN=\n",
+            "jobs/adder/fatman.yaml": MANIFEST.format(remote=tmp_path / "work", directory="jobs/adder"),
+            ".gitignore": ".env.build\n",
+        },
+    )
     (repo / "jobs/adder/.env.build").write_text('INDEX_TOKEN="s3cret-value"\n')
     return repo
 
@@ -57,14 +68,19 @@ def test_validate_prints_a_summary_and_exits_0(job_repo: Path) -> None:
 
 def test_validate_lists_every_problem_with_positions_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "fatman.yaml"
-    bad.write_text("name: Bad Name\nowner_email: nope\nlang: golang\ngit:\n  remote: x\npython:\n  entrypoint_pth: a.py\n")
+    bad.write_text(
+        "name: Bad Name\nowner_email: nope\nlang: golang\n"
+        "git:\n  remote: x\npython:\n  entrypoint_pth: a.py\n"
+    )
     result = run_cli("validate", str(bad))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[0].startswith("Error: ")
     assert any(line.startswith(f"{bad}:1:7: name: ") for line in lines), result.stderr
     assert any(": lang: " in line and "python3" in line for line in lines), result.stderr
-    assert any("entrypoint_pth" in line and "did you mean 'entrypoint_path'" in line for line in lines), result.stderr
+    assert any("entrypoint_pth" in line and "did you mean 'entrypoint_path'" in line for line in lines), (
+        result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -111,8 +127,13 @@ def test_render_output_folder_is_a_complete_context_without_secrets(job_repo: Pa
     result = run_cli("render", str(job_repo / "jobs/adder/fatman.yaml"), "--local", "-o", str(out))
     assert result.returncode == 0, result.stderr
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["Dockerfile", "job/.env.build.dist", "job/entrypoint.py", "job/fatman.yaml",
-                     "job/requirements.txt"]
+    assert files == [
+        "Dockerfile",
+        "job/.env.build.dist",
+        "job/entrypoint.py",
+        "job/fatman.yaml",
+        "job/requirements.txt",
+    ]
     assert "--build-arg INDEX_TOKEN" in result.stderr
     assert "set -a; . .env.build; set +a" in result.stderr
     for path in out.rglob("*"):
@@ -121,8 +142,11 @@ def test_render_output_folder_is_a_complete_context_without_secrets(job_repo: Pa
 
 
 def test_bare_manifest_argument_means_build_and_an_absent_engine_exits_3(job_repo: Path) -> None:
-    result = run_cli(str(job_repo / "jobs/adder/fatman.yaml"), "--local",
-                     env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    result = run_cli(
+        str(job_repo / "jobs/adder/fatman.yaml"),
+        "--local",
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
     assert result.returncode == 3, result.stderr
     assert "no Docker engine answers" in result.stderr
     assert "DOCKER_HOST" in result.stderr
@@ -151,7 +175,9 @@ def test_plain_output_when_not_a_tty_has_no_escape_codes(job_repo: Path) -> None
     assert "\x1b[" not in result.stderr + result.stdout
 
 
-def test_main_maps_errors_to_exit_codes_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_maps_errors_to_exit_codes_in_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "fatman.yaml"
     bad.write_text("")
     with pytest.raises(SystemExit) as exc:

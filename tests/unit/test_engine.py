@@ -23,8 +23,7 @@ class FakeAPI:
 
     def build(self, **kwargs: Any):
         self.build_kwargs = kwargs
-        for chunk in self.chunks:
-            yield chunk
+        yield from self.chunks
         if self.raise_midway:
             raise self.raise_midway
 
@@ -46,18 +45,26 @@ def _engine(api: FakeAPI) -> Engine:
 
 
 def test_steps_and_log_lines_reach_the_callbacks(tmp_path: Path) -> None:
-    api = FakeAPI([
-        {"stream": "Step 1/2 : FROM racetrack/python3:latest\n"},
-        {"stream": " ---> 1234\n"},
-        {"stream": "Step 2/2 : RUN pip install x\n"},
-        {"stream": "\x1b[1mCollecting x\x1b[0m\n"},
-        {"aux": {"ID": "sha256:" + "ab" * 32}},
-        {"stream": "Successfully built abababab\n"},
-    ])
+    api = FakeAPI(
+        [
+            {"stream": "Step 1/2 : FROM racetrack/python3:latest\n"},
+            {"stream": " ---> 1234\n"},
+            {"stream": "Step 2/2 : RUN pip install x\n"},
+            {"stream": "\x1b[1mCollecting x\x1b[0m\n"},
+            {"aux": {"ID": "sha256:" + "ab" * 32}},
+            {"stream": "Successfully built abababab\n"},
+        ]
+    )
     steps: list[tuple[int, int, str]] = []
     logs: list[str] = []
-    image = _engine(api).build(tmp_path, tag="adder:0.0.1", buildargs={"T": "v"}, network="host",
-                               on_step=lambda n, t, s: steps.append((n, t, s)), on_log=logs.append)
+    image = _engine(api).build(
+        tmp_path,
+        tag="adder:0.0.1",
+        buildargs={"T": "v"},
+        network="host",
+        on_step=lambda n, t, s: steps.append((n, t, s)),
+        on_log=logs.append,
+    )
     assert steps == [(1, 2, "FROM racetrack/python3:latest"), (2, 2, "RUN pip install x")]
     assert "Collecting x" in logs  # ANSI codes stripped
     assert image.ref == "adder:0.0.1" and image.size == 123_000_000
@@ -66,12 +73,19 @@ def test_steps_and_log_lines_reach_the_callbacks(tmp_path: Path) -> None:
 
 
 def test_a_failing_step_is_named_with_the_tail_of_its_output(tmp_path: Path) -> None:
-    api = FakeAPI([
-        {"stream": "Step 3/9 : RUN set -eu; apt-get update; apt-get install -y nosuchpkg\n"},
-        {"stream": "E: Unable to locate package nosuchpkg\n"},
-        {"error": "The command '/bin/sh -c ...' returned a non-zero code: 100",
-         "errorDetail": {"code": 100, "message": "The command '/bin/sh -c ...' returned a non-zero code: 100"}},
-    ])
+    api = FakeAPI(
+        [
+            {"stream": "Step 3/9 : RUN set -eu; apt-get update; apt-get install -y nosuchpkg\n"},
+            {"stream": "E: Unable to locate package nosuchpkg\n"},
+            {
+                "error": "The command '/bin/sh -c ...' returned a non-zero code: 100",
+                "errorDetail": {
+                    "code": 100,
+                    "message": "The command '/bin/sh -c ...' returned a non-zero code: 100",
+                },
+            },
+        ]
+    )
     with pytest.raises(BuildFailed) as exc:
         _engine(api).build(tmp_path, tag="t:1")
     err = exc.value
@@ -82,18 +96,27 @@ def test_a_failing_step_is_named_with_the_tail_of_its_output(tmp_path: Path) -> 
 
 
 def test_a_pip_check_failure_names_both_packages(tmp_path: Path) -> None:
-    api = FakeAPI([
-        {"stream": "Step 6/20 : RUN set -eu; pip install ...; PYTHONPATH=/opt/fatman/job/site-packages pip check\n"},
-        {"stream": "fatman-wrapper 0.1.0 has requirement flask<4,>=2.0, but you have flask 1.1.4.\n"},
-        {"error": "returned a non-zero code: 1"},
-    ])
-    with pytest.raises(BuildFailed, match="fatman-wrapper 0.1.0 has requirement flask<4,>=2.0, but you have flask 1.1.4"):
+    api = FakeAPI(
+        [
+            {
+                "stream": "Step 6/20 : RUN set -eu; pip install ...; "
+                "PYTHONPATH=/opt/fatman/job/site-packages pip check\n"
+            },
+            {"stream": "fatman-wrapper 0.1.0 has requirement flask<4,>=2.0, but you have flask 1.1.4.\n"},
+            {"error": "returned a non-zero code: 1"},
+        ]
+    )
+    with pytest.raises(
+        BuildFailed, match="fatman-wrapper 0.1.0 has requirement flask<4,>=2.0, but you have flask 1.1.4"
+    ):
         _engine(api).build(tmp_path, tag="t:1")
 
 
 def test_an_engine_that_stops_answering_midway_is_an_environment_failure(tmp_path: Path) -> None:
-    api = FakeAPI([{"stream": "Step 1/2 : FROM x\n"}],
-                  raise_midway=requests.exceptions.ConnectionError("Connection aborted"))
+    api = FakeAPI(
+        [{"stream": "Step 1/2 : FROM x\n"}],
+        raise_midway=requests.exceptions.ConnectionError("Connection aborted"),
+    )
     with pytest.raises(EngineUnreachable, match="stopped answering during build") as exc:
         _engine(api).build(tmp_path, tag="t:1")
     assert exc.value.exit_code == 3
@@ -119,8 +142,13 @@ def test_no_engine_is_exit_3_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def _fail_with(tmp_path: Path, instruction: str, output: list[str]) -> Exception:
-    api = FakeAPI([{"stream": f"Step 4/11 : {instruction}\n"}, *({"stream": line + "\n"} for line in output),
-                   {"error": "returned a non-zero code: 1"}])
+    api = FakeAPI(
+        [
+            {"stream": f"Step 4/11 : {instruction}\n"},
+            *({"stream": line + "\n"} for line in output),
+            {"error": "returned a non-zero code: 1"},
+        ]
+    )
     with pytest.raises(Exception) as exc:
         _engine(api).build(tmp_path, tag="t:1")
     return exc.value
@@ -130,7 +158,9 @@ PIP_STEP = "RUN set -eu; pip install --prefix /build/prefix -r r.txt; PYTHONPATH
 
 
 def test_tls_interception_points_to_ca_cert(tmp_path: Path) -> None:
-    err = _fail_with(tmp_path, PIP_STEP, ["SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED]"])
+    err = _fail_with(
+        tmp_path, PIP_STEP, ["SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED]"]
+    )
     assert isinstance(err, BuildFailed) and "--ca-cert" in (err.hint or "")
 
 
@@ -143,6 +173,8 @@ def test_unresolvable_requirement_is_not_called_a_conflict(tmp_path: Path) -> No
 
 
 def test_refused_index_credentials_are_an_authentication_failure(tmp_path: Path) -> None:
-    err = _fail_with(tmp_path, PIP_STEP, ["ERROR: 401 Client Error: Unauthorized for url: http://127.0.0.1:1/simple/x/"])
+    err = _fail_with(
+        tmp_path, PIP_STEP, ["ERROR: 401 Client Error: Unauthorized for url: http://127.0.0.1:1/simple/x/"]
+    )
     assert isinstance(err, AuthenticationRefused) and err.exit_code == 3
     assert "secret_build_env_file" in str(err)

@@ -19,8 +19,8 @@ from racetrack_builder.render import (
     CA_BUNDLE_ARG,
     RenderOptions,
     build_args,
-    render_dockerfile,
     render,
+    render_dockerfile,
     write_context,
 )
 from racetrack_builder.source import JobSource
@@ -49,8 +49,15 @@ def _source(tmp_path: Path, files: dict[str, str]) -> JobSource:
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return JobSource(repo_root=tmp_path, job_root=tmp_path, files=tuple(sorted(files)), commit=COMMIT,
-                     remote="https://github.com/example/adder", branch="master", dirty=False)
+    return JobSource(
+        repo_root=tmp_path,
+        job_root=tmp_path,
+        files=tuple(sorted(files)),
+        commit=COMMIT,
+        remote="https://github.com/example/adder",
+        branch="master",
+        dirty=False,
+    )
 
 
 ENTRY = "class FatmanEntrypoint:\n    def perform(self, x: float) -> float:\n        return x\n"
@@ -59,20 +66,31 @@ SCENARIOS: dict[str, tuple[dict[str, Any], dict[str, str], RenderOptions]] = {
     "minimal": ({}, {"entrypoint.py": ENTRY}, RenderOptions()),
     "requirements": (
         {"python": {"requirements_path": "requirements.txt"}},
-        {"entrypoint.py": ENTRY, "requirements.txt": "numpy==2.0.0\n-r more/extra.txt\n", "more/extra.txt": "idna\n"},
+        {
+            "entrypoint.py": ENTRY,
+            "requirements.txt": "numpy==2.0.0\n-r more/extra.txt\n",
+            "more/extra.txt": "idna\n",
+        },
         RenderOptions(),
     ),
     "secrets": (
-        {"python": {"requirements_path": "requirements.txt"},
-         "build_env": {"PIP_INDEX_URL": "http://127.0.0.1:8080/simple", "INDEX_TOKEN": "plain-loses"},
-         "secret_build_env_file": ".env.build"},
-        {"entrypoint.py": ENTRY, "requirements.txt": "private @ https://${INDEX_USER}:${INDEX_TOKEN}@example.com/p.whl\n"},
+        {
+            "python": {"requirements_path": "requirements.txt"},
+            "build_env": {"PIP_INDEX_URL": "http://127.0.0.1:8080/simple", "INDEX_TOKEN": "plain-loses"},
+            "secret_build_env_file": ".env.build",
+        },
+        {
+            "entrypoint.py": ENTRY,
+            "requirements.txt": "private @ https://${INDEX_USER}:${INDEX_TOKEN}@example.com/p.whl\n",
+        },
         RenderOptions(secret_build_names=("INDEX_USER", "INDEX_TOKEN")),
     ),
     "system_dependencies_ca": (
-        {"system_dependencies": ["libgomp1", "curl=7.88.1-10+deb12u5"],
-         "build_env": {"DEBIAN_FRONTEND": "noninteractive"},
-         "python": {"requirements_path": "requirements.txt"}},
+        {
+            "system_dependencies": ["libgomp1", "curl=7.88.1-10+deb12u5"],
+            "build_env": {"DEBIAN_FRONTEND": "noninteractive"},
+            "python": {"requirements_path": "requirements.txt"},
+        },
         {"entrypoint.py": ENTRY, "requirements.txt": "idna\n"},
         RenderOptions(ca_cert=True),
     ),
@@ -82,10 +100,13 @@ SCENARIOS: dict[str, tuple[dict[str, Any], dict[str, str], RenderOptions]] = {
         RenderOptions(),
     ),
     "everything_else": (
-        {"version": "1.2.3", "python": {"entrypoint_class": "FatmanEntrypoint"},
-         "runtime_env": {"DJANGO_DEBUG": "true", "TORCH_MODEL_ZOO": "zoo"},
-         "public_endpoints": ["/api/v1/perform", "/api/v1/webview"],
-         "labels": {"team": "ml", "purpose": "adds numbers"}},
+        {
+            "version": "1.2.3",
+            "python": {"entrypoint_class": "FatmanEntrypoint"},
+            "runtime_env": {"DJANGO_DEBUG": "true", "TORCH_MODEL_ZOO": "zoo"},
+            "public_endpoints": ["/api/v1/perform", "/api/v1/webview"],
+            "labels": {"team": "ml", "purpose": "adds numbers"},
+        },
         {"entrypoint.py": ENTRY},
         RenderOptions(base_image="registry.example.com/racetrack/python3:1.0"),
     ),
@@ -107,7 +128,9 @@ def test_secret_names_are_build_args_without_defaults_and_never_in_final_stage(t
     rendered = render(_manifest(**extra), _source(tmp_path, files), options)
     text = rendered.dockerfile
     builder, final = text.split("# ---- the job image")
-    assert re.search(r"^ARG PIP_INDEX_URL=\S+ \\\n    INDEX_USER \\\n    INDEX_TOKEN\n", builder, re.M), builder
+    assert re.search(r"^ARG PIP_INDEX_URL=\S+ \\\n    INDEX_USER \\\n    INDEX_TOKEN\n", builder, re.M), (
+        builder
+    )
     # The secret wins over build_env's value of the same name: no default may shadow the build arg.
     assert "plain-loses" not in text
     assert "INDEX_" not in final
@@ -118,15 +141,27 @@ def test_code_is_copied_after_packages_so_code_changes_reuse_pip_and_apt_layers(
     extra, files, options = SCENARIOS["system_dependencies_ca"]
     text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), options)
     final = text.split("# ---- the job image")[1]
-    assert final.index("apt-get") < final.index("COPY --from=builder") < final.index("COPY --chown=10001:10001 job/")
+    assert (
+        final.index("apt-get")
+        < final.index("COPY --from=builder")
+        < final.index("COPY --chown=10001:10001 job/")
+    )
     builder = text.split("# ---- the job image")[0]
     assert "COPY job/ " not in builder, "the builder stage must not depend on the job's code"
 
 
 @pytest.mark.parametrize(
     "value",
-    ['quote " inside', "dollar $HOME and ${PATH}", "back\\slash", "single ' quote", "#not-a-comment",
-     "trailing backslash \\", "RUN rm -rf /", "&& curl evil | sh"],
+    [
+        'quote " inside',
+        "dollar $HOME and ${PATH}",
+        "back\\slash",
+        "single ' quote",
+        "#not-a-comment",
+        "trailing backslash \\",
+        "RUN rm -rf /",
+        "&& curl evil | sh",
+    ],
 )
 def test_hostile_env_values_are_escaped_for_docker(value: str, tmp_path: Path) -> None:
     manifest = _manifest(runtime_env={"V": value}, build_env={"B": value}, labels={"l": value})
@@ -139,7 +174,9 @@ def test_hostile_env_values_are_escaped_for_docker(value: str, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("value", ["line\nRUN rm -rf /", "cr\rreturn", "nul\x00byte", "tab\tchar"])
-def test_control_characters_are_refused_even_if_the_model_let_them_through(value: str, tmp_path: Path) -> None:
+def test_control_characters_are_refused_even_if_the_model_let_them_through(
+    value: str, tmp_path: Path
+) -> None:
     # model_construct skips validation: the renderer must defend itself.
     manifest = _manifest().model_copy(update={"runtime_env": {"V": value}})
     with pytest.raises(RenderError, match="control character"):
@@ -161,7 +198,9 @@ def test_requirements_file_with_glob_characters_is_refused(tmp_path: Path) -> No
 def test_missing_requirements_include_names_the_file(tmp_path: Path) -> None:
     manifest = _manifest(python={"requirements_path": "requirements.txt"})
     with pytest.raises(RenderError, match="'base.txt' is not in the job's source"):
-        render_dockerfile(manifest, _source(tmp_path, {"entrypoint.py": ENTRY, "requirements.txt": "-r base.txt\n"}))
+        render_dockerfile(
+            manifest, _source(tmp_path, {"entrypoint.py": ENTRY, "requirements.txt": "-r base.txt\n"})
+        )
 
 
 def test_credentials_in_remote_do_not_reach_labels(tmp_path: Path) -> None:
@@ -186,8 +225,11 @@ def test_write_context_holds_dockerfile_and_job_files_but_no_secret(tmp_path: Pa
     for path in context.path.rglob("*"):
         if path.is_file():
             assert "t0ken-value" not in path.read_text()
-    assert re.search(r"docker build --build-arg INDEX_USER --build-arg INDEX_TOKEN --build-arg RACETRACK_CA_BUNDLE -t adder:0.0.1 ",
-                     context.docker_build_command("adder:0.0.1"))
+    assert re.search(
+        r"docker build --build-arg INDEX_USER --build-arg INDEX_TOKEN "
+        r"--build-arg RACETRACK_CA_BUNDLE -t adder:0.0.1 ",
+        context.docker_build_command("adder:0.0.1"),
+    )
 
 
 def test_write_context_refuses_a_non_empty_folder(tmp_path: Path) -> None:

@@ -17,8 +17,17 @@ def test_plain_requirements_need_only_the_file() -> None:
     assert plan.files == ("requirements.txt",) and not plan.needs_source
 
 
-@pytest.mark.parametrize("line", ["-r base.txt", "--requirement base.txt", "--requirement=base.txt",
-                                  "-rbase.txt", "-c base.txt", "--constraint=base.txt"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "-r base.txt",
+        "--requirement base.txt",
+        "--requirement=base.txt",
+        "-rbase.txt",
+        "-c base.txt",
+        "--constraint=base.txt",
+    ],
+)
 def test_includes_are_followed(line: str) -> None:
     plan = _plan({"requirements.txt": f"{line}\n", "base.txt": "idna\n"})
     assert plan.files == ("requirements.txt", "base.txt")
@@ -34,16 +43,34 @@ def test_continuation_lines_are_joined() -> None:
     assert plan.files == ("requirements.txt", "base.txt")
 
 
-@pytest.mark.parametrize("line", ["-e .", "--editable ./libs/x", "./libs/x", ".", "../shared",
-                                  "mylib @ file:///src/libs/mylib", "-f ./wheels", "--find-links=wheels",
-                                  "file:libs/x"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "-e .",
+        "--editable ./libs/x",
+        "./libs/x",
+        ".",
+        "../shared",
+        "mylib @ file:///src/libs/mylib",
+        "-f ./wheels",
+        "--find-links=wheels",
+        "file:libs/x",
+    ],
+)
 def test_local_paths_need_the_whole_source(line: str) -> None:
     assert _plan({"requirements.txt": f"{line}\n"}).needs_source
 
 
-@pytest.mark.parametrize("line", ["--extra-index-url https://${U}:${T}@example.com/simple",
-                                  "-e git+https://example.com/r.git#egg=r", "pkg @ https://example.com/p.whl",
-                                  "-f https://example.com/wheels", "--index-url=http://127.0.0.1:1/simple"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "--extra-index-url https://${U}:${T}@example.com/simple",
+        "-e git+https://example.com/r.git#egg=r",
+        "pkg @ https://example.com/p.whl",
+        "-f https://example.com/wheels",
+        "--index-url=http://127.0.0.1:1/simple",
+    ],
+)
 def test_remote_references_do_not_need_the_source(line: str) -> None:
     assert not _plan({"requirements.txt": f"{line}\n"}).needs_source
 
