@@ -309,24 +309,23 @@ class Engine:
     ) -> Any:
         """Start a container. Unless ``network`` is ``host``, the wrapper's port is published on
         127.0.0.1 only: ``host_port`` when given, else a free port the engine picks."""
-        from docker.errors import ImageNotFound
-
+        # Checked first: docker-py answers a missing image by trying to pull it, whose failure
+        # would name a registry instead of the fix.
+        if self.image_id(image) is None:
+            raise UsageError(
+                f"no image {image} on the engine", hint="build it first with `racetrack-build MANIFEST`"
+            )
         ports = None if network == "host" else {"7000/tcp": ("127.0.0.1", host_port)}
         with _converted("run container"):
-            try:
-                return self.client.containers.run(
-                    image,
-                    detach=True,
-                    environment=dict(environment),
-                    name=name,
-                    ports=ports,
-                    network_mode=network,
-                    init=True,
-                )
-            except ImageNotFound as exc:
-                raise UsageError(
-                    f"no image {image} on the engine", hint="build it first with `racetrack-build MANIFEST`"
-                ) from exc
+            return self.client.containers.run(
+                image,
+                detach=True,
+                environment=dict(environment),
+                name=name,
+                ports=ports,
+                network_mode=network,
+                init=True,
+            )
 
 
 def _split_ref(ref: str) -> tuple[str, str]:

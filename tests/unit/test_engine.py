@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from racetrack_builder.engine import Engine
-from racetrack_builder.errors import AuthenticationRefused, BuildFailed, EngineUnreachable
+from racetrack_builder.errors import AuthenticationRefused, BuildFailed, EngineUnreachable, UsageError
 
 
 class FakeAPI:
@@ -178,3 +178,16 @@ def test_refused_index_credentials_are_an_authentication_failure(tmp_path: Path)
     )
     assert isinstance(err, AuthenticationRefused) and err.exit_code == 3
     assert "secret_build_env_file" in str(err)
+
+
+def test_running_a_missing_image_names_the_fix_instead_of_pulling(tmp_path: Path) -> None:
+    class NoImages(FakeAPI):
+        def inspect_image(self, ref: str) -> dict[str, Any]:
+            import docker.errors
+
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+
+    engine = _engine(NoImages([]))
+    with pytest.raises(UsageError, match="no image adder:9 on the engine") as exc:
+        engine.run_detached("adder:9", environment={})
+    assert exc.value.exit_code == 2 and "racetrack-build MANIFEST" in str(exc.value)
