@@ -45,20 +45,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
 import gitrepos
 import pytest
 import requests
-from docker.models.containers import Container
-from jobs import base_image_options
+from jobs import DockerCleanup, base_image_options
 
 from racetrack_builder.base_image import ensure_base_image
 from racetrack_builder.engine import Engine
@@ -85,9 +82,6 @@ PRIVATE_MODULE = "racetrack_private_demo"
 # What ``racetrack_private_demo.secret_greeting("racetrack")`` returns.
 PRIVATE_GREETING = "private hello, racetrack"
 
-# Prefix of every image and container a test creates, so leftovers of a killed run are easy to find:
-# docker ps -a --filter name=racetrack-test; docker images 'racetrack-test/*'
-TEST_PREFIX = "racetrack-test"
 
 _SERVER_START_TIMEOUT_S = 30.0
 
@@ -210,70 +204,6 @@ def base_image(docker_client: docker.DockerClient, python_root_image: str) -> st
     stale: the product's own ensure_base_image decides, by the labels it puts on the image."""
     ensure_base_image(Engine(), base_image_options(python_root_image), report=lambda line: print(line))
     return BASE_IMAGE
-
-
-@dataclass
-class DockerCleanup:
-    """Unique names for what a test creates in the engine, and their removal afterwards."""
-
-    client: docker.DockerClient
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    images: list[str] = field(default_factory=list)
-    containers: list[str] = field(default_factory=list)
-
-    def image_tag(self, name: str = "image") -> str:
-        """A fresh ``racetrack-test/<name>:<id>`` tag, removed (with its image) after the test."""
-        tag = f"{TEST_PREFIX}/{name}:{self.run_id}-{len(self.images)}"
-        self.images.append(tag)
-        return tag
-
-    def container_name(self, name: str = "container") -> str:
-        """A fresh container name, whose container is removed (forcibly) after the test."""
-        cname = f"{TEST_PREFIX}-{name}-{self.run_id}-{len(self.containers)}"
-        self.containers.append(cname)
-        return cname
-
-    def start(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> Container:
-        """Start ``command`` in a new, tracked container and return it without waiting.
-
-        No network unless ``network_mode`` is given (tests use ``host`` or none: traffic stays on
-        this machine).
-        """
-        kwargs.setdefault("network_mode", "none")
-        container: Container = self.client.containers.create(
-            image, command, name=self.container_name("run"), **kwargs
-        )
-        container.start()
-        return container
-
-    def run(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> tuple[int, str]:
-        """Run ``command`` in a new container to completion; return (exit code, stdout+stderr)."""
-        container = self.start(image, command, **kwargs)
-        status = container.wait(timeout=300)
-        output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-        return int(status["StatusCode"]), output
-
-    def remove_all(self) -> list[str]:
-        """Remove every tracked container, then image; return what could not be removed.
-
-        A name handed out but never used (say, a build that failed as the test expected) is fine.
-        """
-        problems = []
-        for cname in reversed(self.containers):
-            try:
-                self.client.containers.get(cname).remove(force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                problems.append(f"container {cname}: {exc}")
-        for tag in reversed(self.images):
-            try:
-                self.client.images.remove(tag, force=True)
-            except docker.errors.ImageNotFound:
-                pass
-            except docker.errors.APIError as exc:
-                problems.append(f"image {tag}: {exc}")
-        return problems
 
 
 @pytest.fixture

@@ -46,7 +46,8 @@ from racetrack_builder.base_image import BaseImageOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO_ROOT / "examples"
-# The same prefix as the conftest's docker_cleanup, so leftovers of a killed run are found the same way.
+# Prefix of every image and container a test creates, so leftovers of a killed run are easy to find:
+# docker ps -a --filter name=racetrack-test; docker images 'racetrack-test/*'
 TEST_PREFIX = "racetrack-test"
 # The CLI as users run it, from this checkout's venv.
 CLI: tuple[str, ...] = (sys.executable, "-m", "racetrack_builder")
@@ -220,37 +221,75 @@ def run_cli(*args: str | os.PathLike[str], env: Mapping[str, str] | None = None,
 
 
 @dataclass
-class ImageTracker:
-    """Unique image tags for images shared by the tests of a module, removed when the module ends.
+class DockerCleanup:
+    """Unique names for what tests create in the engine, and their removal afterwards.
 
-    The conftest's ``docker_cleanup`` does the same per test; a module-scoped fixture cannot use it.
+    The ``docker_cleanup`` fixture hands one to each test; module-scoped fixtures that share an
+    image between tests make their own and call :meth:`remove_all` at the end.
     """
 
     client: docker.DockerClient
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     images: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
 
-    def tag(self, name: str) -> str:
-        """A fresh ``racetrack-test/<name>:<id>`` tag, removed (with its image) by :meth:`remove_all`."""
-        ref = f"{TEST_PREFIX}/{name}:{self.run_id}-{len(self.images)}"
-        self.images.append(ref)
-        return ref
+    def image_tag(self, name: str = "image") -> str:
+        """A fresh ``racetrack-test/<name>:<id>`` tag, removed (with its image) after the test."""
+        tag = f"{TEST_PREFIX}/{name}:{self.run_id}-{len(self.images)}"
+        self.images.append(tag)
+        return tag
 
     def track(self, ref: str) -> str:
-        """Remove ``ref`` too at the end (an image tagged by other means)."""
+        """Remove ``ref`` too at the end (an image tagged by other means, e.g. for a registry)."""
         self.images.append(ref)
         return ref
 
+    def container_name(self, name: str = "container") -> str:
+        """A fresh container name, whose container is removed (forcibly) after the test."""
+        cname = f"{TEST_PREFIX}-{name}-{self.run_id}-{len(self.containers)}"
+        self.containers.append(cname)
+        return cname
+
+    def start(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> Container:
+        """Start ``command`` in a new, tracked container and return it without waiting.
+
+        No network unless ``network_mode`` is given (tests use ``host`` or none: traffic stays on
+        this machine).
+        """
+        kwargs.setdefault("network_mode", "none")
+        container: Container = self.client.containers.create(
+            image, command, name=self.container_name("run"), **kwargs
+        )
+        container.start()
+        return container
+
+    def run(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> tuple[int, str]:
+        """Run ``command`` in a new container to completion; return (exit code, stdout+stderr)."""
+        container = self.start(image, command, **kwargs)
+        status = container.wait(timeout=300)
+        output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        return int(status["StatusCode"]), output
+
     def remove_all(self) -> list[str]:
-        """Remove every tracked image; return what could not be removed."""
+        """Remove every tracked container, then image; return what could not be removed.
+
+        A name handed out but never used (say, a build that failed as the test expected) is fine.
+        """
         problems = []
-        for ref in reversed(self.images):
+        for cname in reversed(self.containers):
             try:
-                self.client.images.remove(ref, force=True)
+                self.client.containers.get(cname).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                problems.append(f"container {cname}: {exc}")
+        for tag in reversed(self.images):
+            try:
+                self.client.images.remove(tag, force=True)
             except docker.errors.ImageNotFound:
                 pass
             except docker.errors.APIError as exc:
-                problems.append(f"image {ref}: {exc}")
+                problems.append(f"image {tag}: {exc}")
         return problems
 
 

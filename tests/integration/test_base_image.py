@@ -15,20 +15,14 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
 import pytest
-from jobs import base_image_options
+from jobs import DockerCleanup, base_image_options
 
 from racetrack_builder.base_image import ensure_base_image
 from racetrack_builder.engine import Engine
-
-# Typing only: the `docker_cleanup` fixture of tests/integration/conftest.py returns one of these.
-# A run-time `import conftest` would be ambiguous next to tests/conftest.py.
-if TYPE_CHECKING:
-    from conftest import DockerCleanup
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from jobs import (
     CliResult,
-    ImageTracker,
+    DockerCleanup,
     JobServer,
     client_manifest,
     env_file,
@@ -85,8 +85,8 @@ def examples_remote(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def shared_images(docker_client: docker.DockerClient) -> Iterator[ImageTracker]:
-    tracker = ImageTracker(docker_client)
+def shared_images(docker_client: docker.DockerClient) -> Iterator[DockerCleanup]:
+    tracker = DockerCleanup(docker_client)
     yield tracker
     problems = tracker.remove_all()
     if problems:
@@ -96,7 +96,7 @@ def shared_images(docker_client: docker.DockerClient) -> Iterator[ImageTracker]:
 @pytest.fixture(scope="module")
 def build_example(
     examples_remote: Path,
-    shared_images: ImageTracker,
+    shared_images: DockerCleanup,
     base_image: str,
     public_index: str,
     private_index: PackageIndex,
@@ -124,7 +124,7 @@ def build_example(
             manifest_path = client_manifest(clients / name, name, remote=remote,
                                             build_env={"PIP_INDEX_URL": public_index},
                                             secret_files=secret_files)
-            tag = shared_images.tag(f"example-{name}")
+            tag = shared_images.image_tag(f"example-{name}")
             args: list[str | Path] = ["build", manifest_path, "--network", "host", "--tag", tag, "--json"]
             if name == SMOKE_TESTED_EXAMPLE:
                 args.append("--smoke-test")

@@ -20,7 +20,7 @@ import gitrepos
 import pytest
 import requests
 from jobs import (
-    ImageTracker,
+    DockerCleanup,
     client_manifest,
     examples_tree,
     image_exists,
@@ -82,8 +82,8 @@ def registry(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def images(docker_client: docker.DockerClient) -> Iterator[ImageTracker]:
-    tracker = ImageTracker(docker_client)
+def images(docker_client: docker.DockerClient) -> Iterator[DockerCleanup]:
+    tracker = DockerCleanup(docker_client)
     yield tracker
     problems = tracker.remove_all()
     if problems:
@@ -91,10 +91,10 @@ def images(docker_client: docker.DockerClient) -> Iterator[ImageTracker]:
 
 
 def test_push_to_a_registry_and_pull_back(registry: str, tmp_path: Path, base_image: str,
-                                          docker_client: docker.DockerClient, images: ImageTracker) -> None:
+                                          docker_client: docker.DockerClient, images: DockerCleanup) -> None:
     remote = gitrepos.make_bare_repo(tmp_path / "remote.git", examples_tree(["adder"]), branch="main")
     manifest = client_manifest(tmp_path / "client", "adder", remote=remote.as_uri())
-    tag = images.tag("push-adder")  # racetrack-test/push-adder:ID
+    tag = images.image_tag("push-adder")  # racetrack-test/push-adder:ID
     repository, _, version = tag.partition(":")
     ref = images.track(f"{registry}/{tag}")
 

@@ -37,7 +37,7 @@ from jobs import (
     CLI,
     REPO_ROOT,
     CliResult,
-    ImageTracker,
+    DockerCleanup,
     cli_environment,
     client_manifest,
     env_file,
@@ -95,7 +95,7 @@ def secret_build(
         secret_files={".env.build": env_file(build_secrets), ".env.runtime": env_file(runtime_secrets)},
     )
     image = f"{name}:0.1.0"
-    tracker = ImageTracker(docker_client)
+    tracker = DockerCleanup(docker_client)
     tracker.track(image)
     searched = {
         "PRIVATE_INDEX_PASSWORD": build_secrets["PRIVATE_INDEX_PASSWORD"],
