@@ -18,12 +18,14 @@ from typing import Any, Callable
 
 from flask import Flask, Response, redirect, request, send_file
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import ClosingIterator
 
 from . import __version__
 from .auth import TokenGuard
 from .config import Settings
 from .encoding import dumps
 from .errors import ApiError, JobLoadError
+from .limits import CallTimedOut, ConcurrencyLimiter, Slot, call_with_timeout
 from .loader import Job, load_job
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import RequestMetrics
@@ -39,6 +41,10 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 ENDPOINT_KEY = "fatman.endpoint"  # environ key where views name the endpoint for metrics
+SLOT_KEY = "fatman.slot"  # environ key of the request's concurrency-limiter slot, if any
+# Never refused by the overload limit: an orchestrator that sees failing probes under load would
+# restart a healthy (busy) job, and a scrape of a busy job is when its metrics matter most.
+NEVER_LIMITED = frozenset(["/live", "/ready", "/health", "/metrics"])
 # Routes whose path is their own metrics label; job routes set theirs (ENDPOINT_KEY).
 _FIXED_LABELS = frozenset(
     [
@@ -68,11 +74,21 @@ class FatmanMiddleware:
     lookups cost a measurable share of a small job's throughput.
     """
 
-    def __init__(self, app: WSGIApp, prefix: str, guard: TokenGuard, metrics: RequestMetrics) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        prefix: str,
+        guard: TokenGuard,
+        metrics: RequestMetrics,
+        limiter: ConcurrencyLimiter | None = None,
+        label_for: Callable[[str], str] | None = None,
+    ) -> None:
         self.app = app
         self.prefix = prefix.rstrip("/")
         self.guard = guard
         self.metrics = metrics
+        self.limiter = limiter
+        self.label_for = label_for or (lambda path: path if path in _FIXED_LABELS else "unmatched")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -87,6 +103,7 @@ class FatmanMiddleware:
             status.append(code)
             return start_response(code, headers, exc_info)
 
+        slot: Slot | None = None
         if self.guard.enabled and not self.guard.allows(path, environ):
             error = ApiError(
                 401,
@@ -95,12 +112,37 @@ class FatmanMiddleware:
                 error_type="Unauthorized",
             )
             result: Iterable[bytes] = error_response(error)(environ, record_status)
+        elif self.limiter is not None and path not in NEVER_LIMITED:
+            slot = self.limiter.acquire()
+            if slot is None:
+                environ[ENDPOINT_KEY] = self.label_for(path)
+                result = error_response(overload_error(self.limiter))(environ, record_status)
+            else:
+                environ[SLOT_KEY] = slot
+                try:
+                    result = self.app(environ, record_status)
+                except BaseException:
+                    slot.release()
+                    raise
         else:
             result = self.app(environ, record_status)
-        label = environ.get(ENDPOINT_KEY) or (path if path in _FIXED_LABELS else "unmatched")
+        label = environ.get(ENDPOINT_KEY) or self.label_for(path)
         code = int(status[0][:3]) if status else 500
         self.metrics.observe(label, code, time.perf_counter() - started)
+        if slot is not None:
+            # The slot is held until the answer (a streamed file, say) has been sent.
+            return ClosingIterator(result, [slot.release])
         return result
+
+
+def overload_error(limiter: ConcurrencyLimiter) -> ApiError:
+    """The 429 of a request refused by the concurrency limit."""
+    return ApiError(
+        429,
+        f"the job is busy: {limiter.limit} request(s) running and {limiter.queue} waiting in this worker "
+        "(FATMAN_MAX_CONCURRENCY, FATMAN_MAX_QUEUE); retry later",
+        error_type="TooManyRequests",
+    )
 
 
 class JobHolder:
@@ -278,8 +320,33 @@ def create_app(
     openapi_cache: dict[str, bytes] = {}
     caches: dict[str, Any] = {}
 
+    limiter = (
+        ConcurrencyLimiter(settings.max_concurrency, settings.max_queue, settings.queue_timeout)
+        if settings.max_concurrency > 0
+        else None
+    )
+    request_timeout = settings.request_timeout
+
+    def label_for(path: str) -> str:
+        # The metrics label of a request answered before reaching its view (refused with 429):
+        # only known endpoints get their own label, so random paths cannot grow the label set.
+        if path in _FIXED_LABELS:
+            return path
+        if path == WEBVIEW_PATH or path.startswith(WEBVIEW_PATH + "/"):
+            return WEBVIEW_PATH
+        job = holder.job
+        if job is not None and path.startswith("/api/v1/"):
+            name = path[len("/api/v1/") :]
+            if name in job.endpoints:
+                return path
+            if name.split("/")[0] in {e.path.split("/")[0] for e in job.static.values()}:
+                return "/api/v1/" + name.split("/")[0]
+        return "unmatched"
+
     app = Flask("fatman_wrapper", static_folder=None)
-    app.wsgi_app = FatmanMiddleware(app.wsgi_app, settings.pub_prefix, guard, metrics)  # type: ignore[method-assign]
+    app.wsgi_app = FatmanMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, settings.pub_prefix, guard, metrics, limiter, label_for
+    )
     app.extensions["fatman"] = holder
     app.register_error_handler(Exception, _handle_error)
 
@@ -296,7 +363,27 @@ def create_app(
         environ[ENDPOINT_KEY] = f"/api/v1/{path}"
         kwargs = endpoint.signature.bind(_parse_json_object(_read_body(environ, limit)))
         try:
-            result = endpoint.method(**kwargs)
+            if request_timeout > 0:
+                result = call_with_timeout(
+                    lambda: endpoint.method(**kwargs),
+                    request_timeout,
+                    name=f"/api/v1/{path}",
+                    slot=environ.get(SLOT_KEY),
+                )
+            else:
+                result = endpoint.method(**kwargs)
+        except CallTimedOut:
+            log.warning(
+                "/api/v1/%s did not answer within %g s (FATMAN_REQUEST_TIMEOUT): answered 504, "
+                "the call goes on in the background",
+                path,
+                request_timeout,
+            )
+            raise ApiError(
+                504,
+                f"/api/v1/{path} did not answer within {request_timeout:g} s (FATMAN_REQUEST_TIMEOUT)",
+                error_type="GatewayTimeout",
+            ) from None
         except Exception as exc:
             log.exception("/api/v1/%s raised %s", path, type(exc).__name__)
             raise ApiError(500, str(exc) or type(exc).__name__, error_type=type(exc).__name__) from exc

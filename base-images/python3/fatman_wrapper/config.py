@@ -14,6 +14,10 @@ DEFAULT_THREADS = 8
 MAX_DEFAULT_WORKERS = 8
 DEFAULT_TIMEOUT = 300
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_GRACEFUL_TIMEOUT = 30
+DEFAULT_QUEUE_TIMEOUT = 30.0
+# Threads kept beyond max_concurrency + max_queue so probes, /metrics and 429 answers always find one.
+SPARE_THREADS = 2
 
 
 def available_cpus() -> int:
@@ -62,6 +66,24 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise JobLoadError(
+            f"{name}={raw!r} is not a number", hint=f"set {name} to e.g. {default:g}"
+        ) from None
+    if not value >= minimum or value == float("inf"):  # also refuses nan
+        raise JobLoadError(
+            f"{name}={raw} is not a finite number of at least {minimum:g}",
+            hint=f"set {name} to e.g. {default:g}",
+        )
+    return value
+
+
 def parse_public_endpoints(raw: str) -> tuple[str, ...]:
     """``"/api/v1/perform, /api/v1/webview/"`` -> ``("/api/v1/perform", "/api/v1/webview")``."""
     paths: list[str] = []
@@ -88,6 +110,24 @@ class Settings:
     threads: int = DEFAULT_THREADS
     timeout: int = DEFAULT_TIMEOUT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Overload protection, per worker process; 0 turns the limit off (the default).
+    max_concurrency: int = 0
+    max_queue: int = 0
+    queue_timeout: float = DEFAULT_QUEUE_TIMEOUT
+    # Seconds a perform/auxiliary call may take before the client gets 504; 0 = no limit.
+    request_timeout: float = 0.0
+    graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT
+
+    @property
+    def worker_threads(self) -> int:
+        """gunicorn threads per worker: ``threads``, raised to fit the overload limit when one is set.
+
+        Every admitted or queued request holds a thread; without spare ones a full queue would leave
+        none to answer the probes or to refuse the next request with 429 at once.
+        """
+        if self.max_concurrency <= 0:
+            return self.threads
+        return max(self.threads, self.max_concurrency + self.max_queue + SPARE_THREADS)
 
     @property
     def pub_prefix(self) -> str:
@@ -100,6 +140,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read ``FATMAN_*`` variables; raises ``JobLoadError`` for malformed numbers."""
         env = os.environ if env is None else env
+        concurrency = _int(env, "FATMAN_MAX_CONCURRENCY", 0, 0)
         return cls(
             name=env.get("FATMAN_NAME", "").strip(),
             version=env.get("FATMAN_VERSION", "").strip(),
@@ -111,4 +152,10 @@ class Settings:
             threads=_int(env, "FATMAN_THREADS", DEFAULT_THREADS, 1),
             timeout=_int(env, "FATMAN_TIMEOUT", DEFAULT_TIMEOUT, 0),
             max_body_bytes=_int(env, "FATMAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
+            max_concurrency=concurrency,
+            # By default a burst as large again as the limit may wait for a slot.
+            max_queue=_int(env, "FATMAN_MAX_QUEUE", concurrency, 0),
+            queue_timeout=_float(env, "FATMAN_QUEUE_TIMEOUT", DEFAULT_QUEUE_TIMEOUT, 0),
+            request_timeout=_float(env, "FATMAN_REQUEST_TIMEOUT", 0.0, 0),
+            graceful_timeout=_int(env, "FATMAN_GRACEFUL_TIMEOUT", DEFAULT_GRACEFUL_TIMEOUT, 0),
         )

@@ -52,10 +52,11 @@ def gunicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
     options: dict[str, Any] = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": settings.workers,
-        "threads": settings.threads,
+        "threads": settings.worker_threads,
         "worker_class": "gthread",
         "timeout": settings.timeout,
-        "graceful_timeout": 30,
+        # On SIGTERM: stop accepting, let in-flight requests finish for this long, then exit 0.
+        "graceful_timeout": settings.graceful_timeout,
         "keepalive": 5,
         "accesslog": None,
         "errorlog": "-",
@@ -129,7 +130,16 @@ def run(
         root_path,
         options["bind"],
         settings.workers,
-        settings.threads,
+        settings.worker_threads,
         metrics_dir,
     )
+    if settings.max_concurrency:
+        log.info(
+            "overload limit: %d running + %d waiting (up to %g s) per worker, %d running in all; "
+            "beyond that 429",
+            settings.max_concurrency,
+            settings.max_queue,
+            settings.queue_timeout,
+            settings.max_concurrency * settings.workers,
+        )
     FatmanServer().run()
