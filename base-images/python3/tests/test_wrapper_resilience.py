@@ -1,0 +1,161 @@
+"""The real server under faults: SIGTERM mid-request, dying workers, overload and stuck calls."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from wrapper_server import running_server
+from wrapper_support import job_path
+
+pytestmark = pytest.mark.slow
+
+
+def post(url: str, body: dict, timeout: float = 30) -> tuple[int, dict]:
+    """POST JSON on a fresh connection; returns (status, JSON body). Connection errors propagate."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("POST", parts.path, json.dumps(body), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        conn.close()
+
+
+def get(url: str) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", parts.path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def count(metrics_text: str, status: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == "fatman_requests_total" and sample.labels == {
+                "endpoint": "/api/v1/perform",
+                "status": status,
+            }:
+                total += sample.value
+    return total
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_exits_0(tmp_path):
+    env = {"FATMAN_WORKERS": "2", "FATMAN_THREADS": "4", "FATMAN_GRACEFUL_TIMEOUT": "20"}
+    log = tmp_path / "server.log"
+    with running_server(job_path("faults"), env=env, log_path=log) as server:
+        perform = server.url + "/api/v1/perform"
+        with ThreadPoolExecutor(8) as pool:
+            started = time.monotonic()
+            slow = [pool.submit(post, perform, {"mode": "sleep", "seconds": 2.5, "x": i}) for i in range(8)]
+            time.sleep(1.0)  # every request is now inside perform, 1.5 s from its end
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            # No new request is taken: the workers stop accepting at once (a connection may still
+            # reach the kernel's backlog until the socket closes, and is then reset, unanswered).
+            with pytest.raises(OSError):
+                post(perform, {"mode": "ok"}, timeout=20)
+            answers = [future.result(timeout=30) for future in slow]
+        assert [status for status, _ in answers] == [200] * 8
+        assert sorted(body["x"] for _, body in answers) == list(range(8))
+        assert server.proc.wait(timeout=30) == 0
+        assert time.monotonic() - started < 15, "the server should exit as soon as the requests are done"
+
+
+@pytest.mark.parametrize("mode", ["exit", "segfault"])
+def test_a_dying_worker_is_replaced_and_no_counts_are_lost(mode):
+    env = {"FATMAN_WORKERS": "2", "FATMAN_THREADS": "2"}
+    with running_server(job_path("faults"), env=env) as server:
+        perform = server.url + "/api/v1/perform"
+        sent = 0
+        for _ in range(40):
+            assert post(perform, {"mode": "ok"})[0] == 200
+            sent += 1
+        before = count(get(server.url + "/metrics")[1].decode(), "200")
+        assert before == sent
+        pids_before = {post(server.url + "/api/v1/pid", {})[1] for _ in range(20)}
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            post(perform, {"mode": mode})  # the request that kills its worker gets no answer
+        # every other request keeps succeeding while the arbiter starts a replacement
+        for _ in range(60):
+            status, body = post(perform, {"mode": "ok"})
+            assert status == 200, body
+            sent += 1
+        deadline = time.monotonic() + 20
+        pids_after: set[int] = set()
+        while time.monotonic() < deadline and len(pids_after - pids_before) == 0:
+            pids_after.add(post(server.url + "/api/v1/pid", {})[1])
+        assert pids_after - pids_before, "a new worker should answer after the old one died"
+        # the dead worker's counts are still in the sum
+        assert count(get(server.url + "/metrics")[1].decode(), "200") == sent
+        assert get(server.url + "/ready")[0] == 200
+
+
+def test_overload_refuses_at_once_and_probes_still_answer():
+    env = {
+        "FATMAN_WORKERS": "1",
+        "FATMAN_MAX_CONCURRENCY": "2",
+        "FATMAN_MAX_QUEUE": "1",
+        "FATMAN_QUEUE_TIMEOUT": "10",
+    }
+    with running_server(job_path("faults"), env=env) as server:
+        perform = server.url + "/api/v1/perform"
+
+        def timed(i: int) -> tuple[int, float]:
+            started = time.monotonic()
+            status, _ = post(perform, {"mode": "sleep", "seconds": 1.5, "x": i})
+            return status, time.monotonic() - started
+
+        with ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(timed, range(10)))
+            statuses = sorted(status for status, _ in results)
+        assert statuses == [200] * 3 + [429] * 7, results  # 2 run, 1 waits for a slot, 7 refused
+        assert all(seconds < 1.0 for status, seconds in results if status == 429), results
+        assert get(server.url + "/ready")[0] == 200
+        text = get(server.url + "/metrics")[1].decode()
+        assert count(text, "429") == 7 and count(text, "200") == 3
+        assert post(perform, {"mode": "ok"})[0] == 200  # the slots were all given back
+
+
+def test_probes_answer_while_every_slot_is_busy():
+    env = {"FATMAN_WORKERS": "1", "FATMAN_MAX_CONCURRENCY": "2", "FATMAN_MAX_QUEUE": "2"}
+    with running_server(job_path("faults"), env=env) as server:
+        with ThreadPoolExecutor(4) as pool:
+            busy = [
+                pool.submit(post, server.url + "/api/v1/perform", {"mode": "sleep", "seconds": 2})
+                for _ in range(4)
+            ]
+            time.sleep(0.5)
+            for probe in ("/live", "/ready", "/health", "/metrics"):
+                started = time.monotonic()
+                assert get(server.url + probe)[0] == 200, probe
+                assert time.monotonic() - started < 0.5, probe
+            assert [f.result(timeout=30)[0] for f in busy] == [200] * 4
+
+
+def test_request_timeout_answers_504_and_the_worker_recovers():
+    env = {"FATMAN_WORKERS": "1", "FATMAN_THREADS": "2", "FATMAN_REQUEST_TIMEOUT": "0.5"}
+    with running_server(job_path("faults"), env=env) as server:
+        perform = server.url + "/api/v1/perform"
+        started = time.monotonic()
+        status, body = post(perform, {"mode": "sleep", "seconds": 5})
+        assert status == 504 and body["type"] == "GatewayTimeout"
+        assert time.monotonic() - started < 2
+        # both threads are free again at once, although the abandoned call still sleeps
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: post(perform, {"mode": "ok", "x": i}), range(20)))
+        assert [status for status, _ in answers] == [200] * 20
+        text = get(server.url + "/metrics")[1].decode()
+        assert count(text, "504") == 1
