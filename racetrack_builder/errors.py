@@ -14,6 +14,8 @@ process exit status. The codes are part of the CLI's contract and documented in 
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 
 
@@ -114,6 +116,29 @@ class AuthenticationRefused(EnvironmentFailure):
 
 class EngineUnreachable(EnvironmentFailure):
     """No Docker engine answers at DOCKER_HOST or the default socket."""
+
+
+class NoSpaceLeft(EnvironmentFailure):
+    """The disk (or quota) holding a workspace or an output folder is full."""
+
+
+# errno values that mean "the disk is full" rather than "this path is wrong".
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def disk_error(exc: OSError, action: str, path: os.PathLike[str] | str) -> EnvironmentFailure:
+    """Our error for an OSError raised while writing under ``path`` (chain it with ``from exc``).
+
+    A full disk is :class:`NoSpaceLeft`, naming where and how to get room; anything else (a
+    read-only file system, permissions) is an :class:`EnvironmentFailure` quoting the system's words.
+    """
+    if exc.errno in _DISK_FULL:
+        return NoSpaceLeft(
+            f"no space left on device at {path} while {action}",
+            hint="free space there, or use a bigger disk: TMPDIR for workspaces, -o for contexts",
+        )
+    where = exc.filename or path
+    return EnvironmentFailure(f"cannot write {where} while {action}: {exc.strerror or exc}")
 
 
 # --- exit code 1: the job's build failed ----------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import RenderError
+from .errors import RenderError, disk_error
 from .images import CA_BUNDLE_FILE, base_image_ref
 from .requirements import RequirementsPlan, plan_requirements
 from .resources import templates_dir
@@ -232,6 +232,18 @@ def _copy_job_files(source: JobSource, dest: Path) -> None:
         shutil.copy2(src, target, follow_symlinks=False)
 
 
+def _empty(folder: Path, *, remove: bool) -> None:
+    """Delete what is inside ``folder`` (and ``folder`` itself with ``remove``), best effort."""
+    if remove:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def write_context(
     manifest: Manifest,
     source: JobSource,
@@ -250,11 +262,18 @@ def write_context(
             hint="choose a new folder or empty this one: a context must hold only the job",
         )
     rendered = render(manifest, source, options)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "Dockerfile").write_text(rendered.dockerfile, encoding="utf-8")
-    _copy_job_files(source, out_dir / JOB_DIR)
-    if ca_cert_path is not None:
-        shutil.copyfile(ca_cert_path, out_dir / CA_BUNDLE_FILE)
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "Dockerfile").write_text(rendered.dockerfile, encoding="utf-8")
+        _copy_job_files(source, out_dir / JOB_DIR)
+        if ca_cert_path is not None:
+            shutil.copyfile(ca_cert_path, out_dir / CA_BUNDLE_FILE)
+    except OSError as exc:
+        # A half-written context must not pass for a complete one: take back what we wrote
+        # (the folder was missing or empty, so all of it is ours).
+        _empty(out_dir, remove=created)
+        raise disk_error(exc, "writing the build context", out_dir) from exc
     return BuildContext(
         path=out_dir, dockerfile=rendered.dockerfile, build_arg_names=rendered.build_arg_names
     )

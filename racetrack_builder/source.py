@@ -40,7 +40,14 @@ from typing import Any
 from git import GitCommandError, Repo
 from git.cmd import Git
 
-from .errors import AuthenticationRefused, EnvironmentFailure, RemoteUnreachable, SourceError
+from .errors import (
+    AuthenticationRefused,
+    EnvironmentFailure,
+    NoSpaceLeft,
+    RemoteUnreachable,
+    SourceError,
+    disk_error,
+)
 from .manifest import Manifest
 from .secrets import TEMPLATE_SUFFIXES, manifest_folder, secret_env_path
 
@@ -259,9 +266,13 @@ def _summary(stderr: str) -> str:
 
 
 def _clone_error(exc: GitCommandError, *, shown: str, url: str, branch: str,
-                 env: Mapping[str, str]) -> Exception:
+                 env: Mapping[str, str], workspace: Path) -> Exception:
     stderr = _git_stderr(exc)
     low = stderr.lower()
+    # Checked first: a full disk makes git also say "the remote end hung up" / "invalid index-pack".
+    if "no space left on device" in low or "disk quota exceeded" in low:
+        return NoSpaceLeft(f"no space left on device at {workspace} while cloning {shown}",
+                           hint="free space there, or point TMPDIR at a bigger disk")
     if _MISSING_BRANCH.search(stderr):
         return SourceError(f"git.branch: branch {branch!r} does not exist in {shown}",
                            hint=_branch_hint(url, branch, env))
@@ -495,7 +506,8 @@ def _clone(manifest: Manifest, manifest_path: Path, workspace: Path, progress: P
         with Repo.clone_from(url, checkout, depth=1, single_branch=True, branch=branch, env=env) as repo:
             commit = repo.head.commit.hexsha
     except GitCommandError as exc:
-        raise _clone_error(exc, shown=shown, url=url, branch=branch, env=env) from _sanitized(exc)
+        raise _clone_error(exc, shown=shown, url=url, branch=branch, env=env,
+                           workspace=workspace) from _sanitized(exc)
     where = f"{shown}@{branch}"
     progress(f"cloned {where} at {commit[:12]}")
     job_root = _job_root(checkout, manifest.git.directory, where)
@@ -602,7 +614,10 @@ def open_source(manifest: Manifest, manifest_path: Path, *, local: bool = False,
     if local:
         yield _working_tree(manifest, manifest_path, report)
         return
-    workspace = Path(tempfile.mkdtemp(prefix=WORKSPACE_PREFIX))
+    try:
+        workspace = Path(tempfile.mkdtemp(prefix=WORKSPACE_PREFIX))
+    except OSError as exc:
+        raise disk_error(exc, "creating the clone workspace", tempfile.gettempdir()) from exc
     try:
         yield _clone(manifest, manifest_path, workspace, report)
     finally:
