@@ -12,6 +12,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,8 +121,18 @@ def running(
     name: str | None = None,
     host_port: int | None = None,
 ) -> Iterator[tuple[Any, str]]:
-    """Run ``image`` with its port on 127.0.0.1; yield (container, base URL); always remove it."""
-    container = engine.run_detached(image, environment=environment, name=name, host_port=host_port)
+    """Run ``image`` with its port on 127.0.0.1; yield (container, base URL); always remove it.
+
+    The container is named before it is created, so one whose start was interrupted (Ctrl-C while
+    the engine creates it) is still found and removed.
+    """
+    name = name or f"racetrack-job-{uuid.uuid4().hex[:12]}"
+    try:
+        container = engine.run_detached(image, environment=environment, name=name, host_port=host_port)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            engine.client.containers.get(name).remove(force=True)
+        raise
     try:
         container.reload()
         bindings = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
