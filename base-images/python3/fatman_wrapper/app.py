@@ -388,11 +388,16 @@ def create_app(
             log.exception("/api/v1/%s raised %s", path, type(exc).__name__)
             raise ApiError(500, str(exc) or type(exc).__name__, error_type=type(exc).__name__) from exc
         try:
-            body = dumps(result)
+            body = dumps(result, allow_nan=False)
         except (TypeError, ValueError) as exc:
             log.error("the result of /api/v1/%s cannot be encoded as JSON: %s", path, exc)
+            hint = (
+                " (JSON has no NaN or infinity: return None or a string for them)"
+                if "float" in str(exc) and "JSON compliant" in str(exc)
+                else ""
+            )
             raise ApiError(
-                500, f"the result cannot be encoded as JSON: {exc}", error_type="EncodingError"
+                500, f"the result cannot be encoded as JSON: {exc}{hint}", error_type="EncodingError"
             ) from exc
         return Response(body, status=200, mimetype=JSON)
 

@@ -72,9 +72,13 @@ def _default(obj: Any) -> Any:
     )
 
 
-def dumps(value: Any) -> str:
-    """Encode ``value`` as compact JSON, converting the common non-JSON types."""
-    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+def dumps(value: Any, *, allow_nan: bool = True) -> str:
+    """Encode ``value`` as compact JSON, converting the common non-JSON types.
+
+    ``allow_nan=False`` refuses NaN and infinities with ``ValueError``: Python writes them as
+    ``NaN``/``Infinity``, which is not JSON, and most clients other than Python's fail to parse it.
+    """
+    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -68,6 +68,16 @@ def json_schema(tp: Any) -> dict[str, Any]:
         or getattr(base, "__module__", "") == "collections.abc"
         and base.__name__ in ("Sequence", "MutableSequence", "Iterable", "Collection", "Set", "MutableSet")
     ):
+        if base is tuple and args and args != ((),) and not (len(args) == 2 and args[1] is Ellipsis):
+            # A fixed-length tuple: OpenAPI 3.0 has no per-position items, so say its length and
+            # what any position may hold.
+            kinds = [json_schema(a) for a in args]
+            return {
+                "type": "array",
+                "items": kinds[0] if all(k == kinds[0] for k in kinds) else {"anyOf": kinds},
+                "minItems": len(args),
+                "maxItems": len(args),
+            }
         items = args[0] if args and (base is not tuple or len(args) == 2 and args[1] is Ellipsis) else None
         return {"type": "array", "items": json_schema(items) if items is not None else {}}
     if base is dict or getattr(base, "__name__", "") in ("Mapping", "MutableMapping"):
@@ -87,11 +97,22 @@ def json_schema(tp: Any) -> dict[str, Any]:
             return {"type": "string"}
         if dataclasses.is_dataclass(base):
             hints = typing.get_type_hints(base)
-            return {
+            fields = [f for f in dataclasses.fields(base) if f.init]
+            # Say what the argument check enforces: required fields and no others.
+            schema: dict[str, Any] = {
                 "type": "object",
                 "title": base.__name__,
-                "properties": {f.name: json_schema(hints.get(f.name, Any)) for f in dataclasses.fields(base)},
+                "properties": {f.name: json_schema(hints.get(f.name, Any)) for f in fields},
+                "additionalProperties": False,
             }
+            required = [
+                f.name
+                for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ]
+            if required:
+                schema["required"] = required
+            return schema
         model_schema = getattr(base, "model_json_schema", None)
         if callable(model_schema):
             try:

@@ -64,3 +64,12 @@ def test_no_numpy_or_pydantic_import_in_the_wrapper():
 )
 def test_other_containers(value, expected):
     assert json.loads(dumps(value)) == expected
+
+
+def test_non_finite_float_result_is_an_encoding_error_not_invalid_json(make_app):
+    # Python would write "Infinity", which is not JSON: most clients could not parse the 200.
+    response = make_app("adder").test_client().post("/api/v1/perform", json={"x": 1e308, "y": 10})
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["type"] == "EncodingError"
+    assert "JSON has no NaN or infinity" in body["error"]
