@@ -358,9 +358,14 @@ class _converted:
         if exc is None or isinstance(exc, (BuildFailed, EnvironmentFailure, UsageError)):
             return False
         import requests
+        import urllib3
         from docker.errors import APIError, DockerException
 
-        if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError)):
+        # A connection cut while a response streams (a build's log) surfaces from urllib3 itself,
+        # unwrapped by requests: it is the engine going away all the same.
+        lost = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.ProtocolError, ConnectionError)
+        if isinstance(exc, lost):
             raise EngineUnreachable(
                 f"the Docker engine stopped answering during {self.action} ({_first_line(exc)})",
                 hint="check that the engine is running (`docker info`) and try again",
