@@ -23,7 +23,7 @@ from werkzeug.wsgi import ClosingIterator
 from . import __version__
 from .auth import TokenGuard
 from .config import Settings
-from .encoding import dumps
+from .encoding import dumps, dumps_result
 from .errors import ApiError, JobLoadError
 from .limits import CallTimedOut, ConcurrencyLimiter, Slot, call_with_timeout
 from .loader import Job, load_job
@@ -388,16 +388,11 @@ def create_app(
             log.exception("/api/v1/%s raised %s", path, type(exc).__name__)
             raise ApiError(500, str(exc) or type(exc).__name__, error_type=type(exc).__name__) from exc
         try:
-            body = dumps(result, allow_nan=False)
+            body = dumps_result(result)
         except (TypeError, ValueError) as exc:
             log.error("the result of /api/v1/%s cannot be encoded as JSON: %s", path, exc)
-            hint = (
-                " (JSON has no NaN or infinity: return None or a string for them)"
-                if "float" in str(exc) and "JSON compliant" in str(exc)
-                else ""
-            )
             raise ApiError(
-                500, f"the result cannot be encoded as JSON: {exc}{hint}", error_type="EncodingError"
+                500, f"the result cannot be encoded as JSON: {exc}", error_type="EncodingError"
             ) from exc
         return Response(body, status=200, mimetype=JSON)
 

@@ -81,6 +81,29 @@ def dumps(value: Any, *, allow_nan: bool = True) -> str:
     return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
+
+
+def dumps_result(value: Any) -> str:
+    """A job's result as strict JSON: NaN and infinities become ``null``.
+
+    JSON has no NaN: Python would write ``NaN``, which clients other than Python's cannot parse,
+    and failing a model's whole answer for one missing value helps nobody. ``null`` is what pandas'
+    ``to_json`` writes for them too. Only results that hold such a float take the slower path.
+    """
+    try:
+        return dumps(value, allow_nan=False)
+    except ValueError:
+        return dumps(_finite(json.loads(dumps(value))), allow_nan=False)
+
+
 def to_jsonable(value: Any) -> Any:
     """``value`` as plain JSON data (dicts, lists, numbers...), e.g. a parameter's default value."""
     return json.loads(dumps(value))

@@ -126,6 +126,19 @@ def json_schema(tp: Any) -> dict[str, Any]:
     return {}
 
 
+def _nan_as_null(schema: Any) -> Any:
+    """A result schema where every number may also be null: NaN and infinities answer null
+    (encoding.dumps_result), so a float result may legitimately come back as null."""
+    if isinstance(schema, list):
+        return [_nan_as_null(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _nan_as_null(value) for key, value in schema.items()}
+    if out.get("type") == "number":
+        out["nullable"] = True
+    return out
+
+
 def _request_schema(sig: EndpointSignature) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     required: list[str] = []
@@ -178,7 +191,7 @@ def _operation(path: str, sig: EndpointSignature, example: dict[str, Any] | None
             media["example"] = to_jsonable(example)
         except TypeError:
             pass
-    result_schema = json_schema(sig.return_annotation)
+    result_schema = _nan_as_null(json_schema(sig.return_annotation))
     if sig.returns_doc:
         result_schema = dict(result_schema, description=sig.returns_doc)
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -66,10 +66,16 @@ def test_other_containers(value, expected):
     assert json.loads(dumps(value)) == expected
 
 
-def test_non_finite_float_result_is_an_encoding_error_not_invalid_json(make_app):
+def test_non_finite_floats_answer_null_so_the_body_stays_strict_json(make_app):
     # Python would write "Infinity", which is not JSON: most clients could not parse the 200.
     response = make_app("adder").test_client().post("/api/v1/perform", json={"x": 1e308, "y": 10})
-    assert response.status_code == 500
-    body = response.get_json()
-    assert body["type"] == "EncodingError"
-    assert "JSON has no NaN or infinity" in body["error"]
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "null"
+
+
+def test_nan_inside_containers_becomes_null_and_the_rest_is_kept():
+    from fatman_wrapper.encoding import dumps_result
+
+    value = {"scores": [1.5, float("nan"), float("-inf")], "when": frozenset({2}), "ok": True}
+    assert json.loads(dumps_result(value)) == {"scores": [1.5, None, None], "when": [2], "ok": True}
+    assert dumps_result([1.0, 2.0]) == "[1.0,2.0]"
