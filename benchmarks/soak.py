@@ -9,8 +9,11 @@ warm-up) it must stay within 10 %.
 
     # the wrapper run locally on a scenario job (the faults job raises on {"mode": "raise"})
     .venv/bin/python benchmarks/soak.py --local base-images/python3/tests/jobs/faults --requests 100000
-    # a job image: started here on 127.0.0.1 and removed afterwards
-    .venv/bin/python benchmarks/soak.py --image soak-adder:1 --requests 100000
+    # a job image: started here on 127.0.0.1 and removed afterwards (adder-shaped bodies by default)
+    .venv/bin/python benchmarks/soak.py --image soak-adder:1 --no-raising --requests 100000
+    # the faults job built as an image: give its bodies
+    .venv/bin/python benchmarks/soak.py --image soak-faults:1.0.0 --valid '{"mode": "ok", "x": 2}' \
+        --raising '{"mode": "raise"}' --requests 100000
 
 Exit status 0 when nothing unexpected happened, 1 otherwise; the figures are printed as JSON.
 """
@@ -77,24 +80,32 @@ def process_tree_rss(pid: int) -> int:
     return total
 
 
+_RSS_SCRIPT = (
+    "import glob\n"
+    "total = 0\n"
+    "for status in glob.glob('/proc/[0-9]*/status'):\n"
+    "    try:\n"
+    "        for line in open(status):\n"
+    "            if line.startswith('VmRSS:'):\n"
+    "                total += int(line.split()[1]) * 1024\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "print(total)\n"
+)
+
+
 def container_rss(container: str) -> int:
-    """The container's memory as ``docker stats`` reports it (cgroup usage less page cache)."""
-    out = (
-        subprocess.run(
-            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        .stdout.split("/")[0]
-        .strip()
-    )
-    units = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
-    for unit in sorted(units, key=len, reverse=True):
-        if out.endswith(unit):
-            return int(float(out[: -len(unit)]) * units[unit])
-    raise ValueError(f"cannot read docker stats memory {out!r}")
+    """The resident memory of every process in the container (VmRSS summed inside it).
+
+    Not ``docker stats``: on cgroup v1 it counts active page cache too (the metrics files every
+    worker maps, logs), which grows with traffic without being the server's memory.
+    """
+    out = subprocess.run(
+        ["docker", "exec", container, "python", "-c", _RSS_SCRIPT],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    # The probe's own python is one of the processes it sums: a constant, the same in every sample.
+    return int(out.strip())
 
 
 def request_kinds(raising: dict | None, valid: dict) -> list[tuple[str, bytes, int, str | None]]:
@@ -174,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="client threads (one connection each)")
     parser.add_argument("--workers", default="2", help="FATMAN_WORKERS of the server")
     parser.add_argument("--no-raising", action="store_true", help="the job has no input that raises")
+    parser.add_argument("--valid", type=json.loads, help="JSON body of a valid call (default: per mode)")
+    parser.add_argument("--raising", type=json.loads, help="JSON body of a call that raises ValueError")
     args = parser.parse_args(argv)
 
     port = free_port()
@@ -198,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         memory = lambda: container_rss(container)  # noqa: E731
         valid, raising = {"x": 2, "y": 3}, {"x": 2, "y": 3, "mode": "raise"}
+    valid = args.valid if args.valid is not None else valid
+    raising = args.raising if args.raising is not None else raising
     try:
         wait_ready(port)
         kinds = request_kinds(None if args.no_raising else raising, valid)
