@@ -6,6 +6,7 @@ values travel only as build arguments.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -102,8 +103,13 @@ def build_job(
         try:
             verify(target)
             engine.tag(image.id, ref)
-        finally:
-            engine.untag(target)
+        except BaseException:
+            # The first failure (a failed smoke test, Ctrl-C) is what the user must see: a failure
+            # to drop the candidate tag now must not replace it.
+            with contextlib.suppress(Exception):
+                engine.untag(target)
+            raise
+        engine.untag(target)
         image = replace(image, ref=ref)
     return BuildResult(image=image, base_image=base, commit=job.source.commit)
 

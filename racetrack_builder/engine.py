@@ -159,12 +159,16 @@ class Engine:
             self.api.tag(image_id, repository, tag, force=True)
 
     def untag(self, ref: str) -> None:
-        """Remove the tag ``ref``; the image goes too when nothing else names it."""
+        """Remove the tag ``ref``; the image goes too when nothing else names it.
+
+        Forced: a container still using the image (a smoke test interrupted while the engine was
+        creating it) must not keep the tag alive; the engine then keeps the image for the container.
+        """
         from docker.errors import ImageNotFound
 
         with _converted("remove a tag"):
             try:
-                self.api.remove_image(ref, noprune=False)
+                self.api.remove_image(ref, force=True, noprune=False)
             except ImageNotFound:
                 pass
 
