@@ -89,7 +89,8 @@ def _copy() -> dict[str, Any]:
     return json.loads(json.dumps(VALID))
 
 
-def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+def set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set ``data[path[0]][path[1]]... = value``, making missing or non-mapping levels mappings."""
     node = data
     for part in path[:-1]:
         if not isinstance(node.get(part), dict):
@@ -102,7 +103,7 @@ def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 def one_field_mutated(draw: st.DrawFn) -> str:
     """The valid manifest with one field (top-level or nested) replaced by a mutant value."""
     data = _copy()
-    _set(data, draw(st.sampled_from(FIELD_PATHS)), draw(MUTANTS))
+    set_path(data, draw(st.sampled_from(FIELD_PATHS)), draw(MUTANTS))
     return yaml.safe_dump(data, allow_unicode=draw(st.booleans()), default_flow_style=draw(st.booleans()))
 
 
@@ -115,7 +116,7 @@ def hostile_everywhere(draw: st.DrawFn) -> str:
         for part in path:
             current = current[part]
         if isinstance(current, str) and draw(st.booleans()):
-            _set(data, path, draw(st.sampled_from(HOSTILE)))
+            set_path(data, path, draw(st.sampled_from(HOSTILE)))
         elif isinstance(current, list) and draw(st.booleans()):
             current.append(draw(st.sampled_from(HOSTILE)))
         elif isinstance(current, dict) and path[0] in ("build_env", "runtime_env", "labels"):

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from manifest_fuzz import set_path
 
 from racetrack_builder.errors import ManifestError
 from racetrack_builder.manifest import Manifest, load_manifest, parse_manifest
@@ -110,15 +111,6 @@ HOSTILE = st.sampled_from([
 ])
 MUTANT_VALUES = HOSTILE | SCALARS | st.lists(HOSTILE | SCALARS, max_size=3) | st.dictionaries(
     HOSTILE | st.text(max_size=8), HOSTILE | SCALARS, max_size=3)
-
-
-def set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = data
-    for part in path[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[path[-1]] = value
 
 
 @st.composite
