@@ -149,9 +149,6 @@ class Engine:
             except ImageNotFound:
                 return None
 
-    def image_exists(self, ref: str) -> bool:
-        return self.image_labels(ref) is not None
-
     def tag(self, image_id: str, ref: str) -> None:
         """Point ``ref`` at ``image_id``."""
         repository, tag = _split_ref(ref)
@@ -169,15 +166,6 @@ class Engine:
         with _converted("remove a tag"):
             try:
                 self.api.remove_image(ref, force=True, noprune=False)
-            except ImageNotFound:
-                pass
-
-    def remove_image(self, ref: str) -> None:
-        from docker.errors import ImageNotFound
-
-        with _converted("remove image"):
-            try:
-                self.api.remove_image(ref, force=True)
             except ImageNotFound:
                 pass
 

@@ -17,7 +17,7 @@ import re
 import shlex
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -255,7 +255,7 @@ def write_context(
     """Write Dockerfile + ``job/`` into ``out_dir`` (which must be missing or empty)."""
     options = options or RenderOptions()
     if ca_cert_path is not None:
-        options = RenderOptions(options.base_image, options.secret_build_names, True, options.manifest_file)
+        options = replace(options, ca_cert=True)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RenderError(
             f"output folder '{out_dir}' is not empty",
