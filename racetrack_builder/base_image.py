@@ -99,15 +99,14 @@ def build_base_image(
         )
 
 
-def base_image_status(engine: Engine, options: BaseImageOptions) -> str | None:
-    """Why the base image must be built, or None when the engine's copy is up to date.
+def _stale_reason(engine: Engine, options: BaseImageOptions, labels: dict[str, str] | None) -> str | None:
+    """Why the base image (whose labels are given, None when missing) must be built, or None.
 
     Only images this tool built (they carry our labels) are judged stale: from other wrapper
     sources, on another root image, or on a root image that has changed since. A base image pulled
     from a registry under the same name is used as it is.
     """
     ref = base_image_ref(options.tag)
-    labels = engine.image_labels(ref)
     if labels is None:
         return f"{ref} is not on the engine"
     if CONTEXT_LABEL not in labels:
@@ -132,11 +131,11 @@ def ensure_base_image(
     on_log: LogCallback | None = None,
 ) -> str:
     """Make sure the base image is on the engine; build it when missing or stale. Returns its ref."""
-    reason = base_image_status(engine, options)
+    labels = engine.image_labels(base_image_ref(options.tag))
+    reason = _stale_reason(engine, options, labels)
     if reason is not None:
         report(f"building the base image: {reason}")
-        labels = engine.image_labels(base_image_ref(options.tag)) or {}
-        if options.python_image is None and labels.get(PYTHON_IMAGE_LABEL):
+        if options.python_image is None and labels and labels.get(PYTHON_IMAGE_LABEL):
             # A rebuild for new wrapper sources keeps the root image the stale one was built on.
             options = replace(options, python_image=labels[PYTHON_IMAGE_LABEL])
         build_base_image(engine, options, on_step=on_step, on_log=on_log)
