@@ -55,7 +55,7 @@ import docker.errors
 import gitrepos
 import pytest
 import requests
-from jobs import DockerCleanup, base_image_options
+from jobs import DockerCleanup, base_image_options, image_exists
 
 from racetrack_builder.base_image import ensure_base_image
 from racetrack_builder.engine import Engine
@@ -166,14 +166,6 @@ def _docker_marker_needs_engine(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("docker_client")
 
 
-def _image_exists(client: docker.DockerClient, name: str) -> bool:
-    try:
-        client.images.get(name)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
-
-
 @pytest.fixture(scope="session")
 def python_root_image(docker_client: docker.DockerClient) -> Iterator[str]:
     """The Python root image base images are built on, present on the engine.
@@ -183,9 +175,9 @@ def python_root_image(docker_client: docker.DockerClient) -> Iterator[str]:
     exported as ``RACETRACK_PYTHON_IMAGE`` for the session, so racetrack-build run by tests agrees.
     """
     name = os.environ.get(PYTHON_IMAGE_ENV) or (
-        PRODUCT_PYTHON_IMAGE if _image_exists(docker_client, PRODUCT_PYTHON_IMAGE) else CI_PYTHON_IMAGE
+        PRODUCT_PYTHON_IMAGE if image_exists(docker_client, PRODUCT_PYTHON_IMAGE) else CI_PYTHON_IMAGE
     )
-    if not _image_exists(docker_client, name):
+    if not image_exists(docker_client, name):
         if name != CI_PYTHON_IMAGE:
             pytest.fail(
                 f"{PYTHON_IMAGE_ENV}={name} is not on the engine; pull it (docker pull {name}) or unset "

@@ -81,22 +81,18 @@ def registry(tmp_path: Path) -> Iterator[str]:
         gitrepos.stop_process(process)
 
 
-@pytest.fixture
-def images(docker_client: docker.DockerClient) -> Iterator[DockerCleanup]:
-    tracker = DockerCleanup(docker_client)
-    yield tracker
-    problems = tracker.remove_all()
-    if problems:
-        pytest.fail("could not clean up after the test: " + "; ".join(problems), pytrace=False)
-
-
-def test_push_to_a_registry_and_pull_back(registry: str, tmp_path: Path, base_image: str,
-                                          docker_client: docker.DockerClient, images: DockerCleanup) -> None:
+def test_push_to_a_registry_and_pull_back(
+    registry: str,
+    tmp_path: Path,
+    base_image: str,
+    docker_client: docker.DockerClient,
+    docker_cleanup: DockerCleanup,
+) -> None:
     remote = gitrepos.make_bare_repo(tmp_path / "remote.git", examples_tree(["adder"]), branch="main")
     manifest = client_manifest(tmp_path / "client", "adder", remote=remote.as_uri())
-    tag = images.image_tag("push-adder")  # racetrack-test/push-adder:ID
+    tag = docker_cleanup.image_tag("push-adder")  # racetrack-test/push-adder:ID
     repository, _, version = tag.partition(":")
-    ref = images.track(f"{registry}/{tag}")
+    ref = docker_cleanup.track(f"{registry}/{tag}")
 
     result = run_cli("build", manifest, "--tag", tag, "--registry", registry, "--push", "--json")
     assert result.returncode == 0, result.describe()
