@@ -135,6 +135,15 @@ def wrapper_command(manifest: Manifest, verb: str) -> list[str]:
     return command
 
 
+def job_check_command(manifest: Manifest) -> list[str]:
+    """The build's import check of the job's code alone; ``SERVER_CHECK_COMMAND`` runs in the layer
+    of the job's packages, which a change to the code does not rebuild."""
+    return [*wrapper_command(manifest, "check"), "--no-server"]
+
+
+SERVER_CHECK_COMMAND = ["python", "-m", "fatman_wrapper", "check-server"]
+
+
 def plan_job_requirements(manifest: Manifest, source: JobSource) -> RequirementsPlan | None:
     """Which requirements files the builder stage needs, or None when the job has none."""
     if not manifest.python.requirements_path:
@@ -192,7 +201,8 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
         "system_dependencies": system_dependencies,
         "runtime_env": list(manifest.runtime_env.items()),
         "labels": image_labels(manifest, source),
-        "check_command": wrapper_command(manifest, "check"),
+        "check_command": job_check_command(manifest),
+        "server_check_command": SERVER_CHECK_COMMAND,
         "command": wrapper_command(manifest, "run"),
     }
     dockerfile = _environment().get_template(TEMPLATE).render(context)

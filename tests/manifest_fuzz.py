@@ -28,7 +28,14 @@ from hypothesis import strategies as st
 
 from racetrack_builder.errors import ManifestError, RenderError
 from racetrack_builder.manifest import Manifest, parse_manifest
-from racetrack_builder.render import RenderOptions, image_labels, render, wrapper_command
+from racetrack_builder.render import (
+    SERVER_CHECK_COMMAND,
+    RenderOptions,
+    image_labels,
+    job_check_command,
+    render,
+    wrapper_command,
+)
 from racetrack_builder.source import JobSource
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -238,7 +245,10 @@ def expected_keywords(manifest: Manifest, requirements: bool, secrets: tuple[str
         words += ["RUN", "USER"]
     if requirements:
         words.append("COPY")
-    words += ["ENV", "CMD", "COPY", "RUN", "LABEL"]
+    words += ["ENV", "CMD"]
+    if requirements:
+        words.append("RUN")  # check-server: the wrapper still imports beside the job's packages
+    words += ["COPY", "RUN", "LABEL"]
     return words
 
 
@@ -310,7 +320,8 @@ def check_dockerfile(dockerfile: str, manifest: Manifest, secrets: tuple[str, ..
         assert key_values(args.pop(0)) == plain_build, args
     assert not args, args
     if manifest.system_dependencies:
-        apt = [rest for k, rest in found if k == "RUN"][-2]
+        final_stage = found[max(i for i, (k, _) in enumerate(found) if k == "FROM") :]
+        apt = next(rest for k, rest in final_stage if k == "RUN")  # the final stage's first RUN
         packages = apt.split("--no-install-recommends", 1)[1].split(";", 1)[0]
         assert shlex.split(packages) == list(manifest.system_dependencies), apt
     assert key_values(envs[0]) == [
@@ -320,7 +331,10 @@ def check_dockerfile(dockerfile: str, manifest: Manifest, secrets: tuple[str, ..
     cmd = next(rest for k, rest in found if k == "CMD")
     assert json.loads(cmd) == wrapper_command(manifest, "run"), cmd
     check = [rest for k, rest in found if k == "RUN"][-1]
-    assert json.loads(check) == wrapper_command(manifest, "check"), check
+    assert json.loads(check) == job_check_command(manifest), check
+    if requirements:
+        server_check = [rest for k, rest in found if k == "RUN"][-2]
+        assert json.loads(server_check) == SERVER_CHECK_COMMAND, server_check
 
 
 def fake_source_stub(manifest: Manifest) -> JobSource:

@@ -1,7 +1,14 @@
-"""Command line: ``python -m fatman_wrapper run|check ENTRYPOINT_PATH [--class NAME] [--root DIR]``.
+"""Command line of the wrapper.
 
-A thin layer: parses arguments, calls ``server.run`` or ``loader.check_entrypoint`` and turns their
-errors into a message on stderr and a non-zero exit status.
+    python -m fatman_wrapper run|check ENTRYPOINT_PATH [--class NAME] [--root DIR]
+    python -m fatman_wrapper check-server
+
+A thin layer: parses arguments, calls ``server.run``, ``loader.check_entrypoint`` or
+``check_server_stack`` and turns their errors into a message on stderr and a non-zero exit status.
+
+Job images run the two checks in different layers: ``check-server`` right after the job's packages
+(they can shadow the wrapper's), ``check --no-server`` after the job's code, so a change to the code
+alone re-runs only the cheap import of the job.
 """
 
 from __future__ import annotations
@@ -40,10 +47,19 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="import the entrypoint and find its class without running __init__"
     )
     common(check)
+    check.add_argument(
+        "--no-server",
+        action="store_true",
+        help="skip importing the server stack (job images check it in an earlier layer with check-server)",
+    )
+    commands.add_parser(
+        "check-server",
+        help="import the server stack (Flask, Werkzeug, gunicorn, prometheus-client) with the job's packages",
+    )
     return parser
 
 
-def _check_server_stack() -> None:
+def check_server_stack() -> None:
     """Import what ``run`` imports (Flask, Werkzeug, gunicorn, prometheus-client) after the job.
 
     A job's packages shadow the wrapper's on sys.path, so a pin such as Flask==2.0.2 beside a
@@ -70,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "check-server":
+            check_server_stack()
+            print("server stack: imports with the job's packages")
+            return 0
         if args.command == "check":
             from .loader import check_entrypoint
 
             cls = check_entrypoint(args.entrypoint_path, args.class_name, os.path.realpath(args.root))
-            _check_server_stack()
+            if not args.no_server:
+                check_server_stack()
             print(f"entrypoint class: {cls.__name__} ({args.entrypoint_path})")
             return 0
         from .server import run

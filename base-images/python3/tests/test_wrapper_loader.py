@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,46 @@ def test_check_command_errors(job, args, expected):
     assert result.returncode == 1
     assert expected in result.stderr
     assert "Error: " in result.stderr
+
+
+def test_check_without_the_server_stack_imports_only_the_job(tmp_path):
+    code = (
+        "import sys; from fatman_wrapper.__main__ import main; "
+        "rc = main(['check', 'fatman_entrypoint.py', '--no-server', '--root', sys.argv[1]]); "
+        "print(rc, 'flask' in sys.modules, 'gunicorn' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(job_path("failing_init"))],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 False False"
+
+
+def test_check_server_imports_the_server_stack(tmp_path):
+    result = _cli("check-server", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "server stack" in result.stdout
+
+
+def test_check_server_names_the_fix_when_a_package_shadows_the_wrappers(tmp_path):
+    shadow = tmp_path / "shadow"
+    (shadow / "werkzeug").mkdir(parents=True)
+    (shadow / "werkzeug" / "__init__.py").write_text("raise ImportError('this werkzeug is broken')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "fatman_wrapper", "check-server"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(shadow)},
+    )
+    assert result.returncode == 1
+    assert "this werkzeug is broken" in result.stderr
+    assert "pin a matching set" in result.stderr
 
 
 def test_check_command_missing_file(tmp_path):
