@@ -8,6 +8,7 @@ subclasses whose ``exit_code`` becomes the process status (see errors.py and the
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,21 @@ from .console import BuildProgress, Output
 from .errors import BuildFailed, ManifestError, RacetrackError, UsageError
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: a CI job cancelled or timed out, a supervisor stopping ``run``.
+
+    A KeyboardInterrupt so it unwinds through exactly the cleanup Ctrl-C does: temporary
+    workspaces, candidate tags and containers are removed either way.
+    """
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # A second SIGTERM during the cleanup gets the default action: whoever sends it means it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated()
 
 
 class DefaultToBuild(click.Group):
@@ -432,17 +448,19 @@ def _report_error(out: Output, err: RacetrackError) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: run the CLI and turn errors into messages and exit codes."""
     obj: dict[str, Any] = {}
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         # standalone_mode=False: we print errors ourselves; ctx.exit(code) comes back as the code.
         code = cli.main(args=argv, prog_name="racetrack-build", standalone_mode=False, obj=obj)
     except RacetrackError as err:
         _report_error(obj.get("output") or Output(), err)
         sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        print("Aborted.", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
+    except (click.exceptions.Abort, KeyboardInterrupt) as err:
+        # click turns an interrupt inside a command into Abort, the interrupt as its cause.
+        if isinstance(err, Terminated) or isinstance(err.__cause__, Terminated):
+            print("Terminated.", file=sys.stderr)
+            sys.exit(EXIT_TERMINATED)
+        print("Interrupted." if isinstance(err, KeyboardInterrupt) else "Aborted.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as err:
         err.show()

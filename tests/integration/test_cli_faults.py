@@ -54,6 +54,7 @@ MANIFEST: dict[str, Any] = {
 }
 EXIT_ENVIRONMENT = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 WAIT_S = 120.0  # bound on waiting for a phase to show up in the CLI's output
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -144,6 +145,14 @@ class RunningCli:
     def interrupt(self) -> None:
         """What Ctrl-C does in a terminal: SIGINT to the process."""
         self.proc.send_signal(signal.SIGINT)
+
+    def terminate(self) -> None:
+        """What a CI runner does on cancel or timeout: SIGTERM to the process."""
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, how: str) -> None:
+        """Stop the CLI the way ``how`` ("ctrl-c" or "sigterm") says."""
+        self.interrupt() if how == "ctrl-c" else self.terminate()
 
     def finish(self, timeout: float = WAIT_S) -> CliResult:
         started = time.monotonic()
@@ -361,7 +370,12 @@ def test_ctrl_c_while_reading_the_secrets(tmp_path: Path, cli_tmp: Path, hermeti
     assert leftovers(cli_tmp) == []
 
 
-def test_ctrl_c_during_the_clone(tmp_path: Path, cli_tmp: Path, hermetic_git: None) -> None:
+# Each stop is checked for Ctrl-C (SIGINT, a developer) and SIGTERM (a CI runner cancelling the job).
+STOPS = {"ctrl-c": (EXIT_INTERRUPTED, r"interrupted|aborted"), "sigterm": (EXIT_TERMINATED, r"terminated")}
+
+
+@pytest.mark.parametrize("how", sorted(STOPS))
+def test_stopped_during_the_clone(tmp_path: Path, cli_tmp: Path, hermetic_git: None, how: str) -> None:
     """A remote that accepts the connection and never answers holds the clone open."""
     with silent_server() as (port, connected):
         manifest = manifest_for(tmp_path / "client", f"http://127.0.0.1:{port}/remote.git")
@@ -369,9 +383,9 @@ def test_ctrl_c_during_the_clone(tmp_path: Path, cli_tmp: Path, hermetic_git: No
         cli.wait_for(r"cloning ")
         assert connected.wait(WAIT_S), "git never connected to the remote"
         assert leftovers(cli_tmp), "the clone workspace should exist while git waits"
-        cli.interrupt()
+        cli.stop(how)
         result = cli.finish()
-    assert_clean_exit(result, EXIT_INTERRUPTED, r"interrupted|aborted")
+    assert_clean_exit(result, *STOPS[how])
     assert leftovers(cli_tmp) == []
 
 
@@ -425,22 +439,42 @@ def test_engine_stops_answering_during_the_build(job: Path, tmp_path: Path, cli_
 
 
 @pytest.mark.docker
+@pytest.mark.parametrize("how", sorted(STOPS))
 @pytest.mark.parametrize("phase", ["build", "smoke-test"])
-def test_ctrl_c_with_the_engine_at_work(job: Path, cli_tmp: Path, base_image: str,
-                                        docker_client: docker.DockerClient, docker_cleanup: DockerCleanup,
-                                        phase: str) -> None:
-    """Ctrl-C during a build step, and while the smoke test's container runs: exit 130, no tag, no
-    candidate tag, no container left."""
-    repository, tag = unique_repository(docker_cleanup, phase)
+def test_stopped_with_the_engine_at_work(job: Path, cli_tmp: Path, base_image: str,
+                                         docker_client: docker.DockerClient, docker_cleanup: DockerCleanup,
+                                         phase: str, how: str) -> None:
+    """Ctrl-C or SIGTERM during a build step, and while the smoke test's container runs: exit 130 or
+    143, no tag, no candidate tag, no container left."""
+    repository, tag = unique_repository(docker_cleanup, f"{phase}-{how}")
     cli = RunningCli("build", job, "--tag", tag, "--no-cache", "--smoke-test", env={"TMPDIR": str(cli_tmp)})
     cli.wait_for(r"step 2/\d+" if phase == "build" else r"smoke test: starting")
     if phase == "smoke-test":
         time.sleep(0.5)  # inside the container's creation or start, the riskiest moment
-    cli.interrupt()
+    cli.stop(how)
     result = cli.finish()
-    assert_clean_exit(result, EXIT_INTERRUPTED, r"interrupted|aborted")
+    assert_clean_exit(result, *STOPS[how])
     assert leftovers(cli_tmp) == []
     no_trace_of_the_build(docker_client, repository)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("how", sorted(STOPS))
+def test_run_stopped_removes_its_container(job: Path, cli_tmp: Path, base_image: str,
+                                           docker_client: docker.DockerClient, docker_cleanup: DockerCleanup,
+                                           how: str) -> None:
+    """``run`` is meant to be stopped: by Ctrl-C in a terminal or SIGTERM from a supervisor. Either
+    way it exits 0 and its container is gone."""
+    repository, tag = unique_repository(docker_cleanup, f"run-{how}")
+    built = run_cli("build", job, "--tag", tag, env={"TMPDIR": str(cli_tmp)}, timeout=300)
+    assert built.returncode == 0, built.describe()
+    cli = RunningCli("run", tag, "--port", "0", env={"TMPDIR": str(cli_tmp)})
+    cli.wait_for(r"is ready")
+    assert containers_of(docker_client, repository), "run should have a container while it runs"
+    cli.stop(how)
+    result = cli.finish()
+    assert_clean_exit(result, 0, r"stopping and removing the container")
+    assert containers_of(docker_client, repository) == []
 
 
 @pytest.mark.docker
