@@ -176,7 +176,6 @@ def render(
     out = _output(ctx, quiet, verbose)
     with open_job(manifest, local=local, progress=out.step) as job:
         out.mask(job.build_secrets.values())
-        _warn_dirty(out, job)
         options = RenderOptions(
             base_image=base_image,
             secret_build_names=tuple(job.build_secrets),
@@ -258,9 +257,15 @@ def build(
     )
     with open_job(manifest, local=local, progress=out.step) as job:
         out.mask(job.build_secrets.values())
-        runtime_secrets = _runtime_secrets(job.manifest, manifest)  # read before a long build
+        # The runtime secrets never enter the image: a plain build needs them only to mask their
+        # values, so a CI builder without the production file can build. The smoke test starts
+        # the job, so it needs the file, read before the long build to fail early.
+        runtime_secrets = (
+            _runtime_secrets(job.manifest, manifest)
+            if smoke_test
+            else _runtime_secrets_if_present(job.manifest, manifest)
+        )
         out.mask(runtime_secrets.values())
-        _warn_dirty(out, job)
 
         def verify(candidate: str) -> None:
             out.success(f"built {candidate}; smoke testing it before tagging")
@@ -407,6 +412,14 @@ def _runtime_secrets(manifest: Any, manifest_path: Path) -> dict[str, str]:
     return read_secret_env(manifest, manifest_path, "runtime")
 
 
+def _runtime_secrets_if_present(manifest: Any, manifest_path: Path) -> dict[str, str]:
+    """The runtime secrets when their file exists, else nothing (for masking only)."""
+    from .secrets import secret_env_path
+
+    path = secret_env_path(manifest, manifest_path, "runtime")
+    return _runtime_secrets(manifest, manifest_path) if path is not None and path.exists() else {}
+
+
 def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str]) -> None:
     from .smoke import smoke_test
 
@@ -420,14 +433,6 @@ def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str]) ->
     for r in results:
         out.info(f"  POST {r.path} -> {r.status}")
     out.success(f"smoke test passed ({len(results)} examples)")
-
-
-def _warn_dirty(out: Output, job: Any) -> None:
-    if job.source.dirty:
-        out.warn(
-            f"{job.source.repo_root} has uncommitted changes: the image will hold them, "
-            "but a build from git.remote would not"
-        )
 
 
 def _report_error(out: Output, err: RacetrackError) -> None:
