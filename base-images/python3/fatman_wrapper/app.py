@@ -459,7 +459,9 @@ def create_app(
         return _json_response(holder.status(), 200 if holder.job else 503)
 
     def metrics_view() -> Response:
-        return Response(metrics.render(), mimetype=METRICS_CONTENT_TYPE)
+        # content_type, not mimetype: the constant already carries its charset, which Werkzeug
+        # would append a second time to a mimetype.
+        return Response(metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     def openapi_json() -> Response:
         script_root = request.script_root

@@ -24,6 +24,8 @@ def test_requests_errors_and_durations_per_endpoint(make_app):
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
+    # One charset parameter: a doubled one is rejected by strict scrapers.
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     found = samples(response.get_data(as_text=True))
     assert found[("fatman_requests_total", (("endpoint", "/api/v1/perform"), ("status", "200")))] == 3
     assert found[("fatman_requests_total", (("endpoint", "/api/v1/explain"), ("status", "400")))] == 1
