@@ -24,6 +24,23 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+UP_METRIC = "fatman_custom_metrics_up"
+# The sample names each metric type writes besides its family name (text format 0.0.4).
+_SAMPLE_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("_count", "_sum", "_created"),
+}
+
+
+def exposed_names(collectors: Iterable[Any]) -> frozenset[str]:
+    """Every family and sample name the given prometheus_client collectors can write."""
+    names: set[str] = set()
+    for collector in collectors:
+        for family in collector.describe():
+            names.add(family.name)
+            names.update(family.name + suffix for suffix in _SAMPLE_SUFFIXES.get(family.type, ()))
+    return frozenset(names)
 
 
 def multiprocess_dir() -> str | None:
@@ -34,8 +51,13 @@ def multiprocess_dir() -> str | None:
 class _JobMetricsCollector:
     """Turns the job's ``metrics()`` list into gauges at scrape time; never raises."""
 
-    def __init__(self, provider: Callable[[], Callable[[], Any] | None]) -> None:
+    def __init__(
+        self, provider: Callable[[], Callable[[], Any] | None], reserved: frozenset[str] = frozenset()
+    ) -> None:
         self._provider = provider
+        # Names the wrapper's own families write: a job gauge with one of them would give one name
+        # two "# TYPE" lines (or a sample inside another family), which strict parsers refuse.
+        self._reserved = reserved | {UP_METRIC}
 
     def describe(self) -> list[Any]:
         return []  # values come from user code at scrape time; do not call it on registration
@@ -45,7 +67,7 @@ class _JobMetricsCollector:
         if metrics_fn is None:
             return []
         ok = GaugeMetricFamily(
-            "fatman_custom_metrics_up", "1 if the job's metrics() answered at the last scrape, 0 if it raised"
+            UP_METRIC, "1 if the job's metrics() answered at the last scrape, 0 if it raised"
         )
         try:
             families = self._families(metrics_fn())
@@ -56,8 +78,7 @@ class _JobMetricsCollector:
             ok.add_metric([], 0.0)
         return families + [ok]
 
-    @staticmethod
-    def _families(items: Any) -> list[GaugeMetricFamily]:
+    def _families(self, items: Any) -> list[GaugeMetricFamily]:
         families: dict[str, tuple[GaugeMetricFamily, tuple[str, ...]]] = {}
         for item in items or []:
             if not isinstance(item, dict):
@@ -67,6 +88,13 @@ class _JobMetricsCollector:
             labels = item.get("labels") or {}
             if not isinstance(name, str) or not _METRIC_NAME.match(name):
                 log.warning("skipping metric %r: the name must match %s", name, _METRIC_NAME.pattern)
+                continue
+            if name in self._reserved:
+                log.warning(
+                    "skipping metric %s: the wrapper exposes a metric of that name itself; "
+                    "rename it in metrics(), e.g. with your job's own prefix",
+                    name,
+                )
                 continue
             if not isinstance(labels, dict) or not all(
                 isinstance(k, str) and _LABEL_NAME.match(k) for k in labels
@@ -115,7 +143,9 @@ class RequestMetrics:
             ["endpoint"],
             registry=self._registry,
         )
-        self._job_collector = _JobMetricsCollector(job_metrics)
+        self._job_collector = _JobMetricsCollector(
+            job_metrics, exposed_names([self.requests, self.errors, self.duration])
+        )
         self._registry.register(self._job_collector)  # type: ignore[arg-type]
         # Label children looked up once per (endpoint, status), not on every request.
         self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}

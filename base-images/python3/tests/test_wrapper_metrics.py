@@ -82,3 +82,35 @@ def test_malformed_job_metrics_are_skipped(tmp_path, make_app):
     found = samples(client.get("/metrics").get_data(as_text=True))
     assert found[("good_metric", ())] == 2
     assert not any(name in ("ok_metric", "bad name") for name, _ in found)
+
+
+def test_job_metrics_named_like_the_wrappers_are_skipped(tmp_path, make_app, caplog):
+    # Each would give a second "# TYPE" line for a name the wrapper already exposes (or a sample
+    # name one of its families produces), which strict Prometheus parsers refuse.
+    clashing = [
+        "fatman_requests_total",
+        "fatman_requests",
+        "fatman_request_errors_total",
+        "fatman_request_duration_seconds_bucket",
+        "fatman_request_duration_seconds_count",
+        "fatman_custom_metrics_up",
+    ]
+    items = ", ".join(f"{{'name': {name!r}, 'value': 7}}" for name in clashing)
+    (tmp_path / "fatman_entrypoint.py").write_text(
+        "class E:\n    def perform(self):\n        return 1\n"
+        f"    def metrics(self):\n        return [{items}, {{'name': 'fatman_requests_seen', 'value': 3}}]\n"
+    )
+    client = make_app("", root=tmp_path).test_client()
+    client.post("/api/v1/perform")
+    with caplog.at_level(logging.WARNING, logger="fatman_wrapper.metrics"):
+        text = client.get("/metrics").get_data(as_text=True)
+    type_lines = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(type_lines) == len(set(type_lines)), type_lines
+    found = samples(text)
+    assert found[("fatman_requests_seen", ())] == 3
+    assert found[("fatman_requests_total", (("endpoint", "/api/v1/perform"), ("status", "200")))] == 1
+    assert found[("fatman_custom_metrics_up", ())] == 1
+    assert not any(value == 7 for value in found.values())
+    for name in clashing:
+        assert f"skipping metric {name}: " in caplog.text
+    assert "rename it" in caplog.text
