@@ -105,11 +105,24 @@ class RenderOptions:
     manifest_file: str = "fatman.yaml"
 
 
-def image_labels(manifest: Manifest, source: JobSource | None) -> list[tuple[str, str]]:
-    """OCI labels of the job image. The manifest's own labels come first; ours follow and win."""
+def image_labels(
+    manifest: Manifest, source: JobSource | None, base_image: str | None = None
+) -> list[tuple[str, str]]:
+    """OCI labels of the job image.
+
+    First the ones the base image would otherwise pass down with its own meaning (description,
+    licences, base name), which the manifest's labels may override; then the manifest's labels;
+    then the ones that describe the build itself, which win.
+    """
     from .source import mask_credentials
 
-    labels: list[tuple[str, str]] = list(manifest.labels.items())
+    labels: list[tuple[str, str]] = [
+        ("org.opencontainers.image.description", f"Racetrack python3 job {manifest.name} {manifest.version}"),
+        ("org.opencontainers.image.licenses", ""),  # the job's own licence is not ours to state
+    ]
+    if base_image:
+        labels.append(("org.opencontainers.image.base.name", base_image))
+    labels += list(manifest.labels.items())
     labels += [
         ("org.opencontainers.image.title", manifest.name),
         ("org.opencontainers.image.version", manifest.version),
@@ -187,11 +200,12 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
     requirements = plan_job_requirements(manifest, source)
     system_dependencies = list(manifest.system_dependencies)
 
+    base_image = _reject_control(options.base_image or base_image_ref(manifest.base_image_tag), "image")
     context = {
         "m": manifest,
         "tool_version": __version__,
         "manifest_file": options.manifest_file,
-        "base_image": _reject_control(options.base_image or base_image_ref(manifest.base_image_tag), "image"),
+        "base_image": base_image,
         "secret_build_names": secret_names,
         "builder_args": builder_args,
         "final_args": final_args,
@@ -200,7 +214,7 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
         "requirements": requirements,
         "system_dependencies": system_dependencies,
         "runtime_env": list(manifest.runtime_env.items()),
-        "labels": image_labels(manifest, source),
+        "labels": image_labels(manifest, source, base_image),
         "check_command": job_check_command(manifest),
         "server_check_command": SERVER_CHECK_COMMAND,
         "command": wrapper_command(manifest, "run"),

@@ -19,6 +19,7 @@ from racetrack_builder.render import (
     CA_BUNDLE_ARG,
     RenderOptions,
     build_args,
+    image_labels,
     render,
     render_dockerfile,
     write_context,
@@ -208,6 +209,21 @@ def test_credentials_in_remote_do_not_reach_labels(tmp_path: Path) -> None:
     text = render_dockerfile(manifest, _source(tmp_path, {"entrypoint.py": ENTRY}))
     assert "s3cr3t-token" not in text
     assert '"org.opencontainers.image.source"="https://***@git.example.com/x.git"' in text
+
+
+def test_base_image_labels_are_not_passed_down_as_the_jobs(tmp_path: Path) -> None:
+    """Without these the job image would say it is "Racetrack python3 base image", Apache-2.0."""
+    text = render_dockerfile(_manifest(), _source(tmp_path, {"entrypoint.py": ENTRY}))
+    assert '"org.opencontainers.image.description"="Racetrack python3 job adder 0.0.1"' in text
+    assert '"org.opencontainers.image.licenses"=""' in text
+    assert '"org.opencontainers.image.base.name"="racetrack/python3:latest"' in text
+
+
+def test_manifest_labels_override_the_description_but_not_the_build_facts(tmp_path: Path) -> None:
+    manifest = _manifest(labels={"org.opencontainers.image.description": "sums", "org.racetrack.lang": "x"})
+    labels = dict(image_labels(manifest, _source(tmp_path, {"entrypoint.py": ENTRY})))
+    assert labels["org.opencontainers.image.description"] == "sums"
+    assert labels["org.racetrack.lang"] == "python3:latest"
 
 
 def test_write_context_holds_dockerfile_and_job_files_but_no_secret(tmp_path: Path) -> None:

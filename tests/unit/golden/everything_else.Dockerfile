@@ -15,7 +15,10 @@ COPY --chown=10001:10001 job/ /src/fatman/
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets). The server stack was checked above, so this imports the job alone.
 RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py", "--class", "FatmanEntrypoint", "--no-server"]
-LABEL "team"="ml" \
+LABEL "org.opencontainers.image.description"="Racetrack python3 job adder 1.2.3" \
+      "org.opencontainers.image.licenses"="" \
+      "org.opencontainers.image.base.name"="registry.example.com/racetrack/python3:1.0" \
+      "team"="ml" \
       "purpose"="adds numbers" \
       "org.opencontainers.image.title"="adder" \
       "org.opencontainers.image.version"="1.2.3" \

@@ -40,7 +40,10 @@ COPY --chown=10001:10001 job/ /src/fatman/
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets). The server stack was checked above, so this imports the job alone.
 RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py", "--no-server"]
-LABEL "org.opencontainers.image.title"="adder" \
+LABEL "org.opencontainers.image.description"="Racetrack python3 job adder 0.0.1" \
+      "org.opencontainers.image.licenses"="" \
+      "org.opencontainers.image.base.name"="racetrack/python3:latest" \
+      "org.opencontainers.image.title"="adder" \
       "org.opencontainers.image.version"="0.0.1" \
       "org.opencontainers.image.authors"="owner@example.com" \
       "org.opencontainers.image.source"="https://github.com/example/adder" \
