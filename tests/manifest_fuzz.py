@@ -327,7 +327,8 @@ def check_dockerfile(dockerfile: str, manifest: Manifest, secrets: tuple[str, ..
     assert key_values(envs[0]) == [
         ("FATMAN_NAME", manifest.name), ("FATMAN_VERSION", manifest.version), *manifest.runtime_env.items(),
         ("FATMAN_PUBLIC_ENDPOINTS", ",".join(manifest.public_endpoints))], envs[0]
-    assert key_values(labels[0]) == image_labels(manifest, fake_source_stub(manifest), "racetrack/python3:latest"), labels[0]
+    expected_labels = image_labels(manifest, fake_source_stub(manifest), "racetrack/python3:latest")
+    assert key_values(labels[0]) == expected_labels, labels[0]
     cmd = next(rest for k, rest in found if k == "CMD")
     assert json.loads(cmd) == wrapper_command(manifest, "run"), cmd
     check = [rest for k, rest in found if k == "RUN"][-1]

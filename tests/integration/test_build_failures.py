@@ -148,15 +148,16 @@ def test_runtime_secrets_are_needed_only_to_start_the_job(
     """Runtime secrets never enter the image, so a CI builder without the production file builds;
     --smoke-test starts the job with them, so it stops at once (exit 2, before any build step)."""
     remote = gitrepos.make_bare_repo(tmp_path / "remote.git", {"entrypoint.py": ADDER})
-    manifest = client_manifest(tmp_path / "client", {**BASE_MANIFEST, "secret_runtime_env_file": ".env.runtime"},
-                               remote=remote.as_uri())
+    fields = {**BASE_MANIFEST, "secret_runtime_env_file": ".env.runtime"}
+    manifest = client_manifest(tmp_path / "client", fields, remote=remote.as_uri())
     tag = docker_cleanup.image_tag("runtime-secrets-absent")
 
     built = run_cli("build", manifest, "--tag", tag)
     assert built.returncode == 0, built.describe()
     assert image_exists(docker_client, tag)
 
-    smoke = run_cli("build", manifest, "--tag", docker_cleanup.image_tag("runtime-secrets-smoke"), "--smoke-test")
+    smoke_tag = docker_cleanup.image_tag("runtime-secrets-smoke")
+    smoke = run_cli("build", manifest, "--tag", smoke_tag, "--smoke-test")
     assert smoke.returncode == 2, smoke.describe()
     assert re.search(r"secret_runtime_env_file: '\.env\.runtime' not found", smoke.stderr), smoke.describe()
     assert not re.search(r"step \d+/\d+", smoke.stderr, flags=re.IGNORECASE), smoke.describe()
