@@ -120,13 +120,26 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def import_entrypoint(file: Path, root: str | os.PathLike) -> types.ModuleType:
-    """Import the entrypoint file as a module, with the job root first on ``sys.path``."""
+def import_entrypoint(
+    file: Path, root: str | os.PathLike, display_path: str | os.PathLike | None = None
+) -> types.ModuleType:
+    """Import the entrypoint file as a module.
+
+    The job root goes first on ``sys.path`` and the entrypoint's own folder right after it, so
+    ``from helpers import x`` finds a ``helpers.py`` beside ``src/app/entry.py`` as
+    ``python src/app/entry.py`` would, while a module of the same name at the root still wins.
+    ``display_path`` is the path as the user gave it, for messages (default: the file's name).
+    """
     root_path = str(Path(root).resolve())
-    if root_path in sys.path:
-        sys.path.remove(root_path)
+    entry_dir = str(file.parent)
+    for path in (root_path, entry_dir):
+        while path in sys.path:
+            sys.path.remove(path)
     # First, so `from supersmart.model import ...` finds the job's own package before any other.
     sys.path.insert(0, root_path)
+    if entry_dir != root_path:
+        sys.path.insert(1, entry_dir)
+    shown = os.fspath(display_path) if display_path is not None else file.name
     name = _module_name(file, Path(root_path))
     spec = importlib.util.spec_from_file_location(name, str(file))
     if spec is None or spec.loader is None:
@@ -141,7 +154,7 @@ def import_entrypoint(file: Path, root: str | os.PathLike) -> types.ModuleType:
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
         raise JobLoadError(
-            f"importing the entrypoint '{file.name}' failed: {type(exc).__name__}: {exc}",
+            f"importing the entrypoint '{shown}' failed: {type(exc).__name__}: {exc}",
             hint="fix the error in your code shown in the traceback, or add the missing package to "
             "requirements.txt",
             user_traceback=_user_traceback(exc),
@@ -199,7 +212,7 @@ def check_entrypoint(
     Also checks that ``perform`` can take a JSON object (no ``*args``).
     """
     file = resolve_entrypoint_file(entrypoint_path, root)
-    cls = find_entrypoint_class(import_entrypoint(file, root), class_name)
+    cls = find_entrypoint_class(import_entrypoint(file, root, entrypoint_path), class_name)
     describe_method(cls.perform, f"{cls.__name__}.perform", unbound=True)
     return cls
 

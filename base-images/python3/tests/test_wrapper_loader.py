@@ -256,3 +256,53 @@ def test_background_loading_gives_up_after_the_wait(monkeypatch):
     response = app.test_client().post("/api/v1/perform", json={"x": 1})
     assert response.status_code == 503
     assert "still starting" in response.get_json()["error"]
+
+
+def _nested_job(root: Path, *, root_helpers: bool = False, broken: bool = False) -> None:
+    """A job whose entrypoint lives in src/app/ and imports a module lying next to it."""
+    app_dir = root / "src" / "app"
+    app_dir.mkdir(parents=True)
+    (app_dir / "helpers.py").write_text("ORIGIN = 'next to the entrypoint'\n")
+    if root_helpers:
+        (root / "helpers.py").write_text("ORIGIN = 'job root'\n")
+    (app_dir / "entry.py").write_text(
+        "from helpers import ORIGIN\n"
+        + ("raise RuntimeError('broken on purpose')\n" if broken else "")
+        + "class Entry:\n    def perform(self) -> str:\n        return ORIGIN\n"
+    )
+
+
+_SERVE_NESTED = (
+    "import sys; from fatman_wrapper import create_app; from fatman_wrapper.config import Settings\n"
+    "app = create_app('src/app/entry.py', root=sys.argv[1], settings=Settings())\n"
+    "response = app.test_client().post('/api/v1/perform')\n"
+    "print(response.status_code, response.get_json())\n"
+)
+
+
+@pytest.mark.parametrize(
+    "root_helpers,origin", [(False, "next to the entrypoint"), (True, "job root")]
+)
+def test_entrypoint_folder_is_importable_after_the_job_root(tmp_path, root_helpers, origin):
+    # As `python src/app/entry.py` would: the entrypoint's folder is importable, but a module of
+    # the same name at the job root wins (the root comes first on sys.path). Subprocesses, so
+    # the `helpers` module of one case is not cached for the next.
+    root = tmp_path / "job"
+    _nested_job(root, root_helpers=root_helpers)
+    checked = _cli("check", "src/app/entry.py", "--no-server", "--root", str(root), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "entrypoint class: Entry (src/app/entry.py)" in checked.stdout
+    served = subprocess.run(
+        [sys.executable, "-c", _SERVE_NESTED, str(root)], capture_output=True, text=True, timeout=60
+    )
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.splitlines()[-1] == f"200 {origin}"
+
+
+def test_import_error_names_the_entrypoint_path_as_given(tmp_path):
+    _nested_job(tmp_path, broken=True)
+    result = _cli("check", "src/app/entry.py", "--root", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "importing the entrypoint 'src/app/entry.py' failed: RuntimeError: broken on purpose" in (
+        result.stderr
+    )
