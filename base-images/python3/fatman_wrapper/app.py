@@ -152,12 +152,17 @@ class JobHolder:
     gunicorn worker loads its own copy, so while the orchestrator's readiness probe may already
     have reached a ready worker, a request landing on one still loading waits for it instead of
     failing.
+
+    ``detailed``: whether answers may show a load failure's full text and the user's traceback.
+    Off when a token guards the job: the probes answer anyone, so they then give only the short
+    reason (``JobLoadError.summary``) and the detail stays in the log.
     """
 
-    def __init__(self, loader: Callable[[], Job], wait_seconds: float = 0.0) -> None:
+    def __init__(self, loader: Callable[[], Job], wait_seconds: float = 0.0, *, detailed: bool = True) -> None:
         self._loader = loader
         self._done = threading.Event()
         self.wait_seconds = wait_seconds
+        self.detailed = detailed
         self.job: Job | None = None
         self.error: JobLoadError | None = None
         self.state = "starting"
@@ -198,15 +203,19 @@ class JobHolder:
         if job is not None:
             return job
         if self.error is not None:
-            raise ApiError(503, f"the job failed to start: {self.error}", error_type="JobNotReady")
+            reason = str(self.error) if self.detailed else self.error.summary()
+            raise ApiError(503, f"the job failed to start: {reason}", error_type="JobNotReady")
         raise ApiError(503, "the job is still starting; retry shortly", error_type="JobNotReady")
 
     def status(self) -> dict[str, Any]:
         """The probes' body."""
         body: dict[str, Any] = {"status": self.state}
         if self.error is not None:
-            body["error"] = str(self.error)
             body["type"] = "JobLoadError"
+            if not self.detailed:
+                body["error"] = self.error.summary()
+                return body
+            body["error"] = str(self.error)
             if self.error.user_traceback:
                 body["traceback"] = self.error.user_traceback.rstrip().splitlines()
         return body
@@ -311,6 +320,7 @@ def create_app(
     holder = JobHolder(
         lambda: load_job(entrypoint_path, class_name, root_path, webview_base),
         wait_seconds=float(settings.timeout) if background else 0.0,
+        detailed=not settings.auth_token,
     )
     guard = TokenGuard(settings.auth_token, settings.public_endpoints)
     metrics = RequestMetrics(lambda: holder.job.metrics if holder.job else None)

@@ -10,7 +10,18 @@ an HTTP error by itself: the app keeps it as the job's state and answers 503 nam
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# An absolute file path of two or more segments ("/src/fatman/model.pkl"), not the path part of a
+# URL ("http://host/x": preceded by "/" or a word character). Summaries keep only its last segment.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"`:;,()\[\]{}<>]+/)+([^\s/'\"`:;,()\[\]{}<>]*)")
+SUMMARY_LIMIT = 300
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute file path cut to ``.../<last segment>``."""
+    return _ABSOLUTE_PATH.sub(lambda m: ".../" + m.group(1), text)
 
 
 class ApiError(Exception):
@@ -59,3 +70,11 @@ class JobLoadError(Exception):
         if self.hint:
             return f"{self.message} ({self.hint})"
         return self.message
+
+    def summary(self) -> str:
+        """A short reason safe for anyone to read: the message (error type and text) without the
+        hint, the traceback or absolute file paths, at most ``SUMMARY_LIMIT`` characters."""
+        text = without_paths(self.message)
+        if len(text) > SUMMARY_LIMIT:
+            text = text[: SUMMARY_LIMIT - 3] + "..."
+        return text
