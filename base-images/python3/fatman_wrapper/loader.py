@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from .errors import JobLoadError
 from .signature import EndpointSignature, describe_method
+from .static import target_problem
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class StaticEntry:
     path: str  # URL path without the leading slash
     target: str  # as the user wrote it, relative to the job root
     mimetype: str | None
+    problem: str | None = None  # why it could not be served at load (missing, outside the root)
 
 
 @dataclasses.dataclass
@@ -261,7 +263,7 @@ def _auxiliary_endpoints(instance: Any, cls_name: str) -> dict[str, Endpoint]:
     return endpoints
 
 
-def _static_endpoints(instance: Any, cls_name: str) -> dict[str, StaticEntry]:
+def _static_endpoints(instance: Any, cls_name: str, root: str) -> dict[str, StaticEntry]:
     declared = _call_optional(instance, "static_endpoints")
     if declared is None:
         return {}
@@ -290,7 +292,19 @@ def _static_endpoints(instance: Any, cls_name: str) -> dict[str, StaticEntry]:
                 f"static endpoint '{raw_path}' maps to {meta!r}",
                 hint="map it to a file name or (file name, mimetype), relative to the job's root",
             )
-        entries[path] = StaticEntry(path, os.fspath(target), mimetype)
+        target = os.fspath(target)
+        problem = target_problem(root, target)
+        if problem is not None:
+            # Not fatal: the job may write the file later. Warned once here, and left out of the
+            # OpenAPI document, instead of a silent 404 behind an advertised endpoint.
+            log.warning(
+                "static endpoint '%s' maps to '%s', %s; name a file or folder inside the job's "
+                "repository, relative to the job's root",
+                raw_path,
+                target,
+                problem,
+            )
+        entries[path] = StaticEntry(path, target, mimetype, problem)
     return entries
 
 
@@ -334,7 +348,7 @@ def load_job(
         "perform": Endpoint("perform", instance.perform, describe_method(instance.perform, "perform"))
     }
     endpoints.update(_auxiliary_endpoints(instance, cls.__name__))
-    static = _static_endpoints(instance, cls.__name__)
+    static = _static_endpoints(instance, cls.__name__, os.path.realpath(root))
     webview = _call_optional(instance, "webview_app", webview_base_url)
     if webview is not None and not callable(webview):
         raise JobLoadError(

@@ -241,6 +241,8 @@ def build_document(
             }
         }
         for path, entry in job.static.items():
+            if entry.problem is not None:
+                continue  # missing or outside the root at load: not advertised (the log says why)
             paths[f"/api/v1/{path}"] = {
                 "get": {
                     "tags": ["static"],

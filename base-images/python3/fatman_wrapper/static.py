@@ -8,8 +8,10 @@ backslashes, NUL bytes and symlinks leading out all resolve to ``None`` (answere
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from .loader import StaticEntry
+if TYPE_CHECKING:  # only for annotations: loader imports this module
+    from .loader import StaticEntry
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -39,6 +41,20 @@ def resolve_under(directory: str, sub: str, *, index: str | None = None) -> str 
         if not _inside(candidate, directory):
             return None
     return candidate if os.path.isfile(candidate) else None
+
+
+def target_problem(root: str, target: str) -> str | None:
+    """Why a static endpoint's ``target`` cannot be served from the job ``root`` now, or None.
+
+    ``root`` must be a real path. A target outside the root is never served; a missing one is
+    served once it exists (the job may make it later), so the caller only warns.
+    """
+    full = os.path.realpath(os.path.join(root, target))
+    if not _inside(full, root):
+        return "which is outside the job root and is never served"
+    if not os.path.exists(full):
+        return "which does not exist in the job root (it answers 404 until it does)"
+    return None
 
 
 class StaticFiles:

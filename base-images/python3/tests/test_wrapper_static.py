@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -82,3 +83,40 @@ def test_static_target_outside_job_root_is_refused(tmp_path, make_app):
 
 def test_post_to_static_path_is_not_a_static_read(client):
     assert client.post("/api/v1/xrai", json={}).status_code == 404
+
+
+def test_bad_static_targets_are_warned_about_once_and_left_out_of_openapi(tmp_path, make_app, caplog):
+    (tmp_path / "job").mkdir()
+    (tmp_path / "secret.txt").write_text("secret")
+    (tmp_path / "job" / "here.txt").write_text("here")
+    (tmp_path / "job" / "fatman_entrypoint.py").write_text(
+        "class E:\n    def perform(self):\n        return 1\n"
+        "    def static_endpoints(self):\n"
+        "        return {'/here': 'here.txt', '/missing': 'nope.txt', '/later': 'made_later.txt',\n"
+        "                '/up': '../secret.txt', '/abs': '/etc/passwd'}\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="fatman_wrapper"):
+        client = make_app("", root=tmp_path / "job").test_client()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for endpoint, target, fix in (
+        ("/missing", "nope.txt", "does not exist"),
+        ("/later", "made_later.txt", "does not exist"),
+        ("/up", "../secret.txt", "outside the job root"),
+        ("/abs", "/etc/passwd", "outside the job root"),
+    ):
+        about = [w for w in warnings if f"static endpoint '{endpoint}'" in w]
+        assert len(about) == 1, (endpoint, warnings)
+        assert f"'{target}'" in about[0] and fix in about[0]
+        assert "relative to the job's root" in about[0]
+    assert not any("'/here'" in w for w in warnings)
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert "/api/v1/here" in paths
+    for endpoint in ("missing", "later", "up", "abs"):
+        assert f"/api/v1/{endpoint}" not in paths
+    assert client.get("/api/v1/here").status_code == 200
+    # Existence is still checked per request: a file made after the load is served then.
+    assert client.get("/api/v1/later").status_code == 404
+    (tmp_path / "job" / "made_later.txt").write_text("made later")
+    assert client.get("/api/v1/later").get_data(as_text=True) == "made later"
+    assert client.get("/api/v1/up").status_code == 404
+    assert client.get("/api/v1/abs").status_code == 404
