@@ -246,6 +246,8 @@ def build(
     from .job import open_job
 
     out = _output(ctx, quiet, verbose)
+    if as_json:
+        ctx.ensure_object(dict)["json_errors"] = True  # main() prints a failure as JSON too
     engine = Engine()
     options = BuildOptions(
         tag=tag,
@@ -292,6 +294,7 @@ def build(
         out.result(
             json.dumps(
                 {
+                    "ok": True,
                     "image": image.ref,
                     "id": image.id,
                     "size": image.size,
@@ -450,6 +453,23 @@ def _report_error(out: Output, err: RacetrackError) -> None:
         out.line(f"Caused by: {type(err.__cause__).__name__}: {err.__cause__}")
 
 
+def _json_error(out: Output, err: RacetrackError) -> str:
+    """A failed ``build --json`` still gives the pipeline a document to parse (masked: unlike a
+    success summary, an error carries outside text such as a step's output)."""
+    document: dict[str, Any] = {
+        "ok": False,
+        "exit_code": err.exit_code,
+        "error": type(err).__name__,
+        "message": out.redact(err.message),
+        "hint": out.redact(err.hint) if err.hint else None,
+    }
+    if isinstance(err, ManifestError):
+        document["problems"] = [p.to_dict() for p in err.problems]
+    if isinstance(err, BuildFailed):
+        document["log_tail"] = [out.redact(line) for line in err.log_tail]
+    return json.dumps(document, indent=2)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: run the CLI and turn errors into messages and exit codes."""
     obj: dict[str, Any] = {}
@@ -458,7 +478,10 @@ def main(argv: list[str] | None = None) -> None:
         # standalone_mode=False: we print errors ourselves; ctx.exit(code) comes back as the code.
         code = cli.main(args=argv, prog_name="racetrack-build", standalone_mode=False, obj=obj)
     except RacetrackError as err:
-        _report_error(obj.get("output") or Output(), err)
+        out = obj.get("output") or Output()
+        _report_error(out, err)
+        if obj.get("json_errors"):
+            out.result(_json_error(out, err))
         sys.exit(err.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as err:
         # click turns an interrupt inside a command into Abort, the interrupt as its cause.

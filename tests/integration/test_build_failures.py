@@ -7,6 +7,7 @@ Each scenario is a tiny job committed to a bare repository and built through the
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,11 +129,13 @@ def test_failing_build(scenario: Scenario, tmp_path: Path, base_image: str, publ
     # A private TMPDIR: what the CLI leaves there is its own, whatever else runs on the machine.
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    result: CliResult = run_cli("build", manifest, "--network", "host", "--tag", tag, *scenario.args,
-                                env={"TMPDIR": str(scratch)})
+    args = ("--network", "host", "--tag", tag, "--json", *scenario.args)
+    result: CliResult = run_cli("build", manifest, *args, env={"TMPDIR": str(scratch)})
 
     assert result.returncode == 1, result.describe()
-    assert result.stdout == "", result.describe()
+    report = json.loads(result.stdout)  # --json: a document for the pipeline, failure or not
+    assert report["ok"] is False and report["exit_code"] == 1, report
+    assert re.search(scenario.expected[0], report["message"], flags=re.IGNORECASE), report
     first_line = next(line for line in result.stderr.splitlines() if line.startswith("Error:"))
     assert re.search(scenario.expected[0], first_line, flags=re.IGNORECASE), result.describe()
     for expected in scenario.expected[1:]:

@@ -94,6 +94,19 @@ def test_validate_json_is_machine_readable(tmp_path: Path) -> None:
     assert {p["field"] for p in report["problems"]} >= {"owner_email", "lang", "git", "python"}
 
 
+def test_a_failed_build_with_json_still_prints_a_document(tmp_path: Path) -> None:
+    """Pipelines parse stdout of `build --json` whatever happened; stderr keeps the human report."""
+    bad = tmp_path / "fatman.yaml"
+    bad.write_text("name: ok-name\n")
+    result = run_cli("build", str(bad), "--json")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["exit_code"] == 2
+    assert report["error"] == "ManifestError"
+    assert {p["field"] for p in report["problems"]} >= {"owner_email", "lang", "git", "python"}
+    assert "owner_email" in result.stderr
+
+
 def test_missing_manifest_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("validate", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
