@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from flask import Flask, Response, redirect, request, send_file
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
 from werkzeug.wsgi import ClosingIterator
 
 from . import __version__
@@ -276,6 +277,8 @@ def _parse_json_object(data: bytes) -> dict[str, Any]:
 def error_response(err: ApiError) -> Response:
     """The JSON answer of an error; every error the wrapper answers goes through here."""
     response = _json_response(err.to_dict(), err.status)
+    for name, value in err.headers.items():
+        response.headers[name] = value
     if err.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="fatman"'
     return response
@@ -406,26 +409,65 @@ def create_app(
             ) from exc
         return Response(body, status=200, mimetype=JSON)
 
-    def perform() -> Response:
-        return call_endpoint("perform")
-
-    def api_path(path: str) -> Response:
-        if request.method == "POST":
-            return call_endpoint(path)
-        job = holder.require()
+    def static_files(job: Job) -> StaticFiles:
         files: StaticFiles | None = caches.get("static")
         if files is None:
             files = caches["static"] = StaticFiles(root_path, job.static)
-        found = files.resolve(path)
-        if found is None:
-            request.environ[ENDPOINT_KEY] = "/api/v1/<unknown>"
-            raise ApiError(404, f"nothing to GET at /api/v1/{path}", error_type="NotFound")
-        request.environ[ENDPOINT_KEY] = f"/api/v1/{path.split('/')[0]}"
-        file_path, mimetype = found
-        return send_file(file_path, mimetype=mimetype, conditional=True)
+        return files
 
-    def parameters() -> Response:
+    def allowed_methods(job: Job, path: str) -> list[str]:
+        """The methods ``/api/v1/<path>`` answers (without OPTIONS); empty when nothing is there."""
+        methods = set()
+        if path in job.endpoints:
+            methods.add("POST")
+        if path == "parameters" or static_files(job).match(path) is not None:
+            methods.update(("GET", "HEAD"))
+        return sorted(methods)
+
+    def api_path(path: str) -> Response:
+        # Every /api/v1/ path of the job goes through here, whatever the method: which methods a
+        # path takes depends on the job (loaded at run time), so one view decides, and a wrong
+        # method on an existing endpoint is 405 with the Allow header OPTIONS agrees with.
+        method = request.method
         job = holder.require()
+        if method == "POST" and path in job.endpoints:
+            return call_endpoint(path)
+        allowed = allowed_methods(job, path)
+        environ = request.environ
+        if not allowed:
+            environ[ENDPOINT_KEY] = "/api/v1/<unknown>"
+            if method == "POST":
+                known = ", ".join(f"/api/v1/{p}" for p in job.endpoints)
+                message = f"no endpoint POST /api/v1/{path} (this job has: {known})"
+            else:
+                message = f"nothing at /api/v1/{path}"
+            raise ApiError(404, message, error_type="NotFound")
+        if path in job.endpoints or path == "parameters":
+            environ[ENDPOINT_KEY] = f"/api/v1/{path}"
+        else:
+            environ[ENDPOINT_KEY] = f"/api/v1/{path.split('/')[0]}"
+        allow = ", ".join(sorted([*allowed, "OPTIONS"]))
+        if method == "OPTIONS":
+            return Response(status=200, headers={"Allow": allow})
+        if method not in allowed:
+            raise ApiError(
+                405,
+                f"{method} is not allowed on /api/v1/{path} (allowed: {allow})",
+                error_type="MethodNotAllowed",
+                headers={"Allow": allow},
+            )
+        if path == "parameters":
+            return parameters(job)
+        found = static_files(job).resolve(path)
+        if found is None:
+            raise ApiError(404, f"nothing to GET at /api/v1/{path}", error_type="NotFound")
+        if found.redirect:
+            query = request.query_string.decode("latin-1")
+            location = f"{request.script_root}/api/v1/{path}/" + (f"?{query}" if query else "")
+            return redirect(location, code=308)
+        return send_file(found.file, mimetype=found.mimetype, conditional=True)
+
+    def parameters(job: Job) -> Response:
         body = caches.get("parameters")
         if body is None:
             body = caches["parameters"] = dumps(job.endpoints["perform"].signature.parameters_json())
@@ -513,8 +555,6 @@ def create_app(
         ("/live", "live", live, ["GET"]),
         ("/ready", "ready", ready, ["GET"]),
         ("/metrics", "metrics", metrics_view, ["GET"]),
-        ("/api/v1/perform", "perform", perform, ["POST"]),
-        ("/api/v1/parameters", "parameters", parameters, ["GET"]),
         (WEBVIEW_PATH, "webview_root", webview, ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
         (
             WEBVIEW_PATH + "/",
@@ -528,10 +568,13 @@ def create_app(
             webview,
             ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         ),
-        ("/api/v1/<path:path>", "api_path", api_path, ["GET", "POST"]),
     ]
     for rule, endpoint, view, methods in rules:
         app.add_url_rule(rule, endpoint, view, methods=methods)
+    # Any method (methods=None) reaches api_path, which answers OPTIONS and 405 itself; added as a
+    # bare Rule because Flask's add_url_rule would default to GET and add automatic OPTIONS.
+    app.url_map.add(Rule("/api/v1/<path:path>", endpoint="api_path"))
+    app.view_functions["api_path"] = api_path
 
     if background:
         threading.Thread(target=holder.load, name="fatman-job-loader", daemon=True).start()

@@ -28,7 +28,8 @@ class ApiError(Exception):
     """An error answered to an HTTP client as ``{"error": ..., "type": ...}`` with ``status``.
 
     ``error_type`` is a short machine-readable name (for user exceptions: their class name);
-    ``fields`` lists per-field problems of a request body as ``{"field": ..., "problem": ...}``.
+    ``fields`` lists per-field problems of a request body as ``{"field": ..., "problem": ...}``;
+    ``headers`` are sent with the answer (the ``Allow`` of a 405).
     """
 
     def __init__(
@@ -38,12 +39,14 @@ class ApiError(Exception):
         *,
         error_type: str = "Error",
         fields: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type
         self.fields = fields or []
+        self.headers = headers or {}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body of the answer."""

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from .errors import JobLoadError
 from .signature import EndpointSignature, describe_method
-from .static import target_problem
+from .static import inspect_target
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class StaticEntry:
     target: str  # as the user wrote it, relative to the job root
     mimetype: str | None
     problem: str | None = None  # why it could not be served at load (missing, outside the root)
+    is_dir: bool = False  # a folder at load: its files are served under "<path>/"
+    has_index: bool = False  # a folder with index.html at load, served at "<path>/"
 
 
 @dataclasses.dataclass
@@ -293,7 +295,8 @@ def _static_endpoints(instance: Any, cls_name: str, root: str) -> dict[str, Stat
                 hint="map it to a file name or (file name, mimetype), relative to the job's root",
             )
         target = os.fspath(target)
-        problem = target_problem(root, target)
+        info = inspect_target(root, target)
+        problem = info.problem
         if problem is not None:
             # Not fatal: the job may write the file later. Warned once here, and left out of the
             # OpenAPI document, instead of a silent 404 behind an advertised endpoint.
@@ -304,7 +307,7 @@ def _static_endpoints(instance: Any, cls_name: str, root: str) -> dict[str, Stat
                 target,
                 problem,
             )
-        entries[path] = StaticEntry(path, target, mimetype, problem)
+        entries[path] = StaticEntry(path, target, mimetype, problem, info.is_dir, info.has_index)
     return entries
 
 

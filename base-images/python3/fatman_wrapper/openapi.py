@@ -214,6 +214,16 @@ def _operation(path: str, sig: EndpointSignature, example: dict[str, Any] | None
     }
 
 
+def _static_operation(summary: str, description: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "tags": ["static"],
+            "summary": summary,
+            "responses": {"200": {"description": description}, "404": {"description": "Not found"}},
+        }
+    }
+
+
 def build_document(
     job: Job | None, *, title: str, version: str, server_url: str, load_error: str | None = None
 ) -> dict[str, Any]:
@@ -243,13 +253,28 @@ def build_document(
         for path, entry in job.static.items():
             if entry.problem is not None:
                 continue  # missing or outside the root at load: not advertised (the log says why)
-            paths[f"/api/v1/{path}"] = {
-                "get": {
-                    "tags": ["static"],
-                    "summary": f"Static content: {entry.target}",
-                    "responses": {"200": {"description": entry.target}, "404": {"description": "Not found"}},
+            if not entry.is_dir:
+                paths[f"/api/v1/{path}"] = _static_operation(
+                    f"Static content: {entry.target}", entry.target
+                )
+                continue
+            # A folder: its files below it; its index.html at the slash form when it has one. The
+            # bare path only redirects to the slash form, so it is not listed as a resource.
+            if entry.has_index:
+                paths[f"/api/v1/{path}/"] = _static_operation(
+                    f"Static content: {entry.target}/index.html", "The folder's index.html"
+                )
+            operation = _static_operation(f"Static content: files under {entry.target}/", "The file")
+            operation["get"]["parameters"] = [
+                {
+                    "name": "path",
+                    "in": "path",
+                    "required": True,
+                    "description": f"A file's path inside {entry.target}/ (may contain '/')",
+                    "schema": {"type": "string"},
                 }
-            }
+            ]
+            paths[f"/api/v1/{path}/{{path}}"] = operation
         if job.webview is not None:
             paths["/api/v1/webview/"] = {
                 "get": {

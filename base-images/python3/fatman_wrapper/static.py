@@ -7,6 +7,7 @@ backslashes, NUL bytes and symlinks leading out all resolve to ``None`` (answere
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING
 
@@ -26,35 +27,54 @@ def _safe_relative(sub: str) -> bool:
     return all(seg not in ("", ".", "..") for seg in sub.split("/"))
 
 
-def resolve_under(directory: str, sub: str, *, index: str | None = None) -> str | None:
+def resolve_under(directory: str, sub: str) -> str | None:
     """The real path of ``directory/sub`` if it is a regular file inside ``directory``, else None.
 
-    ``directory`` must already be a real path. ``index`` is served when ``sub`` names a directory.
+    ``directory`` must already be a real path.
     """
     if not _safe_relative(sub):
         return None
     candidate = os.path.realpath(os.path.join(directory, *sub.split("/")) if sub else directory)
     if not _inside(candidate, directory):
         return None  # a symlink led out
-    if os.path.isdir(candidate) and index:
-        candidate = os.path.realpath(os.path.join(candidate, index))
-        if not _inside(candidate, directory):
-            return None
     return candidate if os.path.isfile(candidate) else None
 
 
-def target_problem(root: str, target: str) -> str | None:
-    """Why a static endpoint's ``target`` cannot be served from the job ``root`` now, or None.
+INDEX = "index.html"
 
-    ``root`` must be a real path. A target outside the root is never served; a missing one is
-    served once it exists (the job may make it later), so the caller only warns.
+
+@dataclasses.dataclass(frozen=True)
+class TargetInfo:
+    """What a static endpoint's target is when the job loads."""
+
+    problem: str | None  # why it cannot be served now (missing, outside the root), else None
+    is_dir: bool = False
+    has_index: bool = False  # a folder with an index.html, served at "<endpoint>/"
+
+
+def inspect_target(root: str, target: str) -> TargetInfo:
+    """Check a static endpoint's ``target`` against the job ``root`` (a real path).
+
+    A target outside the root is never served; a missing one is served once it exists (the job may
+    make it later), so the caller only warns.
     """
     full = os.path.realpath(os.path.join(root, target))
     if not _inside(full, root):
-        return "which is outside the job root and is never served"
+        return TargetInfo("which is outside the job root and is never served")
     if not os.path.exists(full):
-        return "which does not exist in the job root (it answers 404 until it does)"
-    return None
+        return TargetInfo("which does not exist in the job root (it answers 404 until it does)")
+    if os.path.isdir(full):
+        return TargetInfo(None, is_dir=True, has_index=resolve_under(full, INDEX) is not None)
+    return TargetInfo(None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Found:
+    """The answer to a static GET: a file to send, or a redirect to the folder's slash form."""
+
+    file: str | None = None  # real path of the file to send
+    mimetype: str | None = None
+    redirect: bool = False  # a folder asked for without its trailing slash: add it
 
 
 class StaticFiles:
@@ -62,6 +82,10 @@ class StaticFiles:
 
     Files may be produced by the job's ``__init__`` (a downloaded model card), so existence is
     checked per request; the configured targets themselves must lie inside the job root.
+
+    Folders behave as on a web server: ``<folder>/`` serves its ``index.html``, the path without
+    the slash redirects there (so the page's relative links resolve inside the folder), and a
+    folder without ``index.html`` is 404 either way: there are no listings.
     """
 
     def __init__(self, root: str, entries: dict[str, StaticEntry]) -> None:
@@ -72,22 +96,46 @@ class StaticFiles:
     def __bool__(self) -> bool:
         return bool(self.entries)
 
-    def resolve(self, path: str) -> tuple[str, str | None] | None:
-        """``(real file path, mimetype or None)`` for ``GET /api/v1/<path>``, or None for 404."""
+    def match(self, path: str) -> tuple[StaticEntry, str] | None:
+        """The entry claiming ``/api/v1/<path>`` and the rest of the path under it, or None."""
         for entry in self.entries:
             if path == entry.path:
-                sub = ""
-            elif path.startswith(entry.path + "/"):
-                sub = path[len(entry.path) + 1 :]
-            else:
-                continue
-            target = os.path.realpath(os.path.join(self.root, entry.target))
-            if not _inside(target, self.root):
-                return None  # the job named something outside its own root
-            if os.path.isdir(target):
-                found = resolve_under(target, sub, index="index.html")
-                return (found, None) if found else None
-            if sub == "" and os.path.isfile(target):
-                return target, entry.mimetype
-            return None
+                return entry, ""
+            if path.startswith(entry.path + "/"):
+                return entry, path[len(entry.path) + 1 :]
         return None
+
+    def resolve(self, path: str) -> Found | None:
+        """What ``GET /api/v1/<path>`` answers, or None for 404."""
+        matched = self.match(path)
+        if matched is None:
+            return None
+        entry, sub = matched
+        target = os.path.realpath(os.path.join(self.root, entry.target))
+        if not _inside(target, self.root):
+            return None  # the job named something outside its own root
+        if not os.path.isdir(target):
+            if path == entry.path and os.path.isfile(target):
+                return Found(target, entry.mimetype)
+            return None  # a file has nothing under it, not even "<file>/"
+        slash = path == entry.path + "/" or sub.endswith("/")
+        relative = sub[:-1] if sub.endswith("/") else sub
+        if relative:
+            found = resolve_under(target, relative)
+            if found is not None:
+                return None if slash else Found(found)
+        folder = resolve_folder(target, relative)
+        index = resolve_under(folder, INDEX) if folder is not None else None
+        if index is None:
+            return None
+        return Found(index) if slash else Found(redirect=True)
+
+
+def resolve_folder(directory: str, sub: str) -> str | None:
+    """The real path of ``directory/sub`` if it is a folder inside ``directory``, else None."""
+    if not _safe_relative(sub):
+        return None
+    candidate = os.path.realpath(os.path.join(directory, *sub.split("/")) if sub else directory)
+    if not _inside(candidate, directory) or not os.path.isdir(candidate):
+        return None
+    return candidate

@@ -170,3 +170,41 @@ def test_helper_classes_do_not_get_in_the_way(make_app):
 def test_job_package_imports_from_the_job_root(make_app):
     client = make_app("job_package").test_client()
     assert client.post("/api/v1/perform", json={"x": 2, "y": 3}).get_json() == 15.0
+
+
+@pytest.mark.parametrize(
+    "job,method,path,allow",
+    [
+        ("adder", "get", "/api/v1/perform", "OPTIONS, POST"),
+        ("adder", "put", "/api/v1/perform", "OPTIONS, POST"),
+        ("adder", "post", "/api/v1/parameters", "GET, HEAD, OPTIONS"),
+        ("auxiliary", "get", "/api/v1/explain", "OPTIONS, POST"),
+        ("auxiliary", "get", "/api/v1/reports/latest", "OPTIONS, POST"),
+        ("auxiliary", "delete", "/api/v1/boom", "OPTIONS, POST"),
+        ("static", "post", "/api/v1/xrai", "GET, HEAD, OPTIONS"),
+        ("static", "post", "/api/v1/assets/style.css", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_wrong_method_on_an_existing_endpoint_is_405_with_allow(make_app, job, method, path, allow):
+    client = make_app(job, name="j", version="1").test_client()
+    for prefix in ("", "/pub/fatman/j/1"):
+        response = getattr(client, method)(prefix + path, json={})
+        assert response.status_code == 405, (prefix, path)
+        assert response.headers["Allow"] == allow
+        body = response.get_json()
+        assert body["type"] == "MethodNotAllowed" and body["status"] == 405
+        assert path in body["error"] and allow.split(", ")[-1] in body["error"]
+        # OPTIONS advertises exactly what the 405 allows
+        options = client.options(prefix + path)
+        assert options.status_code == 200 and options.headers["Allow"] == allow
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'status="405"' in metrics and 'endpoint="unmatched",status="405"' not in metrics
+
+
+def test_unknown_api_path_stays_404_for_every_method(make_app):
+    client = make_app("auxiliary").test_client()
+    for method in ("get", "post", "put", "delete", "options"):
+        response = getattr(client, method)("/api/v1/nowhere", json={})
+        assert response.status_code == 404, method
+        assert response.get_json()["type"] == "NotFound"
+        assert "Allow" not in response.headers

@@ -35,7 +35,7 @@ def test_directory_served_recursively(client):
     css = client.get("/api/v1/assets/style.css")
     assert css.status_code == 200 and css.mimetype == "text/css"
     assert client.get("/api/v1/assets/sub/data.txt").get_data(as_text=True) == "nested file\n"
-    assert "index" in client.get("/api/v1/assets").get_data(as_text=True)
+    assert "index" in client.get("/api/v1/assets/").get_data(as_text=True)
     assert client.get("/api/v1/assets/inside_link.css").status_code == 200
 
 
@@ -82,7 +82,41 @@ def test_static_target_outside_job_root_is_refused(tmp_path, make_app):
 
 
 def test_post_to_static_path_is_not_a_static_read(client):
-    assert client.post("/api/v1/xrai", json={}).status_code == 404
+    response = client.post("/api/v1/xrai", json={})
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert b"explanation" not in response.get_data()
+
+
+def test_folder_bare_path_redirects_to_its_index_and_openapi_agrees(make_app, copied_job):
+    # Like a web server's directory slash: the bare folder path sends the browser to "assets/", so
+    # relative links in its index.html (style.css) resolve inside the folder.
+    root = copied_job("static")
+    (root / "no_index").mkdir()
+    (root / "no_index" / "a.txt").write_text("a")
+    (root / "fatman_entrypoint.py").write_text(
+        (root / "fatman_entrypoint.py").read_text().replace(
+            '"/assets": "assets",', '"/assets": "assets", "/plain": "no_index",'
+        )
+    )
+    client = make_app("static", root=root, name="st", version="2").test_client()
+    for prefix in ("", "/pub/fatman/st/2"):
+        bare = client.get(prefix + "/api/v1/assets?x=1")
+        assert bare.status_code == 308
+        assert bare.headers["Location"] == prefix + "/api/v1/assets/?x=1"
+        index = client.get(prefix + "/api/v1/assets/")
+        assert index.status_code == 200 and "index" in index.get_data(as_text=True)
+    # A sub-folder without index.html, and a folder endpoint without one: 404 with or without slash.
+    for path in ("/api/v1/assets/sub", "/api/v1/assets/sub/", "/api/v1/plain", "/api/v1/plain/"):
+        assert client.get(path).status_code == 404, path
+    assert client.get("/api/v1/plain/a.txt").get_data(as_text=True) == "a"
+    assert client.get("/api/v1/xrai/").status_code == 404  # a file is no folder
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert "/api/v1/assets" not in paths and "/api/v1/plain" not in paths
+    assert "get" in paths["/api/v1/assets/"] and "/api/v1/plain/" not in paths
+    for folder in ("assets", "plain"):
+        operation = paths[f"/api/v1/{folder}/{{path}}"]["get"]
+        assert operation["parameters"][0]["name"] == "path"
+    assert "/api/v1/xrai" in paths
 
 
 def test_bad_static_targets_are_warned_about_once_and_left_out_of_openapi(tmp_path, make_app, caplog):
