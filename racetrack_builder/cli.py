@@ -185,13 +185,17 @@ def render(
         if out_dir is None:
             out.result(render_dockerfile(job.manifest, job.source, options).rstrip("\n"))
             return
-        context = write_context(job.manifest, job.source, out_dir, options, ca_cert_path=ca_cert)
+        context = write_context(
+            job.manifest, job.source, out_dir, options, ca_cert_path=ca_cert, apt_ca_file=True
+        )
+        secret_names = [n for n in context.build_arg_names if n in job.build_secrets]
     out.success(f"build context written to {out_dir} ({len(job.source.files)} job files)")
-    if context.build_arg_names:
-        secret_file = job.manifest.secret_build_env_file
-        out.info("Secret values are not in the folder; pass them as build arguments, e.g.:")
-        if secret_file:
-            out.info(f"  set -a; . {secret_file}; set +a")
+    if secret_names:
+        # Not `set -a; . FILE`: a .env file is not always valid shell (`NAME = 'value'` is not).
+        out.info(
+            f"Secret values are not in the folder: export {', '.join(secret_names)} with their values "
+            f"from {job.manifest.secret_build_env_file}, then build it with:"
+        )
     else:
         out.info("Build it with:")
     out.info("  " + context.docker_build_command(job_image_ref(job.manifest.name, job.manifest.version)))

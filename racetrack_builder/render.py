@@ -35,6 +35,9 @@ TEMPLATE = "job.Dockerfile.j2"
 JOB_DIR = "job"
 # Build argument carrying the CA bundle to apt in the final stage (see the template for why).
 CA_BUNDLE_ARG = "RACETRACK_CA_BUNDLE"
+# Written by ``render -o --ca-cert`` beside the Dockerfile: the value of CA_BUNDLE_ARG for a builder
+# other than ours. In the context folder but never COPYed, so no layer holds it.
+APT_CA_FILE = "apt-ca.pem"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # COPY sources are glob patterns and undergo $-substitution even in the JSON form.
@@ -240,10 +243,17 @@ class BuildContext:
     path: Path
     dockerfile: str
     build_arg_names: tuple[str, ...]  # secret build variables (+ the CA bundle for apt, if any)
+    apt_ca_path: Path | None = None  # the certificates apt needs, when written beside the context
 
     def docker_build_command(self, tag: str) -> str:
-        """A plain `docker build` command line for this context (values taken from the environment)."""
-        args = "".join(f" --build-arg {name}" for name in self.build_arg_names)
+        """A plain `docker build` command line for this context: secret values are taken from the
+        environment (``--build-arg NAME``); apt's certificates from ``apt_ca_path`` when written."""
+        args = ""
+        for name in self.build_arg_names:
+            if name == CA_BUNDLE_ARG and self.apt_ca_path is not None:
+                args += f' --build-arg {name}="$(cat {shlex.quote(str(self.apt_ca_path))})"'
+            else:
+                args += f" --build-arg {name}"
         return f"docker build{args} -t {shlex.quote(tag)} {shlex.quote(str(self.path))}"
 
 
@@ -275,8 +285,14 @@ def write_context(
     options: RenderOptions | None = None,
     *,
     ca_cert_path: Path | None = None,
+    apt_ca_file: bool = False,
 ) -> BuildContext:
-    """Write Dockerfile + ``job/`` into ``out_dir`` (which must be missing or empty)."""
+    """Write Dockerfile + ``job/`` into ``out_dir`` (which must be missing or empty).
+
+    ``apt_ca_file`` (for a context built by someone else, ``render -o``): also write the
+    certificates of ``ca_cert_path`` that a stock image does not trust to ``APT_CA_FILE``, the value
+    of the apt step's build argument. It is never COPYed, so no layer holds it.
+    """
     options = options or RenderOptions()
     if ca_cert_path is not None:
         options = replace(options, ca_cert=True)
@@ -286,6 +302,10 @@ def write_context(
             hint="choose a new folder or empty this one: a context must hold only the job",
         )
     rendered = render(manifest, source, options)
+    apt_ca = None
+    if apt_ca_file and ca_cert_path is not None and CA_BUNDLE_ARG in rendered.build_arg_names:
+        apt_ca = _certificates_beyond_stock(ca_cert_path)  # may refuse: before anything is written
+    apt_ca_path = None
     created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,14 +313,32 @@ def write_context(
         _copy_job_files(source, out_dir / JOB_DIR)
         if ca_cert_path is not None:
             shutil.copyfile(ca_cert_path, out_dir / CA_BUNDLE_FILE)
+        if apt_ca is not None:
+            apt_ca_path = out_dir / APT_CA_FILE
+            apt_ca_path.write_text(apt_ca, encoding="utf-8")
     except OSError as exc:
         # A half-written context must not pass for a complete one: take back what we wrote
         # (the folder was missing or empty, so all of it is ours).
         _empty(out_dir, remove=created)
         raise disk_error(exc, "writing the build context", out_dir) from exc
     return BuildContext(
-        path=out_dir, dockerfile=rendered.dockerfile, build_arg_names=rendered.build_arg_names
+        path=out_dir,
+        dockerfile=rendered.dockerfile,
+        build_arg_names=rendered.build_arg_names,
+        apt_ca_path=apt_ca_path,
     )
+
+
+def _certificates_beyond_stock(ca_cert_path: Path) -> str:
+    """The certificates of ``ca_cert_path`` missing from the Mozilla store that Debian's
+    ca-certificates (and so the base image) also ships, taken from certifi: without an engine
+    there is no image to ask. In practice this is the intercepting proxy's own CA."""
+    import certifi  # installed with requests, which docker-py needs
+
+    from .certs import extra_certificates
+
+    bundle = ca_cert_path.read_text(encoding="utf-8", errors="replace")
+    return extra_certificates(bundle, certifi.contents(), str(ca_cert_path))
 
 
 def build_args(

@@ -248,6 +248,29 @@ def test_write_context_holds_dockerfile_and_job_files_but_no_secret(tmp_path: Pa
     )
 
 
+def test_a_context_for_other_builders_carries_apts_certificates_beside_it(tmp_path: Path) -> None:
+    """render -o --ca-cert: the value of the apt step's build argument is a file the printed command
+    reads, holding only what a stock image lacks (a whole bundle overflows an argument)."""
+    import certifi
+
+    from racetrack_builder.certs import pem_certificates
+
+    stock = certifi.contents()
+    proxy_ca = "-----BEGIN CERTIFICATE-----\nTUlJQnByb3h5\n-----END CERTIFICATE-----\n"
+    ca = tmp_path / "bundle.pem"
+    ca.write_text(stock + proxy_ca)
+    extra, files, options = SCENARIOS["secrets"]
+    manifest = _manifest(**extra, system_dependencies=["curl"])
+    source = _source(tmp_path / "src", files)
+    context = write_context(manifest, source, tmp_path / "out", options, ca_cert_path=ca, apt_ca_file=True)
+    assert context.apt_ca_path == context.path / "apt-ca.pem"
+    assert pem_certificates(context.apt_ca_path.read_text()) == ["TUlJQnByb3h5"]
+    assert "apt-ca.pem" not in context.dockerfile  # never COPYed: no layer holds it
+    command = context.docker_build_command("adder:0.0.1")
+    assert f'--build-arg RACETRACK_CA_BUNDLE="$(cat {context.apt_ca_path})"' in command
+    assert "--build-arg INDEX_TOKEN " in command
+
+
 def test_write_context_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
