@@ -37,6 +37,7 @@ log = logging.getLogger("fatman_wrapper")
 
 JSON = "application/json"
 WEBVIEW_PATH = "/api/v1/webview"
+WEBVIEW_STATIC_PATH = "/webview/static"  # the spec's address of the static/ folder (also under WEBVIEW_PATH)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -347,6 +348,8 @@ def create_app(
             return path
         if path == WEBVIEW_PATH or path.startswith(WEBVIEW_PATH + "/"):
             return WEBVIEW_PATH
+        if path.startswith(WEBVIEW_STATIC_PATH + "/"):
+            return WEBVIEW_STATIC_PATH
         job = holder.job
         if job is not None and path.startswith("/api/v1/"):
             name = path[len("/api/v1/") :]
@@ -473,6 +476,27 @@ def create_app(
             body = caches["parameters"] = dumps(job.endpoints["perform"].signature.parameters_json())
         return Response(body, mimetype=JSON)
 
+    def send_webview_static(filename: str) -> Response:
+        """A file of the job's static/ folder (traversal-safe), for a job with a webview."""
+        static_dir = os.path.realpath(os.path.join(root_path, "static"))
+        found = resolve_under(static_dir, filename) if os.path.isdir(static_dir) else None
+        if found is None:
+            raise ApiError(404, f"no file {filename!r} in the job's static/ folder", error_type="NotFound")
+        return send_file(found, conditional=True)
+
+    def webview_static(filename: str) -> Response:
+        # The spec's address of the static/ folder; the same files as /api/v1/webview/static/.
+        request.environ[ENDPOINT_KEY] = WEBVIEW_STATIC_PATH
+        job = holder.require()
+        if job.webview is None:
+            raise ApiError(
+                404,
+                "this job has no webview, so no static/ folder is served "
+                "(define webview_app(self, base_url) in the entrypoint)",
+                error_type="NotFound",
+            )
+        return send_webview_static(filename)
+
     def webview(rest: str = "") -> Any:
         request.environ[ENDPOINT_KEY] = WEBVIEW_PATH
         job = holder.require()
@@ -483,11 +507,7 @@ def create_app(
                 error_type="NotFound",
             )
         if rest == "static" or rest.startswith("static/"):
-            static_dir = os.path.realpath(os.path.join(root_path, "static"))
-            found = resolve_under(static_dir, rest[len("static/") :]) if os.path.isdir(static_dir) else None
-            if found is None:
-                raise ApiError(404, f"no file {rest} in the job's static/ folder", error_type="NotFound")
-            return send_file(found, conditional=True)
+            return send_webview_static(rest[len("static/") :])
         # The user's app routes on base_url + "/...": hand it the full path it was told about.
         environ = dict(request.environ)
         environ["PATH_INFO"] = webview_base + environ.get("PATH_INFO", "")[len(WEBVIEW_PATH) :]
@@ -555,6 +575,7 @@ def create_app(
         ("/live", "live", live, ["GET"]),
         ("/ready", "ready", ready, ["GET"]),
         ("/metrics", "metrics", metrics_view, ["GET"]),
+        (WEBVIEW_STATIC_PATH + "/<path:filename>", "webview_static", webview_static, ["GET"]),
         (WEBVIEW_PATH, "webview_root", webview, ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
         (
             WEBVIEW_PATH + "/",

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 PROBES = ("/health", "/live", "/ready")
+# /webview/static/x serves the same file as /api/v1/webview/static/x, so it is exactly as public.
+WEBVIEW_STATIC_ALIAS = "/webview/static"
 TOKEN_HEADER = "X-Racetrack-Auth"
 TOKEN_ENVIRON = "HTTP_X_RACETRACK_AUTH"
 
@@ -32,6 +34,8 @@ class TokenGuard:
         # A path with dot segments is not trusted to be under a public prefix: /pub/../metrics.
         if "/." in path:
             return False
+        if path == WEBVIEW_STATIC_ALIAS or path.startswith(WEBVIEW_STATIC_ALIAS + "/"):
+            path = "/api/v1" + path
         for public in self._public:
             if not public:  # "/" was declared public: everything is
                 return True
