@@ -359,10 +359,18 @@ def run(
 
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out)
+    from .manifest import RESERVED_RUNTIME_ENV
+
     for pair in env_pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise UsageError(f"--env {pair!r} is not NAME=VALUE")
+        if name in RESERVED_RUNTIME_ENV:
+            # The same rule as runtime_env in the manifest: the image sets these itself.
+            raise UsageError(
+                f"--env {name} is set by the image and cannot be overridden",
+                hint=f"reserved: {', '.join(sorted(RESERVED_RUNTIME_ENV))}",
+            )
         environment[name] = value
     engine = Engine()
     with running(engine, image, environment, host_port=port) as (container, url):

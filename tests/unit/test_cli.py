@@ -107,6 +107,12 @@ def test_a_failed_build_with_json_still_prints_a_document(tmp_path: Path) -> Non
     assert "owner_email" in result.stderr
 
 
+def test_run_refuses_to_override_what_the_image_sets() -> None:
+    result = run_cli("run", "some-image:1", "--env", "PUB_URL=http://x")
+    assert result.returncode == 2
+    assert "--env PUB_URL is set by the image" in result.stderr
+
+
 def test_missing_manifest_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("validate", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
@@ -148,7 +154,7 @@ def test_render_output_folder_is_a_complete_context_without_secrets(job_repo: Pa
         "job/requirements.txt",
     ]
     assert "--build-arg INDEX_TOKEN" in result.stderr
-    assert "set -a; . .env.build; set +a" in result.stderr
+    assert "export INDEX_TOKEN with their values from .env.build" in result.stderr
     for path in out.rglob("*"):
         if path.is_file():
             assert "s3cret-value" not in path.read_text()
