@@ -355,7 +355,7 @@ def run(
 ) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import Engine
-    from .smoke import running, wait_ready
+    from .smoke import job_endpoints, running, wait_ready
 
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out)
@@ -378,7 +378,8 @@ def run(
         wait_ready(url, container)
         out.success(f"{image} is ready")
         out.info(f"  Swagger UI: {url}/docs")
-        out.info(f"  perform:    POST {url}/api/v1/perform")
+        for method, path in job_endpoints(url) or [("POST", "/api/v1/perform")]:
+            out.info(f"  {method:<4} {url}{path}")
         out.info("Press Ctrl-C to stop and remove the container.")
         try:
             for line in container.logs(stream=True, follow=True):

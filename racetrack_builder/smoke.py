@@ -50,6 +50,27 @@ def _request(url: str, body: Any | None = None, timeout: float = REQUEST_TIMEOUT
         return exc.code, exc.read().decode("utf-8", "replace")
 
 
+_PROBES = ("/live", "/ready", "/health")
+
+
+def job_endpoints(base_url: str) -> list[tuple[str, str]]:
+    """(METHOD, path) of what the running job serves, from its own OpenAPI document, probes left
+    out; empty when the document cannot be read (``run`` then names only perform)."""
+    try:
+        status, body = _request(base_url + "/openapi.json")
+        paths = json.loads(body)["paths"] if status == 200 else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(paths, dict):
+        return []
+    return [
+        (method.upper(), path)
+        for path, operations in paths.items()
+        if path not in _PROBES and isinstance(operations, dict)
+        for method in operations
+    ]
+
+
 def _container_logs(container: Any, lines: int = 30) -> list[str]:
     with contextlib.suppress(Exception):
         return container.logs(tail=lines).decode("utf-8", "replace").splitlines()

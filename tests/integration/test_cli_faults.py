@@ -470,6 +470,8 @@ def test_run_stopped_removes_its_container(job: Path, cli_tmp: Path, base_image:
     assert built.returncode == 0, built.describe()
     cli = RunningCli("run", tag, "--port", "0", env={"TMPDIR": str(cli_tmp)})
     cli.wait_for(r"is ready")
+    # What the job serves, read from its own OpenAPI document, not a fixed list:
+    cli.wait_for(r"GET\s+http://127\.0\.0\.1:\d+/api/v1/parameters")
     assert containers_of(docker_client, repository), "run should have a container while it runs"
     cli.stop(how)
     result = cli.finish()
