@@ -16,7 +16,7 @@ from pathlib import Path
 from .base_image import BaseImageOptions, ensure_base_image
 from .certs import extra_certificates
 from .engine import BuiltImage, Engine, LogCallback, StepCallback
-from .images import job_image_ref
+from .images import check_image_ref, job_image_ref
 from .job import Job
 from .render import RenderOptions, build_args, write_context
 
@@ -59,6 +59,10 @@ def build_job(
     a new image under the tag nor a clobbered previous one.
     """
     phase = on_phase or (lambda _title: None)
+    ref = check_image_ref(
+        job_image_ref(job.manifest.name, job.manifest.version, tag=options.tag, registry=options.registry),
+        "--tag" if options.tag else "--registry with NAME:VERSION" if options.registry else "NAME:VERSION",
+    )
     phase("base image")
     base = ensure_base_image(
         engine,
@@ -73,7 +77,6 @@ def build_job(
         on_log=on_log,
     )
     phase(job.manifest.name)
-    ref = job_image_ref(job.manifest.name, job.manifest.version, tag=options.tag, registry=options.registry)
     with tempfile.TemporaryDirectory(prefix="racetrack-context-") as tmp:
         context = write_context(
             job.manifest,

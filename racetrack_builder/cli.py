@@ -247,11 +247,14 @@ def build(
     """Build the job's image (also: `racetrack-build MANIFEST`)."""
     from .build import BuildOptions, build_job
     from .engine import Engine
+    from .images import check_image_ref
     from .job import open_job
 
     out = _output(ctx, quiet, verbose)
     if as_json:
         ctx.ensure_object(dict)["json_errors"] = True  # main() prints a failure as JSON too
+    if tag:
+        check_image_ref(tag, "--tag")  # before a clone: the engine would refuse it only at the end
     engine = Engine()
     options = BuildOptions(
         tag=tag,
@@ -346,7 +349,13 @@ def base(
 
 @cli.command()
 @click.argument("target")
-@click.option("--port", type=int, default=7000, show_default=True, help="Port on 127.0.0.1 to publish.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7000,
+    show_default=True,
+    help="Port on 127.0.0.1 to publish (0: any free one).",
+)
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable.")
 @_verbosity
 @click.pass_context
@@ -355,7 +364,7 @@ def run(
 ) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import Engine
-    from .smoke import job_endpoints, running, wait_ready
+    from .smoke import JOB_LOG_TITLE, job_endpoints, running, wait_ready
 
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out)
@@ -383,7 +392,8 @@ def run(
         out.info("Press Ctrl-C to stop and remove the container.")
         try:
             for line in container.logs(stream=True, follow=True):
-                out.detail(line.decode("utf-8", "replace").rstrip())
+                if not out.quiet:  # the job's own log is what `run` is for: shown without -v
+                    out.line(line.decode("utf-8", "replace").rstrip())
         except KeyboardInterrupt:
             out.info("stopping and removing the container")
             return  # Ctrl-C is how `run` is meant to end: `running` removes the container
@@ -391,6 +401,7 @@ def run(
         raise BuildFailed(
             f"the container stopped ({container.status})",
             log_tail=container.logs(tail=30).decode("utf-8", "replace").splitlines(),
+            log_title=JOB_LOG_TITLE,
         )
 
 
@@ -459,7 +470,7 @@ def _report_error(out: Output, err: RacetrackError) -> None:
         return
     out.error(str(err))
     if isinstance(err, BuildFailed) and err.log_tail:
-        out.line("Last lines of the failing step:")
+        out.line(err.log_title)
         for line in err.log_tail:
             out.line("  " + line)
     if out.verbose and err.__cause__ is not None:

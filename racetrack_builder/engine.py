@@ -58,7 +58,7 @@ def _explain_failure(instruction: str, tail: list[str]) -> tuple[str, str | None
     if "fatman_wrapper" in instruction and '"check"' in instruction:
         return (
             "the job cannot be imported inside the image",
-            "fix the error above; the build runs the same import the service runs at start",
+            "fix the error in the step's output below; the build runs the import the service runs at start",
         )
     if _TLS_FAILURE.search(text):
         return (

@@ -145,12 +145,15 @@ def disk_error(exc: OSError, action: str, path: os.PathLike[str] | str) -> Envir
 
 
 class BuildFailed(RacetrackError):
-    """A step of the job's image build failed; ``log_tail`` holds the last lines of its output."""
+    """A step of the job's image build failed, or the built job did: ``log_tail`` holds the last
+    lines of the output that says why, ``log_title`` what that output is."""
 
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None, step: str | None = None,
-                 log_tail: list[str] | None = None) -> None:
+                 log_tail: list[str] | None = None,
+                 log_title: str = "Last lines of the failing step:") -> None:
         super().__init__(message, hint=hint)
         self.step = step
         self.log_tail = log_tail or []
+        self.log_title = log_title

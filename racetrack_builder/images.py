@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+
+from .errors import UsageError
 
 BASE_IMAGE_REPOSITORY = "racetrack/python3"
 DEFAULT_PYTHON_IMAGE = "python:3.11-slim"
@@ -32,3 +35,25 @@ def job_image_ref(name: str, version: str, *, tag: str | None = None, registry: 
     if registry:
         ref = f"{registry.rstrip('/')}/{ref}"
     return ref
+
+
+# Docker's reference grammar (distribution/reference): an optional registry host[:port], then
+# lower-case path components, then an optional tag. Checked before the engine sees it, so a bad
+# --tag or --registry is the user's input error (exit 2), not an engine failure (exit 3).
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_REFERENCE = re.compile(rf"(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?")
+
+
+def check_image_ref(ref: str, given_as: str) -> str:
+    """``ref`` when Docker accepts it as an image reference; UsageError naming the rule otherwise."""
+    if len(ref) <= 255 and _REFERENCE.fullmatch(ref):
+        return ref
+    hint = "lower-case letters, digits and . _ - in the name, then :TAG of letters, digits and . _ -"
+    if "+" in ref.rpartition(":")[2]:
+        hint = "a tag cannot hold '+': write the build metadata with '_' (1.0.0_build.5)"
+    elif ref != ref.lower() and ref.rpartition(":")[0] != ref.rpartition(":")[0].lower():
+        hint = "image names must be lower-case (a tag may hold capitals)"
+    raise UsageError(f"{given_as} {ref!r} is not a valid image reference", hint=hint)

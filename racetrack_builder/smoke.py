@@ -85,7 +85,9 @@ def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) ->
         container.reload()
         if container.status in ("exited", "dead"):
             raise BuildFailed(
-                "the job's container stopped before it was ready", log_tail=_container_logs(container)
+                "the job's container stopped before it was ready",
+                log_tail=_container_logs(container),
+                log_title=JOB_LOG_TITLE,
             )
         try:
             status, body = _request(base_url + "/ready", timeout=5)
@@ -99,12 +101,14 @@ def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) ->
                 raise BuildFailed(
                     f"the job failed to start: {body[:1000]}",
                     log_tail=_container_logs(container),
-                    hint="the entrypoint's import or __init__ raised; see the log above",
+                    log_title=JOB_LOG_TITLE,
+                    hint="the entrypoint's import or __init__ raised; its log below says where",
                 )
         time.sleep(0.25)
     raise BuildFailed(
         f"the job was not ready after {timeout:.0f}s (last answer: {last})",
         log_tail=_container_logs(container),
+        log_title=JOB_LOG_TITLE,
     )
 
 
@@ -125,7 +129,11 @@ def documented_examples(openapi: Mapping[str, Any]) -> list[tuple[str, Any]]:
 def call_examples(base_url: str) -> list[ExampleResult]:
     status, text = _request(base_url + "/openapi.json")
     if status != 200:
-        raise BuildFailed(f"the job's /openapi.json answered {status}", log_tail=text.splitlines()[-10:])
+        raise BuildFailed(
+            f"the job's /openapi.json answered {status}",
+            log_tail=text.splitlines()[-10:],
+            log_title="Its answer:",
+        )
     results = []
     for path, body in documented_examples(json.loads(text)):
         code, answer = _request(base_url + path, body)
@@ -155,13 +163,31 @@ def running(
             engine.client.containers.get(name).remove(force=True)
         raise
     try:
-        container.reload()
-        bindings = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-        port = int(bindings["7000/tcp"][0]["HostPort"])
-        yield container, f"http://127.0.0.1:{port}"
+        yield container, f"http://127.0.0.1:{_published_port(container)}"
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True)
+
+
+JOB_LOG_TITLE = "Last lines of the job's log:"
+
+
+def _published_port(container: Any) -> int:
+    """The host port of the job's 7000/tcp. A container that already stopped has none: that is the
+    job failing at start (an import-time crash, a file that shadows the wrapper), not our error."""
+    container.reload()
+    bindings = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    published = bindings.get("7000/tcp") or []
+    if published and published[0].get("HostPort"):
+        return int(published[0]["HostPort"])
+    state = container.attrs.get("State") or {}
+    raise BuildFailed(
+        f"the job's container stopped before it was ready ({container.status}, exit code "
+        f"{state.get('ExitCode', '?')})",
+        log_tail=_container_logs(container),
+        log_title=JOB_LOG_TITLE,
+        hint="the job's log below says why; `racetrack-build run` shows it as the job starts",
+    )
 
 
 def smoke_test(
@@ -180,5 +206,6 @@ def smoke_test(
             hint="the spec asks docs_input_example(s) to give a non-erroneous result: "
             "fix the example or the job",
             log_tail=lines,
+            log_title="Examples that failed:",
         )
     return results

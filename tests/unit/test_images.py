@@ -1,6 +1,9 @@
 """Image names derived from the manifest."""
 
-from racetrack_builder.images import base_image_ref, job_image_ref, python_image
+import pytest
+
+from racetrack_builder.errors import UsageError
+from racetrack_builder.images import base_image_ref, check_image_ref, job_image_ref, python_image
 
 
 def test_job_ref_defaults_to_name_and_version() -> None:
@@ -23,3 +26,28 @@ def test_base_image_and_root_image_settings(monkeypatch) -> None:
     monkeypatch.setenv("RACETRACK_PYTHON_IMAGE", "my/python:3.12")
     assert python_image() == "my/python:3.12"
     assert python_image("explicit:1") == "explicit:1"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["adder:0.1.0", "adder", "127.0.0.1:5000/team/adder:1", "registry.example.com/a/b:1.0.0_build.5",
+     "localhost/x:Tag-1", "[::1]:5000/x:1"],
+)
+def test_references_docker_accepts(ref: str) -> None:
+    assert check_image_ref(ref, "--tag") == ref
+
+
+@pytest.mark.parametrize(
+    "ref,hint",
+    [
+        ("Adder:1", "must be lower-case"),
+        ("adder:1.0.0+meta", "cannot hold '+'"),
+        ("a//b:1", "lower-case letters, digits"),
+        ("adder:", "lower-case letters, digits"),
+        ("adder:" + "x" * 129, "lower-case letters, digits"),
+    ],
+)
+def test_references_docker_refuses_are_usage_errors(ref: str, hint: str) -> None:
+    with pytest.raises(UsageError, match="is not a valid image reference") as exc:
+        check_image_ref(ref, "--tag")
+    assert exc.value.exit_code == 2 and hint in (exc.value.hint or "")
