@@ -1,0 +1,57 @@
+"""Our own logic around a job's container, with a stand-in for docker-py's Container."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from racetrack_builder.errors import BuildFailed
+from racetrack_builder.smoke import JOB_LOG_TITLE, _published_port, documented_examples
+
+
+class StoppedContainer:
+    """What docker-py reports for a container that exited before its port was published."""
+
+    status = "exited"
+    attrs: dict[str, Any] = {"NetworkSettings": {"Ports": {}}, "State": {"ExitCode": 0}}
+
+    def reload(self) -> None:
+        pass
+
+    def logs(self, tail: int) -> bytes:
+        return b"Traceback (most recent call last):\nImportError: boom\n"
+
+
+def test_a_container_that_stopped_at_once_is_the_jobs_failure_not_a_crash() -> None:
+    with pytest.raises(BuildFailed, match=r"stopped before it was ready \(exited, exit code 0\)") as exc:
+        _published_port(StoppedContainer())
+    assert exc.value.log_tail[-1] == "ImportError: boom"
+    assert exc.value.log_title == JOB_LOG_TITLE
+
+
+def test_the_published_port_is_read_from_the_binding() -> None:
+    class Running(StoppedContainer):
+        status = "running"
+        attrs = {"NetworkSettings": {"Ports": {"7000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49153"}]}}}
+
+    assert _published_port(Running()) == 49153
+
+
+def test_examples_are_read_from_every_post_operation() -> None:
+    doc = {
+        "paths": {
+            "/api/v1/perform": {
+                "post": {"requestBody": {"content": {"application/json": {"example": {"x": 1}}}}}
+            },
+            "/api/v1/explain": {
+                "post": {
+                    "requestBody": {
+                        "content": {"application/json": {"examples": {"a": {"value": {"y": 2}}, "b": {}}}}
+                    }
+                }
+            },
+            "/metrics": {"get": {}},
+        }
+    }
+    assert documented_examples(doc) == [("/api/v1/perform", {"x": 1}), ("/api/v1/explain", {"y": 2})]
