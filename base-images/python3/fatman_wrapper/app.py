@@ -19,6 +19,7 @@ from typing import Any, Callable
 from flask import Flask, Response, redirect, request, send_file
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
+from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import ClosingIterator
 
 from . import __version__
@@ -160,7 +161,9 @@ class JobHolder:
     reason (``JobLoadError.summary``) and the detail stays in the log.
     """
 
-    def __init__(self, loader: Callable[[], Job], wait_seconds: float = 0.0, *, detailed: bool = True) -> None:
+    def __init__(
+        self, loader: Callable[[], Job], wait_seconds: float = 0.0, *, detailed: bool = True
+    ) -> None:
         self._loader = loader
         self._done = threading.Event()
         self.wait_seconds = wait_seconds
@@ -427,7 +430,7 @@ def create_app(
             methods.update(("GET", "HEAD"))
         return sorted(methods)
 
-    def api_path(path: str) -> Response:
+    def api_path(path: str) -> BaseResponse:
         # Every /api/v1/ path of the job goes through here, whatever the method: which methods a
         # path takes depends on the job (loaded at run time), so one view decides, and a wrong
         # method on an existing endpoint is 405 with the Allow header OPTIONS agrees with.
@@ -468,6 +471,7 @@ def create_app(
             query = request.query_string.decode("latin-1")
             location = f"{request.script_root}/api/v1/{path}/" + (f"?{query}" if query else "")
             return redirect(location, code=308)
+        assert found.file is not None  # a Found without redirect names its file
         return send_file(found.file, mimetype=found.mimetype, conditional=True)
 
     def parameters(job: Job) -> Response:

@@ -254,9 +254,7 @@ def build_document(
             if entry.problem is not None:
                 continue  # missing or outside the root at load: not advertised (the log says why)
             if not entry.is_dir:
-                paths[f"/api/v1/{path}"] = _static_operation(
-                    f"Static content: {entry.target}", entry.target
-                )
+                paths[f"/api/v1/{path}"] = _static_operation(f"Static content: {entry.target}", entry.target)
                 continue
             # A folder: its files below it; its index.html at the slash form when it has one. The
             # bare path only redirects to the slash form, so it is not listed as a resource.

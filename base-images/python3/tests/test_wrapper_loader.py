@@ -280,9 +280,7 @@ _SERVE_NESTED = (
 )
 
 
-@pytest.mark.parametrize(
-    "root_helpers,origin", [(False, "next to the entrypoint"), (True, "job root")]
-)
+@pytest.mark.parametrize("root_helpers,origin", [(False, "next to the entrypoint"), (True, "job root")])
 def test_entrypoint_folder_is_importable_after_the_job_root(tmp_path, root_helpers, origin):
     # As `python src/app/entry.py` would: the entrypoint's folder is importable, but a module of
     # the same name at the job root wins (the root comes first on sys.path). Subprocesses, so

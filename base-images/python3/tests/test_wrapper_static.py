@@ -95,9 +95,9 @@ def test_folder_bare_path_redirects_to_its_index_and_openapi_agrees(make_app, co
     (root / "no_index").mkdir()
     (root / "no_index" / "a.txt").write_text("a")
     (root / "fatman_entrypoint.py").write_text(
-        (root / "fatman_entrypoint.py").read_text().replace(
-            '"/assets": "assets",', '"/assets": "assets", "/plain": "no_index",'
-        )
+        (root / "fatman_entrypoint.py")
+        .read_text()
+        .replace('"/assets": "assets",', '"/assets": "assets", "/plain": "no_index",')
     )
     client = make_app("static", root=root, name="st", version="2").test_client()
     for prefix in ("", "/pub/fatman/st/2"):
