@@ -568,6 +568,14 @@ class Manifest(_Strict):
 # --- loading --------------------------------------------------------------------------------------
 
 _ENV_SECTIONS = ("build_env", "runtime_env", "labels")
+# Top-level keys starting with this are the user's own and ignored, as docker-compose does: a place
+# for YAML anchors (x-defaults: &env ...) and for other tools' settings. Any other unknown key is
+# an error, so that a typo is never silently ignored.
+EXTENSION_PREFIX = "x-"
+
+
+def _is_extension(key: Any) -> bool:
+    return isinstance(key, str) and key.startswith(EXTENSION_PREFIX)
 _REQUIRED_HINT = "add the required fields name, owner_email, lang, git.remote and python.entrypoint_path"
 
 
@@ -677,7 +685,7 @@ def _with_source_text(doc: LoadedDocument) -> dict[str, Any]:
 
     ``PORT: 8080`` -> "8080", ``RATIO: 1.10`` -> "1.10" (not "1.1"), ``DEBUG: yes`` -> "yes".
     """
-    data = dict(doc.data)
+    data = {key: value for key, value in doc.data.items() if not _is_extension(key)}
     for section in _ENV_SECTIONS:
         values = data.get(section)
         if not isinstance(values, dict):
@@ -826,7 +834,11 @@ def _unknown_field_message(path: tuple[Any, ...]) -> str:
             if close:
                 return f"is not a known field here (did you mean {other}.{close[0]}?)"
     where = f"under '{section}:'" if section else "at the top level"
-    return f"is not a known field (remove it; fields allowed {where}: {', '.join(allowed)})"
+    # The key is echoed only when plain: an odd one (a newline, a control character) is not.
+    plain = re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name)
+    keep = (f", or name it '{EXTENSION_PREFIX}{name if plain else '...'}' to keep it as your own"
+            if not section else "")
+    return f"is not a known field (remove it{keep}; fields allowed {where}: {', '.join(allowed)})"
 
 
 def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: LoadedDocument) -> str:

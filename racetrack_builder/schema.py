@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from racetrack_builder.manifest import Manifest
+from racetrack_builder.manifest import EXTENSION_PREFIX, Manifest
 
 SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 SCHEMA_TITLE = "fatman.yaml"
@@ -34,6 +34,8 @@ def manifest_schema() -> dict[str, Any]:
     schema.pop("title", None)
     schema.pop("description", None)
     ordered.update(schema)
+    # Extension fields (x-...): ignored by validate, so allowed here too.
+    ordered["patternProperties"] = {f"^{EXTENSION_PREFIX}": {}}
     _tidy(ordered)
     return ordered
 

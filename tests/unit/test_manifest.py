@@ -509,7 +509,7 @@ def test_yaml_typed_scalars_in_text_fields_say_to_quote(path: str, written: str)
     ("", "entrypoint_path", "it belongs under 'python:'"),
     ("git", "name", "it belongs at the top level"),
     ("", "requirements", "did you mean python.requirements_path?"),
-    ("", "colour", "remove it; fields allowed at the top level: name, owner_email"),
+    ("", "colour", "remove it, or name it 'x-colour' to keep it as your own; fields allowed at the top"),
     ("git", "colour", "remove it; fields allowed under 'git:': remote, branch, directory"),
 ])
 def test_unknown_keys_are_rejected_with_a_suggestion(where: str, key: str, fragment: str) -> None:
@@ -522,6 +522,24 @@ def test_unknown_keys_are_rejected_with_a_suggestion(where: str, key: str, fragm
     # Pointed at the key itself.
     line = text.splitlines()[problem.line - 1]
     assert line[problem.column - 1:].startswith(key)
+
+
+def test_extension_fields_are_the_users_own_and_ignored() -> None:
+    """As in docker-compose: x- keys hold anchors and other tools' settings."""
+    text = yaml.safe_dump(BASE, sort_keys=False) + (
+        "x-defaults: &env\n  LOG_LEVEL: debug\n"
+        "runtime_env:\n  <<: *env\n  MODE: fast\n"
+        "x-ci: {stage: build}\n"
+    )
+    manifest = parse_manifest(text)
+    assert manifest.runtime_env == {"LOG_LEVEL": "debug", "MODE": "fast"}
+
+
+def test_extension_fields_are_only_top_level() -> None:
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["git"]["x-note"] = "y"
+    (problem,) = problems_of(yaml.safe_dump(data))
+    assert problem.field == "git.x-note" and "is not a known field" in problem.message
 
 
 @pytest.mark.parametrize("missing", ["name", "owner_email", "lang", "git", "python"])
