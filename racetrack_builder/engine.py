@@ -49,13 +49,14 @@ _CONFLICT = re.compile(r"has requirement .*, but you have|is incompatible|which 
 def _explain_failure(instruction: str, tail: list[str]) -> tuple[str, str | None]:
     """A headline and a fix for a failed step, recognised from the step and its output."""
     text = "\n".join(tail)
-    if "fatman_wrapper" in instruction and '"check-server"' in instruction:
+    wrapper = "fatman_wrapper" in instruction or "fatman-wrapper" in instruction
+    if wrapper and '"check-server"' in instruction:
         return (
             "the wrapper's server cannot be imported beside the job's packages",
             "a requirement pins Flask, Werkzeug or another wrapper dependency at a version that does "
             "not work with the rest; pin a matching set (e.g. Flask 2.0.x with Werkzeug 2.0.x)",
         )
-    if "fatman_wrapper" in instruction and '"check"' in instruction:
+    if wrapper and '"check"' in instruction:
         return (
             "the job cannot be imported inside the image",
             "fix the error in the step's output below; the build runs the import the service runs at start",

@@ -143,9 +143,20 @@ def image_labels(
     return labels
 
 
+# The wrapper's console script in the base image's venv (see base-images/python3/pyproject.toml).
+WRAPPER_SCRIPT = "/opt/fatman/venv/bin/fatman-wrapper"
+
+
 def wrapper_command(manifest: Manifest, verb: str) -> list[str]:
-    """``python -m fatman_wrapper VERB ENTRYPOINT [--class NAME]`` as an exec-form array."""
-    command = ["python", "-m", "fatman_wrapper", verb, manifest.python.entrypoint_path]
+    """``fatman-wrapper VERB ENTRYPOINT [--class NAME]`` as an exec-form array.
+
+    The wrapper's console script, not ``python -m fatman_wrapper``: ``-m`` puts the working
+    directory, the job's root, first on ``sys.path`` before the wrapper has imported anything, so a
+    job file named ``json.py``, ``flask.py`` or ``fatman_wrapper.py`` would replace what the server
+    itself imports. The script puts only its own folder there; the wrapper adds the job root when it
+    imports the job, after its own modules are loaded.
+    """
+    command = [WRAPPER_SCRIPT, verb, manifest.python.entrypoint_path]
     if manifest.python.entrypoint_class:
         command += ["--class", manifest.python.entrypoint_class]
     return command
@@ -157,7 +168,7 @@ def job_check_command(manifest: Manifest) -> list[str]:
     return [*wrapper_command(manifest, "check"), "--no-server"]
 
 
-SERVER_CHECK_COMMAND = ["python", "-m", "fatman_wrapper", "check-server"]
+SERVER_CHECK_COMMAND = [WRAPPER_SCRIPT, "check-server"]
 
 
 def plan_job_requirements(manifest: Manifest, source: JobSource) -> RequirementsPlan | None:

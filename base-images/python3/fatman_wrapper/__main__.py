@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fatman_wrapper", description="Serve or check a Racetrack python3 job."
+        prog="fatman-wrapper", description="Serve or check a Racetrack python3 job."
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -103,14 +103,60 @@ def resolve_entrypoint_file(entrypoint_path: str | os.PathLike, root: str | os.P
     return full.resolve()
 
 
+# Top-level modules of the server stack: the wrapper imports them before the job at run time.
+SERVER_STACK_MODULES = frozenset(
+    {
+        "fatman_wrapper",
+        "flask",
+        "werkzeug",
+        "jinja2",
+        "markupsafe",
+        "itsdangerous",
+        "click",
+        "blinker",
+        "gunicorn",
+        "packaging",
+        "prometheus_client",
+        "swagger_ui_bundle",
+        "importlib_metadata",
+        "zipp",
+    }
+)
+# Python 3.10+ lists its standard library; on 3.9 what is already imported has to do.
+_STDLIB_MODULES: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
+
+
+def _taken(top_level: str) -> bool:
+    """A top-level module name the process has, or will import, for something other than the job."""
+    return top_level in sys.modules or top_level in _STDLIB_MODULES or top_level in SERVER_STACK_MODULES
+
+
 def _module_name(file: Path, root: Path) -> str:
     try:
         parts = list(file.relative_to(root).with_suffix("").parts)
     except ValueError:
         parts = [file.stem]
-    if all(p.isidentifier() for p in parts):
-        return ".".join(parts)
-    return file.stem if file.stem.isidentifier() else "fatman_entrypoint"
+    if not all(p.isidentifier() for p in parts):
+        parts = [file.stem] if file.stem.isidentifier() else ["fatman_entrypoint"]
+    # An entrypoint named json.py or flask.py must not replace, in sys.modules, the module of that
+    # name the server uses (json.dumps would be the job's): it gets a private name instead, in the
+    # build's check and at run time alike. Only pickling its classes by module name is lost.
+    if _taken(parts[0]):
+        return "fatman_job_" + "_".join(parts)
+    return ".".join(parts)
+
+
+def _shadowing_file(root: Path, exc: BaseException) -> str | None:
+    """The job's own file or package named like the module an ImportError is about, when that name
+    is taken by the standard library or the server: ``import <name>`` in the job gets theirs."""
+    failed = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    top = failed.partition(".")[0] if isinstance(failed, str) else ""
+    if not top or not _taken(top):
+        return None
+    for candidate in (root / f"{top}.py", root / top / "__init__.py"):
+        if candidate.is_file():
+            return candidate.relative_to(root).as_posix()
+    return None
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -157,10 +203,19 @@ def import_entrypoint(
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
+        hint = (
+            "fix the error in your code shown in the traceback, or add the missing package to "
+            "requirements.txt"
+        )
+        shadowing = _shadowing_file(Path(root_path), exc)
+        if shadowing:
+            hint = (
+                f"the job's {shadowing} has the name of a module of the standard library or of the "
+                "wrapper's server, and `import` gives that module, not the job's file; rename it"
+            )
         raise JobLoadError(
             f"importing the entrypoint '{shown}' failed: {type(exc).__name__}: {exc}",
-            hint="fix the error in your code shown in the traceback, or add the missing package to "
-            "requirements.txt",
+            hint=hint,
             user_traceback=_user_traceback(exc),
         ) from exc
     return module

@@ -1,4 +1,4 @@
-"""Starting the real server (``python -m fatman_wrapper run``) on 127.0.0.1 for tests and benchmarks."""
+"""Starting the real server (``fatman-wrapper run``) on 127.0.0.1 for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -57,15 +57,15 @@ def running_server(
     cwd: Path | None = None,
     ready_status: int = 200,
     log_path: Path | None = None,
+    entrypoint: str = "fatman_entrypoint.py",
 ) -> Iterator[Server]:
-    """Run ``python -m fatman_wrapper run fatman_entrypoint.py --root JOB`` until the block ends."""
+    """Run ``fatman-wrapper run ENTRYPOINT --root JOB`` until the block ends: the console script,
+    as job images start it."""
     port = free_port()
     args = [
-        sys.executable,
-        "-m",
-        "fatman_wrapper",
+        str(Path(sys.executable).parent / "fatman-wrapper"),
         "run",
-        "fatman_entrypoint.py",
+        entrypoint,
         "--root",
         str(job_root),
         "--host",

@@ -8,13 +8,13 @@ ENV FATMAN_NAME="adder" \
     DJANGO_DEBUG="true" \
     TORCH_MODEL_ZOO="zoo" \
     FATMAN_PUBLIC_ENDPOINTS="/api/v1/perform,/api/v1/webview"
-CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py", "--class", "FatmanEntrypoint"]
+CMD ["/opt/fatman/venv/bin/fatman-wrapper", "run", "entrypoint.py", "--class", "FatmanEntrypoint"]
 # The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR
 # (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets). The server stack was checked above, so this imports the job alone.
-RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py", "--class", "FatmanEntrypoint", "--no-server"]
+RUN ["/opt/fatman/venv/bin/fatman-wrapper", "check", "entrypoint.py", "--class", "FatmanEntrypoint", "--no-server"]
 LABEL "org.opencontainers.image.description"="Racetrack python3 job adder 1.2.3" \
       "org.opencontainers.image.licenses"="" \
       "org.opencontainers.image.base.name"="registry.example.com/racetrack/python3:1.0" \

@@ -45,16 +45,16 @@ COPY --from=builder /opt/fatman/job /opt/fatman/job
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="0.0.1" \
     FATMAN_PUBLIC_ENDPOINTS=""
-CMD ["python", "-m", "fatman_wrapper", "run", "entrypoint.py"]
+CMD ["/opt/fatman/venv/bin/fatman-wrapper", "run", "entrypoint.py"]
 # The job's packages come first on sys.path and can shadow the wrapper's own (Flask pinned without a
 # Werkzeug old enough for it): prove the server still imports, in a layer the code does not touch.
-RUN ["python", "-m", "fatman_wrapper", "check-server"]
+RUN ["/opt/fatman/venv/bin/fatman-wrapper", "check-server"]
 # The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR
 # (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
 # may need runtime secrets). The server stack was checked above, so this imports the job alone.
-RUN ["python", "-m", "fatman_wrapper", "check", "entrypoint.py", "--no-server"]
+RUN ["/opt/fatman/venv/bin/fatman-wrapper", "check", "entrypoint.py", "--no-server"]
 LABEL "org.opencontainers.image.description"="Racetrack python3 job adder 0.0.1" \
       "org.opencontainers.image.licenses"="" \
       "org.opencontainers.image.base.name"="racetrack/python3:latest" \
