@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import os
@@ -258,6 +260,19 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes:
     return data
 
 
+def _invoke(method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Call a job's endpoint method; an ``async def`` one is run to completion on an event loop of
+    its own (each call runs in a worker thread, which has none running)."""
+    result = method(**kwargs)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_awaited(result))
+    return result
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
 def _parse_json_object(data: bytes) -> dict[str, Any]:
     """A request body as a JSON object; 400 if malformed or not an object. No body means ``{}``."""
     if not data.strip():
@@ -267,6 +282,10 @@ def _parse_json_object(data: bytes) -> dict[str, Any]:
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise ApiError(
             400, f"the request body is not valid JSON: {exc}", error_type="MalformedJSON"
+        ) from None
+    except RecursionError:  # [[[[... deeper than the parser's recursion limit: the client's doing
+        raise ApiError(
+            400, "the request body nests arrays or objects too deeply to be read", error_type="MalformedJSON"
         ) from None
     if not isinstance(payload, dict):
         kind = "an array" if isinstance(payload, list) else type(payload).__name__
@@ -384,13 +403,13 @@ def create_app(
         try:
             if request_timeout > 0:
                 result = call_with_timeout(
-                    lambda: endpoint.method(**kwargs),
+                    lambda: _invoke(endpoint.method, kwargs),
                     request_timeout,
                     name=f"/api/v1/{path}",
                     slot=environ.get(SLOT_KEY),
                 )
             else:
-                result = endpoint.method(**kwargs)
+                result = _invoke(endpoint.method, kwargs)
         except CallTimedOut:
             log.warning(
                 "/api/v1/%s did not answer within %g s (FATMAN_REQUEST_TIMEOUT): answered 504, "

@@ -208,3 +208,19 @@ def test_unknown_api_path_stays_404_for_every_method(make_app):
         assert response.status_code == 404, method
         assert response.get_json()["type"] == "NotFound"
         assert "Allow" not in response.headers
+
+
+def test_a_body_nested_past_the_parsers_limit_is_400_not_500(make_app):
+    client = make_app("adder").test_client()
+    response = client.post("/api/v1/perform", data=b"[" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["type"] == "MalformedJSON"
+
+
+@pytest.mark.parametrize("timeout", [0, 30])  # with FATMAN_REQUEST_TIMEOUT the call runs in a thread
+def test_async_endpoints_are_awaited(make_app, timeout):
+    client = make_app("async_perform", request_timeout=timeout).test_client()
+    assert client.post("/api/v1/perform", json={"x": 21, "delay": 0.01}).get_json() == 42
+    assert client.post("/api/v1/ping").get_json() == "pong"
+    parameters = client.get("/api/v1/parameters").get_json()
+    assert [p["name"] for p in parameters] == ["x", "delay"]
