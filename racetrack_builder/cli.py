@@ -293,10 +293,11 @@ def build(
             )
     image = result.image
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
+    digest = None
     if push:
         out.step(f"pushing {image.ref}")
-        engine.push(image.ref, on_log=out.detail)
-        out.success(f"pushed {image.ref}")
+        digest = engine.push(image.ref, on_log=out.detail)
+        out.success(f"pushed {image.ref}" + (f" ({digest})" if digest else ""))
     if as_json:
         out.result(
             json.dumps(
@@ -309,6 +310,8 @@ def build(
                     "commit": result.commit,
                     "base_image": result.base_image,
                     "pushed": push,
+                    # What a deployment should pin: the registry's digest of the pushed image.
+                    "digest": digest,
                     "smoke_tested": smoke_test,
                 },
                 indent=2,

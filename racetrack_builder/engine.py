@@ -275,11 +275,16 @@ class Engine:
             ref=tag, id=attrs["Id"], size=int(attrs.get("Size") or 0), duration=time.monotonic() - started
         )
 
-    def push(self, ref: str, on_log: LogCallback | None = None) -> None:
-        """Push ``ref`` to its registry; errors name the registry's answer."""
+    def push(self, ref: str, on_log: LogCallback | None = None) -> str | None:
+        """Push ``ref`` to its registry; the registry's digest of it (``sha256:...``) when the
+        engine reports one. Errors name the registry's answer."""
         repository, tag = _split_ref(ref)
+        digest = None
         with _converted("push"):
             for chunk in self.api.push(repository, tag=tag, stream=True, decode=True):
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+                    digest = aux["Digest"]
                 if "error" in chunk:
                     message = chunk["error"]
                     if re.search(r"unauthorized|denied|authentication required", message, re.I):
@@ -295,6 +300,7 @@ class Engine:
                     status = chunk["status"]
                     progress = chunk.get("progress") or ""
                     on_log(f"{chunk.get('id', '')} {status} {progress}".strip())
+        return digest
 
     # -- containers ----------------------------------------------------------------------------------
     def run_detached(

@@ -110,6 +110,8 @@ def test_push_to_a_registry_and_pull_back(
                            "application/vnd.oci.image.manifest.v1+json"})
     assert pushed_manifest.status_code == 200, pushed_manifest.text
     assert pushed_manifest.json()["config"]["digest"] == summary["id"]
+    # The digest the summary reports is the one the registry serves the manifest under.
+    assert summary["digest"] == pushed_manifest.headers["Docker-Content-Digest"], summary
 
     # Gone from the engine, back from the registry: the same image, and it serves.
     docker_client.images.remove(ref, force=True)
