@@ -107,9 +107,11 @@ def test_environment_follows_the_image_contract(
     assert config["User"] == "fatman"
     assert config["WorkingDir"] == "/src/fatman"
     assert set(config["ExposedPorts"]) == {"7000/tcp"}
-    assert config["Cmd"] == ["python", "-m", "fatman_wrapper", "--help"]
-    healthcheck = " ".join(config["Healthcheck"]["Test"])
-    assert "/live" in healthcheck and "FATMAN_PORT" in healthcheck
+    assert config["Cmd"] == ["/opt/fatman/venv/bin/fatman-wrapper", "--help"]
+    test = config["Healthcheck"]["Test"]
+    # /ready (a job whose load failed is unhealthy), isolated from the job's files (-I).
+    assert test[:4] == ["CMD", "python", "-I", "-c"], test
+    assert "/ready" in test[-1] and "FATMAN_PORT" in test[-1]
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == "racetrack/python3"
     assert labels["org.opencontainers.image.base.name"] == python_root_image
