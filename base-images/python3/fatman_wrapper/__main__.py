@@ -1,7 +1,10 @@
 """Command line of the wrapper.
 
-    python -m fatman_wrapper run|check ENTRYPOINT_PATH [--class NAME] [--root DIR]
-    python -m fatman_wrapper check-server
+    fatman-wrapper run|check ENTRYPOINT_PATH [--class NAME] [--root DIR]
+    fatman-wrapper check-server
+
+(``python -m fatman_wrapper`` works too, but puts the working directory, a job's root in an image,
+first on ``sys.path`` before the wrapper's imports: images run the console script.)
 
 A thin layer: parses arguments, calls ``server.run``, ``loader.check_entrypoint`` or
 ``check_server_stack`` and turns their errors into a message on stderr and a non-zero exit status.
