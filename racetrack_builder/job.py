@@ -38,5 +38,7 @@ def open_job(
     # Secrets first: a missing .env file is found before a slow clone.
     build_secrets = read_secret_env(manifest, manifest_path, "build")
     with open_source(manifest, manifest_path, local=local, progress=progress) as source:
-        check_job_files(manifest, source)
+        for warning in check_job_files(manifest, source):
+            if progress:
+                progress(f"warning: {warning}")
         yield Job(manifest=manifest, manifest_path=manifest_path, source=source, build_secrets=build_secrets)

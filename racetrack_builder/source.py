@@ -624,19 +624,25 @@ def open_source(manifest: Manifest, manifest_path: Path, *, local: bool = False,
         _remove_tree(workspace)
 
 
-def check_job_files(manifest: Manifest, source: JobSource) -> None:
+def check_job_files(manifest: Manifest, source: JobSource) -> list[str]:
     """Check the files the manifest names against the fetched tree, without running user code.
 
     The entrypoint file exists and is one of ``source.files``, the named entrypoint class is defined
     in it (read with :mod:`ast`; the job's code is never imported on the host), and the requirements
-    file exists. Raises :class:`SourceError` naming the path searched.
+    file exists. Raises :class:`SourceError` naming the path searched. Returns warnings: an
+    entrypoint this Python cannot parse is not an error here, because the job runs on the image's
+    Python, which may be newer (``type X = ...`` needs 3.12); the build's import check decides.
     """
+    warnings = []
     entrypoint = _check_file("python.entrypoint_path", manifest.python.entrypoint_path, source)
     tree = _parse_entrypoint(entrypoint, manifest.python.entrypoint_path, source)
-    if manifest.python.entrypoint_class:
+    if isinstance(tree, str):
+        warnings.append(tree)
+    elif manifest.python.entrypoint_class:
         _check_class(tree, manifest.python.entrypoint_class, manifest.python.entrypoint_path, source)
     if manifest.python.requirements_path:
         _check_file("python.requirements_path", manifest.python.requirements_path, source)
+    return warnings
 
 
 def _check_file(field_name: str, value: str, source: JobSource) -> Path:
@@ -684,14 +690,14 @@ def _file_hint(source: JobSource, missing: str) -> str:
     return hint
 
 
-def _parse_entrypoint(path: Path, value: str, source: JobSource) -> ast.Module:
+def _parse_entrypoint(path: Path, value: str, source: JobSource) -> ast.Module | str:
+    """The entrypoint's syntax tree, or a warning when this Python cannot parse it."""
     searched = source.repo_path(posixpath.normpath(value))
     try:
         return ast.parse(path.read_bytes(), filename=searched)
     except SyntaxError as exc:
-        raise SourceError(f"python.entrypoint_path: {searched} has a syntax error at line {exc.lineno}: "
-                          f"{exc.msg}",
-                          hint="fix the file; it is parsed, not run, at this stage") from exc
+        return (f"{searched} does not parse with Python {sys.version_info.major}.{sys.version_info.minor} "
+                f"(line {exc.lineno}: {exc.msg}); the build's import check, on the image's Python, decides")
     except (ValueError, OSError) as exc:  # null bytes, unreadable
         raise SourceError(f"python.entrypoint_path: {searched} cannot be read as Python: {exc}") from exc
 

@@ -85,6 +85,12 @@ SCENARIOS = [
         expected=(r"cannot be imported|import", r"ImportError: cannot import name 'url_quote'"),
     ),
     Scenario(
+        # Not refused on the host: the image's Python may accept syntax the CLI's does not.
+        "entrypoint-syntax-error",
+        {"entrypoint.py": "class Adder:\n    def perform(self, x: float:\n        return x\n"},
+        expected=(r"cannot be imported|import", r"SyntaxError"),
+    ),
+    Scenario(
         "entrypoint-import-error",
         {"entrypoint.py": "import racetrack_missing_module  # not installed anywhere\n\n" + ADDER},
         expected=(r"cannot be imported|import", r"No module named 'racetrack_missing_module'"),
