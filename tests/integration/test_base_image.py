@@ -166,6 +166,40 @@ def test_healthcheck_passes_while_the_wrapper_serves_and_fails_otherwise(
     assert idle.exec_run(check).exit_code != 0
 
 
+def test_a_job_serves_with_a_read_only_root_filesystem(
+    base_image: str, docker_cleanup: DockerCleanup, tmp_path: Path
+) -> None:
+    """Kubernetes' readOnlyRootFilesystem without any writable volume: the workers' metrics go to
+    /dev/shm, gunicorn's control socket (which wants $HOME) is off, and perform answers."""
+    job = tmp_path / "job"
+    job.mkdir(mode=0o755)
+    echo = "class Echo:\n    def perform(self, x: int) -> int:\n        return x\n"
+    (job / "entrypoint.py").write_text(echo)
+    (job / "entrypoint.py").chmod(0o644)
+    code = (
+        "import json, time, urllib.request\n"
+        "for _ in range(120):\n"
+        "    try:\n"
+        "        urllib.request.urlopen('http://127.0.0.1:7000/ready', timeout=2); break\n"
+        "    except Exception: time.sleep(0.5)\n"
+        "r = urllib.request.Request('http://127.0.0.1:7000/api/v1/perform', data=b'{\"x\": 7}',"
+        " headers={'Content-Type': 'application/json'})\n"
+        "print('ANSWER', json.load(urllib.request.urlopen(r, timeout=5)))\n"
+    )
+    container = docker_cleanup.start(
+        base_image,
+        ["/opt/fatman/venv/bin/fatman-wrapper", "run", "entrypoint.py"],
+        volumes={str(job): {"bind": "/src/fatman", "mode": "ro"}},
+        read_only=True,
+    )
+    probe = container.exec_run(["python", "-I", "-c", code])
+    logs = container.logs().decode("utf-8", "replace")
+    assert probe.exit_code == 0, (probe.output, logs)
+    assert b"ANSWER 7" in probe.output, (probe.output, logs)
+    assert "Traceback" not in logs and "Control server error" not in logs, logs
+    assert "/dev/shm/fatman-metrics-" in logs, logs
+
+
 def test_no_build_leftovers_in_the_file_system(base_image: str, docker_cleanup: DockerCleanup) -> None:
     # Run as root so nothing is hidden by permissions; -xdev keeps to the image's own file system.
     script = (

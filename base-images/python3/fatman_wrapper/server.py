@@ -30,7 +30,7 @@ def prepare_metrics_dir() -> tuple[str, bool]:
         for stale in glob.glob(os.path.join(directory, "*.db")):
             os.remove(stale)
     else:
-        directory = tempfile.mkdtemp(prefix="fatman-metrics-")
+        directory = _writable_temp_dir("fatman-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
         created = True
     values = sys.modules.get("prometheus_client.values")
@@ -39,6 +39,25 @@ def prepare_metrics_dir() -> tuple[str, bool]:
         # switch the already-chosen value class to the multiprocess one.
         values.ValueClass = values.get_value_class()
     return directory, created
+
+
+def _writable_temp_dir(prefix: str) -> str:
+    """A new temporary directory: in the usual place, else in /dev/shm, which a container with a
+    read-only root filesystem (Kubernetes' readOnlyRootFilesystem) still has writable."""
+    try:
+        return tempfile.mkdtemp(prefix=prefix)
+    except OSError as exc:
+        failure = exc
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        try:
+            return tempfile.mkdtemp(prefix=prefix, dir="/dev/shm")
+        except OSError:
+            pass
+    raise JobLoadError(
+        f"no writable folder for the workers' shared metrics ({failure})",
+        hint="with a read-only root filesystem, mount a writable /tmp (docker run --tmpfs /tmp; an "
+        "emptyDir volume in Kubernetes) or set PROMETHEUS_MULTIPROC_DIR to a writable folder",
+    ) from failure
 
 
 def _heartbeat_dir() -> str | None:
@@ -120,6 +139,10 @@ def run(
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)
+            # gunicorn 24+ opens a control socket under $HOME for its `gunicornc` tool: nothing in a
+            # container uses it (signals do), and on a read-only root filesystem it logs an error.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Callable[..., Any]:
             return load()

@@ -126,3 +126,41 @@ def test_run_reports_bad_settings(tmp_path):
     )
     assert result.returncode != 0
     assert "FATMAN_WORKERS='many' is not a whole number" in result.stderr
+
+
+def test_metrics_folder_falls_back_to_dev_shm_on_a_read_only_root(monkeypatch):
+    """readOnlyRootFilesystem leaves no /tmp: /dev/shm, a tmpfs in containers, still takes files."""
+    import tempfile
+
+    from fatman_wrapper import server
+
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(prefix=None, dir=None):
+        if dir is None:
+            raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp']")
+        return real_mkdtemp(prefix=prefix, dir=dir)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    if not (os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)):
+        pytest.skip("this machine has no writable /dev/shm")
+    made = server._writable_temp_dir("fatman-metrics-")
+    try:
+        assert made.startswith("/dev/shm/fatman-metrics-")
+    finally:
+        os.rmdir(made)
+
+
+def test_no_writable_folder_at_all_names_the_fix(monkeypatch):
+    import tempfile
+
+    from fatman_wrapper import server
+    from fatman_wrapper.errors import JobLoadError
+
+    def mkdtemp(prefix=None, dir=None):
+        raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp']")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    with pytest.raises(JobLoadError, match="no writable folder for the workers' shared metrics") as exc:
+        server._writable_temp_dir("fatman-metrics-")
+    assert "--tmpfs /tmp" in exc.value.hint and "PROMETHEUS_MULTIPROC_DIR" in exc.value.hint
