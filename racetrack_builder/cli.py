@@ -454,7 +454,7 @@ def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str]) ->
     from .smoke import smoke_test
 
     out.step(f"smoke test: starting {image}")
-    results = smoke_test(engine, image, environment, report=out.step)
+    results = smoke_test(engine, image, environment, report=out.step, warn=out.warn)
     if not results:
         out.warn(
             "the job documents no example input (docs_input_example/docs_input_examples): "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -190,14 +191,38 @@ def _published_port(container: Any) -> int:
     )
 
 
+_WRAPPER_WARNING = re.compile(r"\[WARNING\] fatman_wrapper[\w.]*: (.*)")
+
+
+def wrapper_warnings(log: str) -> list[str]:
+    """What the wrapper warned about while loading and serving the job (a static endpoint whose
+    file is missing, an example for no endpoint, a skipped metric), in the order logged, once each.
+    Workers each load the job, so each warning comes once per worker."""
+    seen: dict[str, None] = {}
+    for line in log.splitlines():
+        match = _WRAPPER_WARNING.search(line)
+        if match:
+            seen.setdefault(match.group(1).strip(), None)
+    return list(seen)
+
+
 def smoke_test(
-    engine: Engine, image: str, environment: Mapping[str, str], report: Callable[[str], None]
+    engine: Engine,
+    image: str,
+    environment: Mapping[str, str],
+    report: Callable[[str], None],
+    warn: Callable[[str], None] | None = None,
 ) -> list[ExampleResult]:
-    """Start ``image``, wait until ready and send every documented example; BuildFailed unless all 2xx."""
+    """Start ``image``, wait until ready and send every documented example; BuildFailed unless all
+    2xx. ``warn`` gets each warning the wrapper logged meanwhile: they pass the smoke test, but are
+    the job's mistakes all the same."""
     with running(engine, image, environment) as (container, base_url):
         wait_ready(base_url, container)
         report(f"{image} is ready; calling the documented examples")
         results = call_examples(base_url)
+        if warn is not None:
+            for warning in wrapper_warnings("\n".join(_container_logs(container, lines=500))):
+                warn(f"the job logged: {warning}")
     failed = [r for r in results if not r.ok]
     if failed:
         lines = [f"POST {r.path} -> {r.status}: {r.body}" for r in failed]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from racetrack_builder.errors import BuildFailed
-from racetrack_builder.smoke import JOB_LOG_TITLE, _published_port, documented_examples
+from racetrack_builder.smoke import JOB_LOG_TITLE, _published_port, documented_examples, wrapper_warnings
 
 
 class StoppedContainer:
@@ -55,3 +55,21 @@ def test_examples_are_read_from_every_post_operation() -> None:
         }
     }
     assert documented_examples(doc) == [("/api/v1/perform", {"x": 1}), ("/api/v1/explain", {"y": 2})]
+
+
+def test_wrapper_warnings_are_read_from_the_log_once_each() -> None:
+    stamp = "2026-11-28 00:01:03,100 "  # how the wrapper's log lines start
+    log = "\n".join(
+        [
+            "[2026-11-28 00:01:02 +0000] [1] [INFO] Starting gunicorn 27.0.1",
+            stamp + "[8] [WARNING] fatman_wrapper.loader: static endpoint /missing: no such file",
+            stamp + "[9] [WARNING] fatman_wrapper.loader: static endpoint /missing: no such file",
+            "2026-11-28 00:01:03,102 [9] [INFO] fatman_wrapper: job Job ready in 0.00 s",
+            stamp + "[9] [WARNING] fatman_wrapper: docs_input_examples() names /x, which is no endpoint",
+            "2026-11-28 00:01:03,104 [9] [WARNING] urllib3: unrelated",
+        ]
+    )
+    assert wrapper_warnings(log) == [
+        "static endpoint /missing: no such file",
+        "docs_input_examples() names /x, which is no endpoint",
+    ]

@@ -373,14 +373,40 @@ def _docs_examples(instance: Any, endpoints: dict[str, Endpoint]) -> dict[str, d
         single = _call_optional(instance, "docs_input_example")
         if isinstance(single, dict):
             examples["perform"] = single
+        elif single is not None:
+            log.warning(
+                "ignoring docs_input_example(): it returned %s, not a dict of argument values",
+                type(single).__name__,
+            )
         many = _call_optional(instance, "docs_input_examples")
-        if isinstance(many, dict):
-            for raw_path, example in many.items():
-                path = normalize_endpoint_path(raw_path, "docs_input_examples()")
-                if path not in endpoints:
-                    log.warning("docs_input_examples() names %s, which is no endpoint of this job", raw_path)
-                elif isinstance(example, dict):
-                    examples[path] = example
+        if many is not None and not isinstance(many, dict):
+            log.warning(
+                "ignoring docs_input_examples(): it returned %s, not a dict of endpoint path -> "
+                "argument values",
+                type(many).__name__,
+            )
+        for raw_path, example in (many if isinstance(many, dict) else {}).items():
+            path = normalize_endpoint_path(raw_path, "docs_input_examples()")
+            if path not in endpoints:
+                log.warning(
+                    "docs_input_examples() names %s, which is no endpoint of this job (endpoints: %s)",
+                    raw_path,
+                    ", ".join(f"/{p}" for p in endpoints),
+                )
+            elif not isinstance(example, dict):
+                log.warning(
+                    "ignoring docs_input_examples()[%r]: %s, not a dict of argument values",
+                    raw_path,
+                    type(example).__name__,
+                )
+            else:
+                if path in examples and examples[path] != example:
+                    log.warning(
+                        "docs_input_examples() gives /%s an example of its own: it replaces the one "
+                        "of docs_input_example()",
+                        path,
+                    )
+                examples[path] = example
     except JobLoadError as exc:
         log.warning("ignoring the docs examples: %s\n%s", exc, exc.user_traceback or "")
     return examples

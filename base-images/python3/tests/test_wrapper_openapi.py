@@ -57,3 +57,27 @@ def test_docs_page_uses_local_assets(make_app):
         response = client.get(f"/docs/static/{asset}")
         assert response.status_code == 200 and len(response.get_data()) > 1000
     assert client.get("/docs/static/../../app.py").status_code == 404
+
+
+def test_doubtful_docs_examples_are_named_in_the_log(make_app, tmp_path, caplog):
+    """Examples that cannot be shown are not dropped in silence: the log says which and why."""
+    (tmp_path / "fatman_entrypoint.py").write_text(
+        "class Job:\n"
+        "    def perform(self, x: int) -> int:\n"
+        "        return x\n"
+        "    def explain(self, y: int) -> int:\n"
+        "        return y\n"
+        "    def auxiliary_endpoints(self):\n"
+        "        return {'/explain': self.explain}\n"
+        "    def docs_input_example(self):\n"
+        "        return {'x': 1}\n"
+        "    def docs_input_examples(self):\n"
+        "        return {'/perform': {'x': 2}, '/explian': {'y': 3}, '/explain': [3]}\n"
+    )
+    with caplog.at_level("WARNING", logger="fatman_wrapper"):
+        doc = make_app("", root=tmp_path).test_client().get("/openapi.json").get_json()
+    media = doc["paths"]["/api/v1/perform"]["post"]["requestBody"]["content"]["application/json"]
+    assert media["example"] == {"x": 2}
+    assert "replaces the one of docs_input_example()" in caplog.text
+    assert "names /explian, which is no endpoint of this job (endpoints: /perform, /explain)" in caplog.text
+    assert "ignoring docs_input_examples()['/explain']: list" in caplog.text
