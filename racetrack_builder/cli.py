@@ -171,9 +171,11 @@ def render(
     """Print the job's Dockerfile, or write a self-contained build context with -o."""
     from .images import job_image_ref
     from .job import open_job
-    from .render import RenderOptions, render_dockerfile, write_context
+    from .render import RenderOptions, check_output_folder, render_dockerfile, write_context
 
     out = _output(ctx, quiet, verbose)
+    if out_dir is not None:
+        check_output_folder(out_dir)  # before a clone that would be thrown away
     with open_job(manifest, local=local, progress=out.step) as job:
         out.mask(job.build_secrets.values())
         options = RenderOptions(
@@ -308,6 +310,7 @@ def build(
                     "size": image.size,
                     "duration": round(image.duration, 3),
                     "commit": result.commit,
+                    "dirty": job.source.dirty,  # --local with uncommitted changes in the image
                     "base_image": result.base_image,
                     "pushed": push,
                     # What a deployment should pin: the registry's digest of the pushed image.

@@ -134,6 +134,9 @@ def image_labels(
     ]
     if source is not None and source.commit:
         labels.append(("org.opencontainers.image.revision", source.commit))
+    if source is not None and source.dirty:
+        # --local with uncommitted changes: the revision alone does not give back these files.
+        labels.append(("org.racetrack.git.dirty", "true"))
     labels += [
         ("org.racetrack.lang", manifest.lang),
         ("org.racetrack.git.branch", manifest.git.branch),
@@ -289,6 +292,15 @@ def _empty(folder: Path, *, remove: bool) -> None:
             entry.unlink(missing_ok=True)
 
 
+def check_output_folder(out_dir: Path) -> None:
+    """RenderError unless ``out_dir`` is missing or an empty folder (a context holds only the job)."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise RenderError(
+            f"output folder '{out_dir}' is not empty",
+            hint="choose a new folder or empty this one: a context must hold only the job",
+        )
+
+
 def write_context(
     manifest: Manifest,
     source: JobSource,
@@ -307,11 +319,7 @@ def write_context(
     options = options or RenderOptions()
     if ca_cert_path is not None:
         options = replace(options, ca_cert=True)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise RenderError(
-            f"output folder '{out_dir}' is not empty",
-            hint="choose a new folder or empty this one: a context must hold only the job",
-        )
+    check_output_folder(out_dir)
     rendered = render(manifest, source, options)
     apt_ca = None
     if apt_ca_file and ca_cert_path is not None and CA_BUNDLE_ARG in rendered.build_arg_names:

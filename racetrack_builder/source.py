@@ -368,6 +368,16 @@ def _job_root(repo_root: Path, directory: str, where: str) -> Path:
     if rel.is_absolute() or ".." in rel.parts:
         raise SourceError(f"git.directory: {directory!r} must be a path inside the repository",
                           hint="write it relative to the repository's root, without '..'")
+    submodule = _submodule_holding(root, rel)
+    if submodule is not None:
+        # A clone does not fetch submodules, and a working tree may have one checked out: refuse
+        # both alike, so --local and a CI build of the same manifest agree.
+        raise SourceError(
+            f"git.directory: {directory!r} in {where} is inside the git submodule {submodule!r}, whose "
+            "files are not part of this repository",
+            hint="make the submodule's own repository git.remote (with git.directory inside it), or "
+            "move the job into this repository",
+        )
     candidate = root / rel
     if not os.path.lexists(candidate):
         raise SourceError(f"git.directory: {directory!r} does not exist in {where}",
@@ -380,6 +390,23 @@ def _job_root(repo_root: Path, directory: str, where: str) -> Path:
         raise SourceError(f"git.directory: {directory!r} in {where} is not a directory",
                           hint="git.directory names the folder holding the job, not a file")
     return resolved
+
+
+def _submodule_holding(root: Path, rel: PurePosixPath) -> str | None:
+    """The submodule (a gitlink in the index) that ``rel`` is, or lies inside, if any."""
+    prefixes = ["/".join(rel.parts[: i + 1]) for i in range(len(rel.parts)) if rel.parts[i] != "."]
+    if not prefixes:
+        return None
+    try:
+        listed = Git(str(root)).ls_files("--stage", "--", *(f":(literal){p}" for p in prefixes))
+    except GitCommandError:
+        return None
+    for line in listed.splitlines():
+        mode, _, rest = line.partition(" ")
+        path = rest.partition("\t")[2]
+        if mode == "160000" and path in prefixes:
+            return path
+    return None
 
 
 def _directory_hint(root: Path, rel: PurePosixPath) -> str:
@@ -448,7 +475,10 @@ def _select_files(listed: list[str], *, repo_root: Path, job_root: Path, exclude
             continue
         if path.is_symlink():
             target = _resolve(path)
-            if target is None or not _inside(target, root):
+            if target is None:
+                escaping.append(f"{rel} -> {os.readlink(path)} (a loop of links)")
+                continue
+            if not _inside(target, root):
                 escaping.append(f"{rel} -> {os.readlink(path)}")
                 continue
             if not _inside(target, job_root):
@@ -468,7 +498,8 @@ def _select_files(listed: list[str], *, repo_root: Path, job_root: Path, exclude
                             f"image holds: {', '.join(outside_job)}")
         raise SourceError(
             f"symlinks in {where} " + "; others ".join(problems),
-            hint="commit the files themselves inside git.directory instead of links to them",
+            hint="commit the files themselves inside git.directory instead of links to them; a folder "
+            "that is not part of the job (a virtualenv) belongs in .gitignore",
         )
     warnings: list[str] = []
     if skipped_repos:
@@ -480,7 +511,58 @@ def _select_files(listed: list[str], *, repo_root: Path, job_root: Path, exclude
     if env_files:
         warnings.append(f"{', '.join(env_files)} will be copied into the image; if it holds secrets, name it "
                         f"in secret_build_env_file/secret_runtime_env_file or add it to .gitignore")
+    pointers = [rel for rel in files if _is_lfs_pointer(job_root / rel)]
+    if pointers:
+        listed = ", ".join(pointers[:MAX_LISTED]) + (" ..." if len(pointers) > MAX_LISTED else "")
+        warnings.append(f"{listed}: Git LFS pointer file(s), not their content; the image holds the pointers "
+                        "(commit the files themselves, or fetch them in the job at start)")
     return _Selection(sorted(files), warnings)
+
+
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+
+
+def _is_lfs_pointer(path: Path) -> bool:
+    """A Git LFS pointer: a small text file that stands for a large one kept elsewhere."""
+    try:
+        if path.is_symlink() or path.stat().st_size > 1024:
+            return False
+        with path.open("rb") as handle:
+            return handle.read(len(_LFS_POINTER)) == _LFS_POINTER
+    except OSError:
+        return False
+
+
+def credential_warnings(source: JobSource, remote: str) -> list[str]:
+    """Job files (YAML: the manifest, CI settings) holding the credentials written in ``remote``,
+    which the image will then hold too."""
+    secret = _url_secret(remote)
+    if not secret:
+        return []
+    holding = []
+    for rel in source.files:
+        path = source.job_root / rel
+        if PurePosixPath(rel).suffix not in (".yaml", ".yml") or path.is_symlink():
+            continue
+        with contextlib.suppress(OSError):
+            small = path.stat().st_size <= 1 << 20
+            if small and secret in path.read_text(encoding="utf-8", errors="replace"):
+                holding.append(rel)
+    if not holding:
+        return []
+    return [f"{', '.join(holding)} hold(s) the credentials written in git.remote, and the image will hold "
+            "them too: give git its credentials another way (a credential helper, ssh keys) and remove "
+            "them from the URL"]
+
+
+def _url_secret(remote: str) -> str | None:
+    """The password, or else the user part (often a token), of a URL with credentials."""
+    match = _URL_USERINFO.search(remote)
+    if not match:
+        return None
+    user, _, password = match.group("userinfo").partition(":")
+    secret = password or (user if match.group("scheme").lower() in _SECRET_SCHEMES else "")
+    return secret if len(secret) >= 4 else None
 
 
 def _rel_dir(job_root: Path, repo_root: Path) -> str:
@@ -548,7 +630,9 @@ def _working_tree(manifest: Manifest, manifest_path: Path, progress: Progress) -
         )
     repo_root = Path(toplevel).resolve()
     commit = _git_text(repo_root, "rev-parse", "--verify", "--quiet", "HEAD") or None
-    branch = _git_text(repo_root, "symbolic-ref", "--short", "--quiet", "HEAD") or None
+    # Not --short: with a tag of the same name it answers "heads/NAME".
+    head_ref = _git_text(repo_root, "symbolic-ref", "--quiet", "HEAD") or ""
+    branch = head_ref.removeprefix("refs/heads/") or None
     where = f"{repo_root}@{branch or 'HEAD'}"
     progress(f"using the working tree {repo_root} (branch {branch or 'detached HEAD'}"
              f"{', commit ' + commit[:12] if commit else ', no commit yet'})")
@@ -562,6 +646,9 @@ def _working_tree(manifest: Manifest, manifest_path: Path, progress: Progress) -
     if branch and branch != manifest.git.branch:
         warnings.append(f"the working tree is on branch {branch!r} but git.branch is "
                         f"{manifest.git.branch!r}; building the working tree as it is")
+    mismatch = _foreign_remote(repo_root, manifest.git.remote, manifest_dir)
+    if mismatch:
+        warnings.append(mismatch)
     if changes:
         listed = ", ".join(changes[:MAX_LISTED]) + (" ..." if len(changes) > MAX_LISTED else "")
         paths = f"{len(changes)} path{'s' if len(changes) != 1 else ''}"
@@ -572,6 +659,37 @@ def _working_tree(manifest: Manifest, manifest_path: Path, progress: Progress) -
     return JobSource(repo_root=repo_root, job_root=job_root, files=tuple(selection.files), commit=commit,
                      remote=str(repo_root), branch=branch, dirty=bool(changes), local=True,
                      warnings=tuple(warnings))
+
+
+def _foreign_remote(repo_root: Path, remote: str, manifest_dir: Path) -> str | None:
+    """A warning when the working tree is not a clone of ``git.remote``: the image's labels name
+    git.remote and the working tree's commit, which would then not be found there."""
+    listed = _git_text(repo_root, "remote", "-v") or ""
+    urls = {line.split()[1] for line in listed.splitlines() if len(line.split()) >= 2}
+    wanted = _repository_key(remote, manifest_dir)
+    if wanted.startswith("/") and Path(wanted).is_relative_to(repo_root.resolve()):
+        return None  # the working tree itself (remote: . beside the manifest)
+    if any(_repository_key(url, repo_root) == wanted for url in urls):
+        return None
+    theirs = ", ".join(sorted(mask_credentials(u) for u in urls)) or "none"
+    return (f"git.remote {mask_credentials(remote)} is not a remote of the working tree (its remotes: "
+            f"{theirs}); the image's labels name git.remote with a commit of this working tree")
+
+
+def _repository_key(location: str, base: Path) -> str:
+    """One spelling of a repository location, to compare https, ssh, scp-like and local forms:
+    ``host/path`` without credentials, port or ``.git``, or an absolute local path."""
+    if _is_local_path(location) or location.startswith("file://"):
+        path = location.removeprefix("file://").removeprefix("localhost")
+        resolved = (base / path).resolve() if not os.path.isabs(path) else Path(path).resolve()
+        return str(resolved).removesuffix("/.git").removesuffix(".git")
+    if "://" in location:
+        rest = location.split("://", 1)[1]
+    else:  # scp-like: [user@]host:path
+        rest = location.replace(":", "/", 1)
+    hostport, _, path = rest.partition("/")
+    host = hostport.rpartition("@")[2].partition(":")[0].lower()
+    return f"{host}/{path.strip('/').removesuffix('.git')}"
 
 
 def _uncommitted_changes(job_root: Path, repo_root: Path, excluded: set[Path]) -> list[str]:
@@ -642,7 +760,7 @@ def check_job_files(manifest: Manifest, source: JobSource) -> list[str]:
         _check_class(tree, manifest.python.entrypoint_class, manifest.python.entrypoint_path, source)
     if manifest.python.requirements_path:
         _check_file("python.requirements_path", manifest.python.requirements_path, source)
-    return warnings
+    return warnings + credential_warnings(source, manifest.git.remote)
 
 
 def _check_file(field_name: str, value: str, source: JobSource) -> Path:

@@ -219,6 +219,15 @@ def test_base_image_labels_are_not_passed_down_as_the_jobs(tmp_path: Path) -> No
     assert '"org.opencontainers.image.base.name"="racetrack/python3:latest"' in text
 
 
+def test_a_dirty_working_tree_is_marked_in_the_labels(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    source = _source(tmp_path, {"entrypoint.py": ENTRY})
+    assert "org.racetrack.git.dirty" not in dict(image_labels(_manifest(), source))
+    labels = dict(image_labels(_manifest(), replace(source, dirty=True, local=True)))
+    assert labels["org.racetrack.git.dirty"] == "true"
+
+
 def test_manifest_labels_override_the_description_but_not_the_build_facts(tmp_path: Path) -> None:
     manifest = _manifest(labels={"org.opencontainers.image.description": "sums", "org.racetrack.lang": "x"})
     labels = dict(image_labels(manifest, _source(tmp_path, {"entrypoint.py": ENTRY})))

@@ -397,7 +397,8 @@ def test_symlinks_to_the_repository_outside_the_job_would_dangle_in_the_image(
     assert info.value.message == (f"symlinks in {remote.as_uri()}@master point outside git.directory "
                                   "'jobs/adder', which is all the image holds: "
                                   "guide.md -> ../../docs/guide.md")
-    assert info.value.hint == "commit the files themselves inside git.directory instead of links to them"
+    assert info.value.hint == ("commit the files themselves inside git.directory instead of links to them; "
+                               "a folder that is not part of the job (a virtualenv) belongs in .gitignore")
     # From the repository's root the same link is fine.
     with open_source(make_manifest(remote.as_uri(), directory="."), manifest_path) as src:
         assert "jobs/adder/guide.md" in src.files
@@ -819,3 +820,71 @@ def test_git_environment_carries_core_ssh_command_over(tmp_path: Path) -> None:
     env = source_module.git_environment({"GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1",
                                          "PATH": os.environ["PATH"]})
     assert env["GIT_SSH_COMMAND"].startswith("ssh -i /keys/deploy -o BatchMode=yes")
+
+
+# --- what a user's repository may hold (found by a blind user test) --------------------------------
+
+
+def test_a_job_inside_a_submodule_is_refused_alike_in_clones_and_working_trees(
+    git_repo_factory: Callable[..., Path], tmp_path: Path, workspace_tmp: Path
+) -> None:
+    library = git_repo_factory("library", {"subjob/adder.py": ADDER})
+    work = git_repo_factory("super", {"README.md": "super\n"})
+    gitrepos.git(
+        "-c", "protocol.file.allow=always", "submodule", "--quiet", "add", str(library), "lib", cwd=work
+    )
+    gitrepos.git("commit", "--quiet", "-m", "add lib", cwd=work)
+    manifest = make_manifest(work.as_uri(), directory="lib/subjob", requirements_path=None)
+    for local in (False, True):
+        with pytest.raises(SourceError) as info, open_source(manifest, work / "fatman.yaml", local=local):
+            pass
+        assert "is inside the git submodule 'lib'" in info.value.message, local
+        assert "make the submodule's own repository git.remote" in (info.value.hint or "")
+
+
+def test_a_tag_named_like_the_branch_is_no_branch_mismatch(work_tree: Path) -> None:
+    gitrepos.git("tag", "release", cwd=work_tree)
+    gitrepos.git("checkout", "--quiet", "-b", "release", cwd=work_tree)
+    with open_source(
+        make_manifest(branch="release"), work_tree / "jobs/adder/fatman.yaml", local=True
+    ) as src:
+        assert src.branch == "release"
+        assert not any("branch" in w for w in src.warnings), src.warnings
+
+
+def test_git_lfs_pointers_are_named(work_tree: Path) -> None:
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 123456789\n"
+    gitrepos.write_files(work_tree, {"jobs/adder/model.pkl": pointer})
+    with open_source(make_manifest(), work_tree / "jobs/adder/fatman.yaml", local=True) as src:
+        assert "model.pkl" in src.files
+        (warning,) = [w for w in src.warnings if "LFS" in w]
+    assert warning.startswith("model.pkl: Git LFS pointer file(s), not their content")
+
+
+def test_a_job_file_holding_the_remotes_credentials_is_named(tmp_path: Path) -> None:
+    remote = "https://builder:s3cr3t-Pa55@git.example.com/team/job.git"
+    src = _source(tmp_path, {"job/adder.py": ADDER, "job/fatman.yaml": f"git:\n  remote: {remote}\n"})
+    warnings = check_job_files(make_manifest(remote, requirements_path=None), src)
+    (warning,) = [w for w in warnings if "credentials" in w]
+    assert warning.startswith("fatman.yaml hold(s) the credentials written in git.remote")
+    assert "s3cr3t" not in warning
+
+
+@pytest.mark.parametrize(
+    "origin,warned",
+    [
+        ("https://github.com/team/other.git", True),
+        ("git@github.com:team/job.git", False),
+        ("ssh://git@github.com:22/team/job", False),
+        ("https://ci-bot:token1234@GitHub.com/team/job.git/", False),
+    ],
+)
+def test_a_working_tree_that_is_not_a_clone_of_git_remote_is_named(
+    work_tree: Path, origin: str, warned: bool
+) -> None:
+    gitrepos.git("remote", "add", "origin", origin, cwd=work_tree)
+    manifest = make_manifest("https://github.com/team/job")
+    with open_source(manifest, work_tree / "jobs/adder/fatman.yaml", local=True) as src:
+        found = [w for w in src.warnings if "is not a remote of the working tree" in w]
+    assert bool(found) is warned, src.warnings
+    assert "token1234" not in "".join(src.warnings)

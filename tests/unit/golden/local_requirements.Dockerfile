@@ -34,7 +34,8 @@ RUN ["/opt/fatman/venv/bin/fatman-wrapper", "check-server"]
 # (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
-# may need runtime secrets). The server stack was checked above, so this imports the job alone.
+# may need runtime secrets). The server stack is the base image's, checked above with the
+# job's packages, so this imports the job alone.
 RUN ["/opt/fatman/venv/bin/fatman-wrapper", "check", "entrypoint.py", "--no-server"]
 LABEL "org.opencontainers.image.description"="Racetrack python3 job adder 0.0.1" \
       "org.opencontainers.image.licenses"="" \
