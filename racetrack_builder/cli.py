@@ -479,6 +479,9 @@ def _report_error(out: Output, err: RacetrackError) -> None:
         out.line(err.log_title)
         for line in err.log_tail:
             out.line("  " + line)
+        if err.hint:
+            # Again below the log: the last lines are what a CI page shows first.
+            out.line(f"To fix: {err.hint}")
     if out.verbose and err.__cause__ is not None:
         out.line(f"Caused by: {type(err.__cause__).__name__}: {err.__cause__}")
 
