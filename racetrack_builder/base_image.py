@@ -83,30 +83,43 @@ def build_base_image(
             shutil.copy2(path, target)
         if options.ca_cert is not None:
             shutil.copyfile(options.ca_cert, context / CA_BUNDLE_FILE)
-        return engine.build(
+        digest = context_digest(root)
+        built = engine.build(
             context,
             tag=base_image_ref(options.tag),
             buildargs={"PYTHON_IMAGE": root_image},
             network=options.network,
             nocache=options.nocache,
             labels={
-                CONTEXT_LABEL: context_digest(root),
+                CONTEXT_LABEL: digest,
                 PYTHON_IMAGE_LABEL: root_image,
                 PYTHON_IMAGE_ID_LABEL: root_id or "",
             },
             on_step=on_step,
             on_log=on_log,
         )
+    # Also under a tag of these sources: another racetrack-build version on the same engine
+    # retags racetrack/python3:<tag> for its own wrapper, and this version then finds its image
+    # here instead of building it again (and again, each time the other builds).
+    engine.tag(built.id, sources_ref(options.tag, digest))
+    return built
 
 
-def _stale_reason(engine: Engine, options: BaseImageOptions, labels: dict[str, str] | None) -> str | None:
-    """Why the base image (whose labels are given, None when missing) must be built, or None.
+def sources_ref(tag: str, digest: str) -> str:
+    """``racetrack/python3:<tag>-<first 12 of the sources' digest>``: the base image of one wrapper."""
+    return f"{base_image_ref(tag)}-{digest[:12]}"
+
+
+def _stale_reason(
+    engine: Engine, options: BaseImageOptions, labels: dict[str, str] | None, ref: str | None = None
+) -> str | None:
+    """Why the base image ``ref`` (whose labels are given, None when missing) must be built, or None.
 
     Only images this tool built (they carry our labels) are judged stale: from other wrapper
     sources, on another root image, or on a root image that has changed since. A base image pulled
     from a registry under the same name is used as it is.
     """
-    ref = base_image_ref(options.tag)
+    ref = ref or base_image_ref(options.tag)
     if labels is None:
         return f"{ref} is not on the engine"
     if CONTEXT_LABEL not in labels:
@@ -130,9 +143,16 @@ def ensure_base_image(
     on_step: StepCallback | None = None,
     on_log: LogCallback | None = None,
 ) -> str:
-    """Make sure the base image is on the engine; build it when missing or stale. Returns its ref."""
+    """Make sure the base image is on the engine; build it when missing or stale. Returns its ref:
+    ``racetrack/python3:<tag>``, or the same image under the tag of these wrapper sources when
+    another version of the tool has since retagged the first (see ``sources_ref``)."""
     labels = engine.image_labels(base_image_ref(options.tag))
     reason = _stale_reason(engine, options, labels)
+    if reason is not None and labels is not None and CONTEXT_LABEL in labels:
+        ours = sources_ref(options.tag, context_digest(base_context_dir(options)))
+        if _stale_reason(engine, options, engine.image_labels(ours), ours) is None:
+            report(f"using {ours} ({reason})")
+            return ours
     if reason is not None:
         report(f"building the base image: {reason}")
         if options.python_image is None and labels and labels.get(PYTHON_IMAGE_LABEL):

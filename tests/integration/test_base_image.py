@@ -21,7 +21,7 @@ import docker.errors
 import pytest
 from jobs import DockerCleanup, base_image_options
 
-from racetrack_builder.base_image import ensure_base_image
+from racetrack_builder.base_image import context_digest, ensure_base_image, sources_ref
 from racetrack_builder.engine import Engine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -310,23 +310,30 @@ def test_base_image_is_rebuilt_only_when_its_sources_change(
     ref = f"racetrack/python3:{options.tag}"
     engine = Engine()
 
+    used: list[str] = []
+
     def ensure() -> list[str]:
         said: list[str] = []
-        ensure_base_image(engine, options, report=said.append)
+        used.append(ensure_base_image(engine, options, report=said.append))
         return said
 
+    first_sources = sources_ref(options.tag, context_digest(wrapper))
+    keyed = [first_sources]
     try:
         assert ensure() == [f"building the base image: {ref} is not on the engine"]
         first = docker_client.images.get(ref).id
+        assert docker_client.images.get(first_sources).id == first  # also under its sources' tag
         assert ensure() == []
-        assert docker_client.images.get(ref).id == first
+        assert docker_client.images.get(ref).id == first and used[-1] == ref
 
         # Tests are not part of the image (.dockerignore): changing them must not rebuild.
         (wrapper / "tests" / "test_not_in_image.py").write_text("def test_nothing() -> None: ...\n")
         assert ensure() == []
 
-        with (wrapper / "fatman_wrapper" / "__init__.py").open("a") as init:
-            init.write("\n# changed by test_base_image_is_rebuilt_only_when_its_sources_change\n")
+        init = wrapper / "fatman_wrapper" / "__init__.py"
+        original = init.read_text()
+        init.write_text(original + "\n# changed by test_base_image_is_rebuilt_only_when_its_sources_change\n")
+        keyed.append(sources_ref(options.tag, context_digest(wrapper)))
         assert ensure() == [f"building the base image: {ref} was built from other wrapper sources"]
         assert docker_client.images.get(ref).id != first
         code = docker_client.containers.run(
@@ -336,9 +343,16 @@ def test_base_image_is_rebuilt_only_when_its_sources_change(
             network_mode="none", remove=True,
         )
         assert code.strip() == b"1"
+
+        # The first sources again (another racetrack-build version sharing the engine): their
+        # image is found under its sources' tag, not built again over the other version's.
+        init.write_text(original)
+        assert ensure() == [f"using {first_sources} ({ref} was built from other wrapper sources)"]
+        assert used[-1] == first_sources and docker_client.images.get(first_sources).id == first
     finally:
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            docker_client.images.remove(ref, force=True)
+        for tag in (ref, *keyed):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(tag, force=True)
 
 
 @pytest.mark.slow
