@@ -55,6 +55,16 @@ def _output(ctx: click.Context, quiet: bool = False, verbose: bool = False) -> O
     return out
 
 
+_ready_timeout_opt = click.option(
+    "--ready-timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a started job may take to be ready (its __init__ loading a model, say).",
+)
+
+
 def _verbosity(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("-q", "--quiet", is_flag=True, help="Print only the result and errors.")(func)
     return click.option("-v", "--verbose", is_flag=True, help="Print every build log line and error causes.")(
@@ -227,6 +237,7 @@ def schema(ctx: click.Context) -> None:
     is_flag=True,
     help="Start the image, wait until ready and call every documented example; fail unless all 2xx.",
 )
+@_ready_timeout_opt
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @_verbosity
 @click.pass_context
@@ -242,6 +253,7 @@ def build(
     python_image: str | None,
     push: bool,
     smoke_test: bool,
+    ready_timeout: float,
     as_json: bool,
     quiet: bool,
     verbose: bool,
@@ -280,7 +292,7 @@ def build(
 
         def verify(candidate: str) -> None:
             out.success(f"built {candidate}; smoke testing it before tagging")
-            _smoke(out, engine, candidate, runtime_secrets)
+            _smoke(out, engine, candidate, runtime_secrets, ready_timeout)
 
         with BuildProgress(out, job.manifest.name) as progress:
             result = build_job(
@@ -363,10 +375,17 @@ def base(
     help="Port on 127.0.0.1 to publish (0: any free one).",
 )
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable.")
+@_ready_timeout_opt
 @_verbosity
 @click.pass_context
 def run(
-    ctx: click.Context, target: str, port: int, env_pairs: tuple[str, ...], quiet: bool, verbose: bool
+    ctx: click.Context,
+    target: str,
+    port: int,
+    env_pairs: tuple[str, ...],
+    ready_timeout: float,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import Engine
@@ -390,7 +409,7 @@ def run(
     engine = Engine()
     with running(engine, image, environment, host_port=port) as (container, url):
         out.step(f"started {image} as {container.name}; waiting until ready")
-        wait_ready(url, container)
+        wait_ready(url, container, timeout=ready_timeout)
         out.success(f"{image} is ready")
         out.info(f"  Swagger UI: {url}/docs")
         for method, path in job_endpoints(url) or [("POST", "/api/v1/perform")]:
@@ -413,15 +432,16 @@ def run(
 
 @cli.command()
 @click.argument("target")
+@_ready_timeout_opt
 @_verbosity
 @click.pass_context
-def test(ctx: click.Context, target: str, quiet: bool, verbose: bool) -> None:
+def test(ctx: click.Context, target: str, ready_timeout: float, quiet: bool, verbose: bool) -> None:
     """Smoke-test a built job: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import Engine
 
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out)
-    _smoke(out, Engine(), image, environment)
+    _smoke(out, Engine(), image, environment, ready_timeout)
 
 
 def _image_and_env(target: str, out: Output) -> tuple[str, dict[str, str]]:
@@ -453,11 +473,13 @@ def _runtime_secrets_if_present(manifest: Any, manifest_path: Path) -> dict[str,
     return _runtime_secrets(manifest, manifest_path) if path is not None and path.exists() else {}
 
 
-def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str]) -> None:
+def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str], ready_timeout: float) -> None:
     from .smoke import smoke_test
 
     out.step(f"smoke test: starting {image}")
-    results = smoke_test(engine, image, environment, report=out.step, warn=out.warn)
+    results = smoke_test(
+        engine, image, environment, report=out.step, warn=out.warn, ready_timeout=ready_timeout
+    )
     if not results:
         out.warn(
             "the job documents no example input (docs_input_example/docs_input_examples): "
@@ -465,7 +487,7 @@ def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str]) ->
         )
     for r in results:
         out.info(f"  POST {r.path} -> {r.status}")
-    out.success(f"smoke test passed ({len(results)} examples)")
+    out.success(f"smoke test passed ({len(results)} example{'' if len(results) == 1 else 's'})")
 
 
 def _report_error(out: Output, err: RacetrackError) -> None:

@@ -21,7 +21,8 @@ from typing import Any
 from .engine import Engine
 from .errors import BuildFailed
 
-READY_TIMEOUT = 90.0
+# As long as the image's HEALTHCHECK start period: a model may take minutes to load in __init__.
+READY_TIMEOUT = 300.0
 REQUEST_TIMEOUT = 60.0
 
 
@@ -106,10 +107,16 @@ def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) ->
                     hint="the entrypoint's import or __init__ raised; its log below says where",
                 )
         time.sleep(0.25)
+    starting = '"starting"' in last
     raise BuildFailed(
         f"the job was not ready after {timeout:.0f}s (last answer: {last})",
         log_tail=_container_logs(container),
         log_title=JOB_LOG_TITLE,
+        hint=(
+            "its __init__ was still running: give it longer with --ready-timeout SECONDS"
+            if starting
+            else "the job's log below says why; --ready-timeout SECONDS waits longer"
+        ),
     )
 
 
@@ -212,12 +219,13 @@ def smoke_test(
     environment: Mapping[str, str],
     report: Callable[[str], None],
     warn: Callable[[str], None] | None = None,
+    ready_timeout: float = READY_TIMEOUT,
 ) -> list[ExampleResult]:
     """Start ``image``, wait until ready and send every documented example; BuildFailed unless all
     2xx. ``warn`` gets each warning the wrapper logged meanwhile: they pass the smoke test, but are
     the job's mistakes all the same."""
     with running(engine, image, environment) as (container, base_url):
-        wait_ready(base_url, container)
+        wait_ready(base_url, container, timeout=ready_timeout)
         report(f"{image} is ready; calling the documented examples")
         results = call_examples(base_url)
         if warn is not None:

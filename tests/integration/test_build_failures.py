@@ -170,3 +170,24 @@ def test_runtime_secrets_are_needed_only_to_start_the_job(
     assert smoke.returncode == 2, smoke.describe()
     assert re.search(r"secret_runtime_env_file: '\.env\.runtime' not found", smoke.stderr), smoke.describe()
     assert not re.search(r"step \d+/\d+", smoke.stderr, flags=re.IGNORECASE), smoke.describe()
+
+
+def test_a_slow_init_is_waited_for_as_long_as_asked(
+    tmp_path: Path, base_image: str, docker_cleanup: DockerCleanup
+) -> None:
+    """A model loading in __init__ may take minutes: --ready-timeout sets the wait, and running out
+    of it says the job was still starting and how to wait longer."""
+    slow = "import time\n\n" + ADDER.replace(
+        "class Adder:\n", "class Adder:\n    def __init__(self) -> None:\n        time.sleep(4)\n\n"
+    )
+    remote = gitrepos.make_bare_repo(tmp_path / "remote.git", {"entrypoint.py": slow})
+    manifest = client_manifest(tmp_path / "client", BASE_MANIFEST, remote=remote.as_uri())
+    tag = docker_cleanup.image_tag("slow-init")
+    built = run_cli("build", manifest, "--tag", tag)
+    assert built.returncode == 0, built.describe()
+
+    impatient = run_cli("test", tag, "--ready-timeout", "1")
+    assert impatient.returncode == 1, impatient.describe()
+    assert "still running: give it longer with --ready-timeout" in impatient.stderr, impatient.describe()
+    patient = run_cli("test", tag, "--ready-timeout", "60")
+    assert patient.returncode == 0, patient.describe()
