@@ -30,7 +30,7 @@ from .config import Settings
 from .encoding import dumps, dumps_result
 from .errors import ApiError, JobLoadError
 from .limits import CallTimedOut, ConcurrencyLimiter, Slot, call_with_timeout
-from .loader import Job, load_job
+from .loader import IN_LOG, Job, load_job
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import RequestMetrics
 from .openapi import build_document, swagger_page, swagger_ui_dir
@@ -158,18 +158,15 @@ class JobHolder:
     have reached a ready worker, a request landing on one still loading waits for it instead of
     failing.
 
-    ``detailed``: whether answers may show a load failure's full text and the user's traceback.
-    Off when a token guards the job: the probes answer anyone, so they then give only the short
-    reason (``JobLoadError.summary``) and the detail stays in the log.
+    A load failure is answered with its short reason (``JobLoadError.summary``), never the text of
+    the user's exception or their traceback, which only the log holds: the probes answer anyone,
+    and an exception's text can hold a secret (a password in a connection string).
     """
 
-    def __init__(
-        self, loader: Callable[[], Job], wait_seconds: float = 0.0, *, detailed: bool = True
-    ) -> None:
+    def __init__(self, loader: Callable[[], Job], wait_seconds: float = 0.0) -> None:
         self._loader = loader
         self._done = threading.Event()
         self.wait_seconds = wait_seconds
-        self.detailed = detailed
         self.job: Job | None = None
         self.error: JobLoadError | None = None
         self.state = "starting"
@@ -186,6 +183,7 @@ class JobHolder:
                 else JobLoadError(
                     f"loading the job failed: {type(exc).__name__}: {exc}",
                     user_traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                    public_message=f"loading the job failed: {type(exc).__name__}{IN_LOG}",
                 )
             )
             self.error = error
@@ -210,21 +208,17 @@ class JobHolder:
         if job is not None:
             return job
         if self.error is not None:
-            reason = str(self.error) if self.detailed else self.error.summary()
-            raise ApiError(503, f"the job failed to start: {reason}", error_type="JobNotReady")
+            raise ApiError(503, f"the job failed to start: {self.error.summary()}", error_type="JobNotReady")
         raise ApiError(503, "the job is still starting; retry shortly", error_type="JobNotReady")
 
     def status(self) -> dict[str, Any]:
         """The probes' body."""
         body: dict[str, Any] = {"status": self.state}
         if self.error is not None:
+            # The reason, never the user's exception text or traceback: the probes answer anyone,
+            # and that text can hold a secret. The log has it all.
             body["type"] = "JobLoadError"
-            if not self.detailed:
-                body["error"] = self.error.summary()
-                return body
-            body["error"] = str(self.error)
-            if self.error.user_traceback:
-                body["traceback"] = self.error.user_traceback.rstrip().splitlines()
+            body["error"] = self.error.summary()
         return body
 
 
@@ -346,7 +340,6 @@ def create_app(
     holder = JobHolder(
         lambda: load_job(entrypoint_path, class_name, root_path, webview_base),
         wait_seconds=float(settings.timeout) if background else 0.0,
-        detailed=not settings.auth_token,
     )
     guard = TokenGuard(settings.auth_token, settings.public_endpoints)
     metrics = RequestMetrics(lambda: holder.job.metrics if holder.job else None)
@@ -567,7 +560,7 @@ def create_app(
                 title=title,
                 version=settings.version,
                 server_url=script_root,
-                load_error=str(holder.error) if holder.error else None,
+                load_error=holder.error.summary() if holder.error else None,
             )
             body = dumps(document).encode("utf-8")
             if holder.job is not None:

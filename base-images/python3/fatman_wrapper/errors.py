@@ -15,7 +15,10 @@ from typing import Any
 
 # An absolute file path of two or more segments ("/src/fatman/model.pkl"), not the path part of a
 # URL ("http://host/x": preceded by "/" or a word character). Summaries keep only its last segment.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"`:;,()\[\]{}<>]+/)+([^\s/'\"`:;,()\[\]{}<>]*)")
+# The wrapper's own routes (/api/v1/..., /pub/fatman/...) are not file paths and stay whole.
+_ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.:/~-])/(?!api/v1/|pub/fatman/)(?:[^\s/'\"`:;,()\[\]{}<>]+/)+([^\s/'\"`:;,()\[\]{}<>]*)"
+)
 SUMMARY_LIMIT = 300
 
 
@@ -61,13 +64,23 @@ class JobLoadError(Exception):
 
     ``hint`` says how to fix it; ``user_traceback`` holds the user's own traceback when their code
     raised (import or ``__init__``), and is ``None`` when the problem is the job's shape.
+    ``public_message``: the message without the text of the user's exception, for answers anyone
+    may read (an exception's text can hold a secret: a password in a connection string).
     """
 
-    def __init__(self, message: str, *, hint: str | None = None, user_traceback: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        user_traceback: str | None = None,
+        public_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.user_traceback = user_traceback
+        self.public_message = public_message
 
     def __str__(self) -> str:
         if self.hint:
@@ -75,9 +88,9 @@ class JobLoadError(Exception):
         return self.message
 
     def summary(self) -> str:
-        """A short reason safe for anyone to read: the message (error type and text) without the
-        hint, the traceback or absolute file paths, at most ``SUMMARY_LIMIT`` characters."""
-        text = without_paths(self.message)
+        """A short reason safe for anyone to read: the message without the user's exception text,
+        the hint, the traceback or absolute file paths, at most ``SUMMARY_LIMIT`` characters."""
+        text = without_paths(self.public_message or self.message)
         if len(text) > SUMMARY_LIMIT:
             text = text[: SUMMARY_LIMIT - 3] + "..."
         return text

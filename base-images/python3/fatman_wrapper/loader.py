@@ -131,6 +131,18 @@ def _taken(top_level: str) -> bool:
     return top_level in sys.modules or top_level in _STDLIB_MODULES or top_level in SERVER_STACK_MODULES
 
 
+# Where the text of a user's exception is, in answers that leave it out (see JobLoadError).
+IN_LOG = " (its message and traceback are in the job's log)"
+
+
+def _public_text(exc: BaseException) -> str:
+    """What answers anyone may read say of a user's exception: the text of an import or syntax
+    error (module names, a line number), only the type of any other, whose text may hold data."""
+    if isinstance(exc, (ImportError, SyntaxError)):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__ + IN_LOG
+
+
 def _module_name(file: Path, root: Path) -> str:
     try:
         parts = list(file.relative_to(root).with_suffix("").parts)
@@ -217,6 +229,7 @@ def import_entrypoint(
             f"importing the entrypoint '{shown}' failed: {type(exc).__name__}: {exc}",
             hint=hint,
             user_traceback=_user_traceback(exc),
+            public_message=f"importing the entrypoint '{shown}' failed: {_public_text(exc)}",
         ) from exc
     return module
 
@@ -289,6 +302,7 @@ def _call_optional(instance: Any, name: str, *args: Any) -> Any:
             f"{type(instance).__name__}.{name}() raised {type(exc).__name__}: {exc}",
             hint="fix the error shown in the traceback",
             user_traceback=_user_traceback(exc),
+            public_message=f"{type(instance).__name__}.{name}() raised {type(exc).__name__}{IN_LOG}",
         ) from exc
 
 
@@ -427,6 +441,7 @@ def load_job(
             f"{cls.__name__}.__init__ raised {type(exc).__name__}: {exc}",
             hint="fix the error shown in the traceback; the server stays up meanwhile",
             user_traceback=_user_traceback(exc),
+            public_message=f"{cls.__name__}.__init__ raised {type(exc).__name__}{IN_LOG}",
         ) from exc
     endpoints = {
         "perform": Endpoint("perform", instance.perform, describe_method(instance.perform, "perform"))

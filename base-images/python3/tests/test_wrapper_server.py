@@ -82,7 +82,7 @@ def test_server_stays_up_when_init_fails(tmp_path):
     with running_server(job_path("failing_init"), ready_status=503, log_path=log) as server:
         assert call(server.url + "/live")[0] == 200
         status, body = call(server.url + "/ready")
-        assert status == 503 and "model.pkl is missing" in json.loads(body)["error"]
+        assert status == 503 and "raised FileNotFoundError" in json.loads(body)["error"]
         status, body = call(server.url + "/api/v1/perform", {})
         assert status == 503 and json.loads(body)["type"] == "JobNotReady"
         assert server.proc.poll() is None
