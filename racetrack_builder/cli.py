@@ -21,21 +21,29 @@ from .console import BuildProgress, Output
 from .errors import BuildFailed, ManifestError, RacetrackError, UsageError
 
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
 class Terminated(KeyboardInterrupt):
-    """SIGTERM: a CI job cancelled or timed out, a supervisor stopping ``run``.
+    """SIGTERM (a CI job cancelled or timed out, a supervisor stopping ``run``) or SIGHUP (the
+    terminal closed).
 
     A KeyboardInterrupt so it unwinds through exactly the cleanup Ctrl-C does: temporary
-    workspaces, candidate tags and containers are removed either way.
+    workspaces, candidate tags and containers are removed either way. The exit status is
+    128 + the signal's number, as the shell reports a process the signal killed.
     """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.exit_code = 128 + signum
+        self.name = signal.Signals(signum).name
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _terminate(signum: int, frame: object) -> None:
-    # A second SIGTERM during the cleanup gets the default action: whoever sends it means it.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    raise Terminated()
+    # A second signal during the cleanup gets the default action: whoever sends it means it.
+    for stop in _STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_DFL)
+    raise Terminated(signum)
 
 
 class DefaultToBuild(click.Group):
@@ -528,7 +536,8 @@ def _json_error(out: Output, err: RacetrackError) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: run the CLI and turn errors into messages and exit codes."""
     obj: dict[str, Any] = {}
-    signal.signal(signal.SIGTERM, _terminate)
+    for stop in _STOP_SIGNALS:
+        signal.signal(stop, _terminate)
     try:
         # standalone_mode=False: we print errors ourselves; ctx.exit(code) comes back as the code.
         code = cli.main(args=argv, prog_name="racetrack-build", standalone_mode=False, obj=obj)
@@ -540,9 +549,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(err.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as err:
         # click turns an interrupt inside a command into Abort, the interrupt as its cause.
-        if isinstance(err, Terminated) or isinstance(err.__cause__, Terminated):
-            print("Terminated.", file=sys.stderr)
-            sys.exit(EXIT_TERMINATED)
+        stopped = err if isinstance(err, Terminated) else err.__cause__
+        if isinstance(stopped, Terminated):
+            print(f"Terminated ({stopped.name}).", file=sys.stderr)
+            sys.exit(stopped.exit_code)
         print("Interrupted." if isinstance(err, KeyboardInterrupt) else "Aborted.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as err:

@@ -379,6 +379,12 @@ class _converted:
             explanation = getattr(exc, "explanation", None) or _first_line(exc)
             if self.action == "build":
                 raise BuildFailed(f"the engine refused the build: {explanation}") from exc
+            if re.search(r"port is already allocated|address already in use", str(explanation)):
+                raise EnvironmentFailure(
+                    f"the Docker engine failed to {self.action}: {explanation}",
+                    hint="another container or program has that port on 127.0.0.1 (see `docker ps`); "
+                    "choose another with --port, or --port 0 for any free one",
+                ) from exc
             raise EnvironmentFailure(f"the Docker engine failed to {self.action}: {explanation}") from exc
         if isinstance(exc, DockerException):
             raise EnvironmentFailure(f"Docker failed to {self.action}: {_first_line(exc)}") from exc

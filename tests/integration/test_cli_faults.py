@@ -146,13 +146,10 @@ class RunningCli:
         """What Ctrl-C does in a terminal: SIGINT to the process."""
         self.proc.send_signal(signal.SIGINT)
 
-    def terminate(self) -> None:
-        """What a CI runner does on cancel or timeout: SIGTERM to the process."""
-        self.proc.send_signal(signal.SIGTERM)
-
     def stop(self, how: str) -> None:
-        """Stop the CLI the way ``how`` ("ctrl-c" or "sigterm") says."""
-        self.interrupt() if how == "ctrl-c" else self.terminate()
+        """Stop the CLI the way ``how`` ("ctrl-c", "sigterm" or "sighup") says."""
+        signum = {"ctrl-c": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}[how]
+        self.proc.send_signal(signum)
 
     def finish(self, timeout: float = WAIT_S) -> CliResult:
         started = time.monotonic()
@@ -371,7 +368,11 @@ def test_ctrl_c_while_reading_the_secrets(tmp_path: Path, cli_tmp: Path, hermeti
 
 
 # Each stop is checked for Ctrl-C (SIGINT, a developer) and SIGTERM (a CI runner cancelling the job).
-STOPS = {"ctrl-c": (EXIT_INTERRUPTED, r"interrupted|aborted"), "sigterm": (EXIT_TERMINATED, r"terminated")}
+STOPS = {
+    "ctrl-c": (EXIT_INTERRUPTED, r"interrupted|aborted"),
+    "sigterm": (EXIT_TERMINATED, r"terminated \(SIGTERM\)"),
+    "sighup": (129, r"terminated \(SIGHUP\)"),  # the terminal closed
+}
 
 
 @pytest.mark.parametrize("how", sorted(STOPS))

@@ -448,6 +448,14 @@ def load_job(
     }
     endpoints.update(_auxiliary_endpoints(instance, cls.__name__))
     static = _static_endpoints(instance, cls.__name__, os.path.realpath(root))
+    for path in static:
+        if path.split("/")[0] in endpoints or path in endpoints:
+            # GET would serve the file and POST call the method: one path, two meanings.
+            taken = path if path in endpoints else path.split("/")[0]
+            raise JobLoadError(
+                f"static endpoint /api/v1/{path} collides with the endpoint /api/v1/{taken}",
+                hint="give the static endpoint a path of its own",
+            )
     webview = _call_optional(instance, "webview_app", webview_base_url)
     if webview is not None and not callable(webview):
         raise JobLoadError(

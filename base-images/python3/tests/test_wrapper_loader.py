@@ -305,3 +305,17 @@ def test_import_error_names_the_entrypoint_path_as_given(tmp_path):
     assert "importing the entrypoint 'src/app/entry.py' failed: RuntimeError: broken on purpose" in (
         result.stderr
     )
+
+
+@pytest.mark.parametrize("static_path", ["/perform", "/explain", "/explain/data.csv"])
+def test_a_static_endpoint_on_a_job_endpoints_path_is_refused(tmp_path, make_app, static_path):
+    (tmp_path / "data.csv").write_text("a,b\n")
+    (tmp_path / "fatman_entrypoint.py").write_text(
+        "class E:\n    def perform(self):\n        return 1\n"
+        "    def explain(self):\n        return 2\n"
+        "    def auxiliary_endpoints(self):\n        return {'/explain': self.explain}\n"
+        f"    def static_endpoints(self):\n        return {{'{static_path}': 'data.csv'}}\n"
+    )
+    body = make_app("", root=tmp_path).test_client().get("/ready").get_json()
+    assert body["status"] == "failed"
+    assert f"static endpoint /api/v1{static_path} collides with the endpoint /api/v1/" in body["error"]
