@@ -8,6 +8,7 @@ introspection). The same signature feeds ``/parameters`` and the OpenAPI documen
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import decimal
@@ -437,6 +438,15 @@ class EndpointSignature:
         return out
 
 
+def _snapshot(default: Any) -> Any:
+    """The default as declared, for the docs: a mutable default (``options: dict = {}``) that the
+    job changes in a call must not change what ``/parameters`` and the OpenAPI document show."""
+    try:
+        return copy.deepcopy(default)
+    except Exception:  # noqa: BLE001 - an object that cannot be copied is shown as it is
+        return default
+
+
 def describe_method(method: Callable[..., Any], name: str, *, unbound: bool = False) -> EndpointSignature:
     """Precompute the signature of an endpoint method (``perform`` or an auxiliary one).
 
@@ -480,7 +490,9 @@ def describe_method(method: Callable[..., Any], name: str, *, unbound: bool = Fa
         converters[p.name] = conv
         required = p.default is inspect.Parameter.empty
         params.append(
-            ParameterSpec(p.name, annotation, required, p.default, False, docs.params.get(p.name, ""))
+            ParameterSpec(
+                p.name, annotation, required, _snapshot(p.default), False, docs.params.get(p.name, "")
+            )
         )
     return EndpointSignature(
         name=name,

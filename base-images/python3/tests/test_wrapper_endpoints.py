@@ -224,3 +224,19 @@ def test_async_endpoints_are_awaited(make_app, timeout):
     assert client.post("/api/v1/ping").get_json() == "pong"
     parameters = client.get("/api/v1/parameters").get_json()
     assert [p["name"] for p in parameters] == ["x", "delay"]
+
+
+def test_a_mutable_default_changed_by_a_call_is_documented_as_declared(make_app, tmp_path):
+    (tmp_path / "fatman_entrypoint.py").write_text(
+        "class Job:\n"
+        "    def perform(self, options: dict = {}) -> int:  # noqa: B006 - the mistake under test\n"
+        "        options['seen'] = options.get('seen', 0) + 1\n"
+        "        return options['seen']\n"
+    )
+    client = make_app("", root=tmp_path).test_client()
+    assert [client.post("/api/v1/perform").get_json() for _ in range(3)] == [1, 2, 3]
+    assert client.get("/api/v1/parameters").get_json() == [
+        {"name": "options", "type": "dict", "default_value": {}}
+    ]
+    schema = client.get("/openapi.json").get_json()["paths"]["/api/v1/perform"]["post"]["requestBody"]
+    assert schema["content"]["application/json"]["schema"]["properties"]["options"]["default"] == {}
