@@ -418,12 +418,13 @@ def run(
     with running(engine, image, environment, host_port=port) as (container, url):
         out.step(f"started {image} as {container.name}; waiting until ready")
         wait_ready(url, container, timeout=ready_timeout)
-        out.success(f"{image} is ready")
-        out.info(f"  Swagger UI: {url}/docs")
-        for method, path in job_endpoints(url) or [("POST", "/api/v1/perform")]:
-            out.info(f"  {method:<4} {url}{path}")
-        out.info("Press Ctrl-C to stop and remove the container.")
+        # From here on, Ctrl-C is how `run` is meant to end, even while the endpoints are listed.
         try:
+            out.success(f"{image} is ready")
+            out.info(f"  Swagger UI: {url}/docs")
+            for method, path in job_endpoints(url) or [("POST", "/api/v1/perform")]:
+                out.info(f"  {method:<4} {url}{path}")
+            out.info("Press Ctrl-C to stop and remove the container.")
             for line in container.logs(stream=True, follow=True):
                 if not out.quiet:  # the job's own log is what `run` is for: shown without -v
                     out.line(line.decode("utf-8", "replace").rstrip())
