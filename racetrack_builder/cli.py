@@ -397,12 +397,11 @@ def run(
 ) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import Engine
+    from .manifest import RESERVED_RUNTIME_ENV
     from .smoke import JOB_LOG_TITLE, job_endpoints, running, wait_ready
 
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out)
-    from .manifest import RESERVED_RUNTIME_ENV
-
     for pair in env_pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
