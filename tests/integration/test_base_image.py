@@ -240,7 +240,11 @@ def image_built_with_marked_ca(
     try:
         yield f"racetrack/python3:{tag}"
     finally:
-        docker_client.images.remove(f"racetrack/python3:{tag}", force=True)
+        # The image is also tagged for its sources (see sources_ref): both tags go.
+        sources = context_digest(REPO_ROOT / "base-images" / "python3")
+        for ref in (f"racetrack/python3:{tag}", sources_ref(tag, sources)):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(ref, force=True)
 
 
 def _layer_members(saved: Path) -> Iterator[tuple[str, str, bytes]]:
