@@ -127,3 +127,24 @@ def plan_requirements(requirements_path: str, read_file) -> RequirementsPlan:  #
             if _is_local_path(line):
                 needs_source = True
     return RequirementsPlan(files=tuple(seen), needs_source=needs_source)
+
+
+# pip expands ${NAME} (upper case, digits, '_') in requirements files from its environment.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)\}")
+# Set in the builder stage by the base and root images, so a requirements file may use them.
+IMAGE_ENV = frozenset({
+    "PATH", "HOME", "HOSTNAME", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+    "FATMAN_PORT", "LANG", "GPG_KEY", "PYTHON_VERSION", "PYTHON_SHA256", "PIP_CERT",
+})
+
+
+def undefined_references(texts: dict[str, str], defined: set[str]) -> dict[str, list[str]]:
+    """``${NAME}`` references per file (in order, once each) that nothing defines: pip would then
+    use the text as written, and fail on a URL with ``${HOST}`` in it far from the cause."""
+    missing: dict[str, list[str]] = {}
+    for rel, text in texts.items():
+        for line in _logical_lines(text):
+            for name in _ENV_REFERENCE.findall(line):
+                if name not in defined and name not in IMAGE_ENV and name not in missing.get(rel, []):
+                    missing.setdefault(rel, []).append(name)
+    return missing

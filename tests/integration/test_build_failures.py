@@ -191,3 +191,21 @@ def test_a_slow_init_is_waited_for_as_long_as_asked(
     assert "still running: give it longer with --ready-timeout" in impatient.stderr, impatient.describe()
     patient = run_cli("test", tag, "--ready-timeout", "60")
     assert patient.returncode == 0, patient.describe()
+
+
+def test_a_requirements_variable_nothing_defines_stops_before_the_build(tmp_path: Path) -> None:
+    """pip would use '${PRIVATE_HOST}' as written and fail on the URL, far from the cause."""
+    remote = gitrepos.make_bare_repo(tmp_path / "remote.git", {
+        "entrypoint.py": ADDER,
+        "requirements.txt": "--index-url http://${PRIVATE_USER}:${PRIVATE_TOKEN}@${PRIVATE_HOST}/simple/\nsix\n",
+    })
+    folder = tmp_path / "client"
+    python = {"entrypoint_path": "entrypoint.py", "requirements_path": "requirements.txt"}
+    fields = {**BASE_MANIFEST, "python": python, "secret_build_env_file": ".env.build"}
+    manifest = client_manifest(folder, fields, remote=remote.as_uri())
+    (folder / ".env.build").write_text("PRIVATE_USER=u\nPRIVATE_TOKEN=t0ken-value\n")
+    result = run_cli("build", manifest)
+    assert result.returncode == 2, result.describe()
+    assert "requirements.txt uses ${PRIVATE_HOST}, which neither build_env nor secret_build_env_file" \
+        in result.stderr, result.describe()
+    assert not re.search(r"step \d+/\d+", result.stderr, flags=re.IGNORECASE), result.describe()

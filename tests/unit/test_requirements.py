@@ -83,3 +83,15 @@ def test_include_outside_the_job_is_refused() -> None:
 def test_missing_include_names_the_file() -> None:
     with pytest.raises(RenderError, match="'missing.txt' is not in the job's source"):
         _plan({"requirements.txt": "-r missing.txt\n"})
+
+
+def test_undefined_variables_in_requirements_are_named_per_file() -> None:
+    from racetrack_builder.requirements import undefined_references
+
+    texts = {
+        "requirements.txt": (
+            "--extra-index-url http://${USER_X}:${TOKEN}@${HOST}/simple/\n# ${IN_A_COMMENT}\nsix\n"
+        ),
+        "more.txt": "pkg @ file://${HOME}/x.whl\n",
+    }
+    assert undefined_references(texts, {"TOKEN"}) == {"requirements.txt": ["USER_X", "HOST"]}
