@@ -73,6 +73,14 @@ _ready_timeout_opt = click.option(
 )
 
 
+_run_tag_opt = click.option(
+    "--tag",
+    metavar="IMAGE",
+    help="With a manifest: the image to start instead of NAME:VERSION (what `build --tag` built), "
+    "still with the manifest's runtime secrets.",
+)
+
+
 def _verbosity(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("-q", "--quiet", is_flag=True, help="Print only the result and errors.")(func)
     return click.option("-v", "--verbose", is_flag=True, help="Print every build log line and error causes.")(
@@ -317,6 +325,8 @@ def build(
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
     digest = None
     if push:
+        if not _names_a_registry(image.ref):
+            out.warn(f"{image.ref} names no registry: it goes to Docker Hub (set one with --registry)")
         out.step(f"pushing {image.ref}")
         digest = engine.push(image.ref, on_log=out.detail)
         out.success(f"pushed {image.ref}" + (f" ({digest})" if digest else ""))
@@ -360,7 +370,7 @@ def base(
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """Build the python3 base image (done automatically by a build when it is missing)."""
+    """Build the python3 base image (a build does it when it is missing or stale)."""
     from .base_image import BaseImageOptions, build_base_image
     from .engine import Engine
 
@@ -383,6 +393,7 @@ def base(
     help="Port on 127.0.0.1 to publish (0: any free one).",
 )
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable.")
+@_run_tag_opt
 @_ready_timeout_opt
 @_verbosity
 @click.pass_context
@@ -391,6 +402,7 @@ def run(
     target: str,
     port: int,
     env_pairs: tuple[str, ...],
+    tag: str | None,
     ready_timeout: float,
     quiet: bool,
     verbose: bool,
@@ -401,7 +413,7 @@ def run(
     from .smoke import JOB_LOG_TITLE, job_endpoints, running, wait_ready
 
     out = _output(ctx, quiet, verbose)
-    image, environment = _image_and_env(target, out)
+    image, environment = _image_and_env(target, out, tag)
     for pair in env_pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
@@ -440,30 +452,40 @@ def run(
 
 @cli.command()
 @click.argument("target")
+@_run_tag_opt
 @_ready_timeout_opt
 @_verbosity
 @click.pass_context
-def test(ctx: click.Context, target: str, ready_timeout: float, quiet: bool, verbose: bool) -> None:
+def test(
+    ctx: click.Context, target: str, tag: str | None, ready_timeout: float, quiet: bool, verbose: bool
+) -> None:
     """Smoke-test a built job: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import Engine
 
     out = _output(ctx, quiet, verbose)
-    image, environment = _image_and_env(target, out)
+    image, environment = _image_and_env(target, out, tag)
     _smoke(out, Engine(), image, environment, ready_timeout)
 
 
-def _image_and_env(target: str, out: Output) -> tuple[str, dict[str, str]]:
-    """An image ref and the runtime secrets to start it with, from a manifest path or an image name."""
+def _image_and_env(target: str, out: Output, tag: str | None = None) -> tuple[str, dict[str, str]]:
+    """An image ref and the runtime secrets to start it with, from a manifest path (its
+    NAME:VERSION image, or ``tag``) or an image name."""
     path = Path(target)
     if path.is_file() or target.endswith((".yaml", ".yml")):
-        from .images import job_image_ref
+        from .images import check_image_ref, job_image_ref
         from .manifest import load_manifest
 
         manifest = load_manifest(path)
         environment = _runtime_secrets(manifest, path)
         out.mask(environment.values())
-        return job_image_ref(manifest.name, manifest.version), environment
+        image = check_image_ref(tag, "--tag") if tag else job_image_ref(manifest.name, manifest.version)
+        return image, environment
+    if tag:
+        raise UsageError(
+            "--tag goes with a manifest", hint="give the image as TARGET, or the manifest with --tag"
+        )
     return target, {}
+
 
 
 def _runtime_secrets(manifest: Any, manifest_path: Path) -> dict[str, str]:
@@ -471,6 +493,13 @@ def _runtime_secrets(manifest: Any, manifest_path: Path) -> dict[str, str]:
     from .secrets import read_secret_env
 
     return read_secret_env(manifest, manifest_path, "runtime")
+
+
+def _names_a_registry(ref: str) -> bool:
+    """Whether ``ref``'s first component is a registry host, as Docker reads it: it holds a '.'
+    or a ':' (a port), or is ``localhost``."""
+    first, sep, _ = ref.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
 
 
 def _runtime_secrets_if_present(manifest: Any, manifest_path: Path) -> dict[str, str]:

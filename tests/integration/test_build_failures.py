@@ -189,7 +189,8 @@ def test_a_slow_init_is_waited_for_as_long_as_asked(
     impatient = run_cli("test", tag, "--ready-timeout", "1")
     assert impatient.returncode == 1, impatient.describe()
     assert "still running: give it longer with --ready-timeout" in impatient.stderr, impatient.describe()
-    patient = run_cli("test", tag, "--ready-timeout", "60")
+    # The manifest (for its runtime secrets) with the image `build --tag` made:
+    patient = run_cli("test", manifest, "--tag", tag, "--ready-timeout", "60")
     assert patient.returncode == 0, patient.describe()
 
 
