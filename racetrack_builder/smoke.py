@@ -79,6 +79,15 @@ def _container_logs(container: Any, lines: int = 30) -> list[str]:
     return []
 
 
+def _error_of(body: str) -> str:
+    """The ``error`` of a JSON answer of the wrapper, else the answer itself (shortened)."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    return str(error) if error else body[:1000]
+
+
 def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) -> None:
     """Poll ``/ready`` until it answers 200; fail with the job's own error or the container's log."""
     deadline = time.monotonic() + timeout
@@ -101,7 +110,7 @@ def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) ->
             last = f"{status} {body[:500]}"
             if status == 503 and "error" in body:
                 raise BuildFailed(
-                    f"the job failed to start: {body[:1000]}",
+                    f"the job failed to start: {_error_of(body)}",
                     log_tail=_container_logs(container),
                     log_title=JOB_LOG_TITLE,
                     hint="the entrypoint's import or __init__ raised; its log below says where",

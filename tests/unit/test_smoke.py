@@ -73,3 +73,11 @@ def test_wrapper_warnings_are_read_from_the_log_once_each() -> None:
         "static endpoint /missing: no such file",
         "docs_input_examples() names /x, which is no endpoint",
     ]
+
+
+def test_a_failed_start_is_told_by_the_wrappers_error_not_its_raw_json() -> None:
+    from racetrack_builder.smoke import _error_of
+
+    body = '{"status": "failed", "type": "JobLoadError", "error": "Job.__init__ raised ValueError"}'
+    assert _error_of(body) == "Job.__init__ raised ValueError"
+    assert _error_of("<html>oops</html>") == "<html>oops</html>"
