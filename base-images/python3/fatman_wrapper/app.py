@@ -200,10 +200,14 @@ class JobHolder:
         finally:
             self._done.set()
 
-    def require(self) -> Job:
-        """The loaded job (waiting up to ``wait_seconds`` while it loads), or a 503 naming why not."""
+    def wait_loaded(self) -> None:
+        """Wait up to ``wait_seconds`` for a job still loading (not at all once loaded or failed)."""
         if self.job is None and self.error is None and self.wait_seconds > 0:
             self._done.wait(self.wait_seconds)
+
+    def require(self) -> Job:
+        """The loaded job (waiting up to ``wait_seconds`` while it loads), or a 503 naming why not."""
+        self.wait_loaded()
         job = self.job
         if job is not None:
             return job
@@ -553,6 +557,9 @@ def create_app(
 
     def openapi_json() -> Response:
         script_root = request.script_root
+        # As the job's own endpoints do: a worker still loading the job waits for it, so a client
+        # reaching it (a smoke test reading the examples) never gets a document without them.
+        holder.wait_loaded()
         body = openapi_cache.get(script_root)
         if body is None or holder.job is None:
             document = build_document(

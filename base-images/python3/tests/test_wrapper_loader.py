@@ -245,6 +245,24 @@ def test_background_loading_answers_probes_at_once_and_requests_wait(monkeypatch
     assert client.get("/ready").get_json() == {"status": "ready"}
 
 
+def test_the_openapi_document_of_a_worker_still_loading_waits_for_the_job(monkeypatch):
+    """A smoke test reading the examples from a worker still loading must not get a document with
+    the probes alone (it would then call no example and pass)."""
+    from wrapper_support import BufferedClient
+
+    from fatman_wrapper import create_app
+    from fatman_wrapper.config import Settings
+
+    monkeypatch.chdir(job_path("slow_init"))
+    monkeypatch.setenv("FATMAN_TEST_INIT_SECONDS", "1.5")
+    app = create_app(
+        "fatman_entrypoint.py", root=job_path("slow_init"), settings=Settings(timeout=30), background=True
+    )
+    app.test_client_class = BufferedClient
+    paths = app.test_client().get("/openapi.json").get_json()["paths"]
+    assert "/api/v1/perform" in paths
+
+
 def test_background_loading_gives_up_after_the_wait(monkeypatch):
     from fatman_wrapper import create_app
     from fatman_wrapper.config import Settings
