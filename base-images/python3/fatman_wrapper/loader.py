@@ -334,7 +334,11 @@ def _auxiliary_endpoints(instance: Any, cls_name: str) -> dict[str, Endpoint]:
     return endpoints
 
 
-def _static_endpoints(instance: Any, cls_name: str, root: str) -> dict[str, StaticEntry]:
+def _static_endpoints(
+    instance: Any, cls_name: str, root: str, endpoints: dict[str, Endpoint]
+) -> dict[str, StaticEntry]:
+    """The job's static endpoints; none may take a path of the wrapper's or of ``endpoints``
+    (perform and the auxiliary ones), where GET would serve a file and POST call a method."""
     declared = _call_optional(instance, "static_endpoints")
     if declared is None:
         return {}
@@ -346,10 +350,17 @@ def _static_endpoints(instance: Any, cls_name: str, root: str) -> dict[str, Stat
     entries: dict[str, StaticEntry] = {}
     for raw_path, meta in declared.items():
         path = normalize_endpoint_path(raw_path, f"{cls_name}.static_endpoints()")
-        if path.split("/")[0] in ("parameters", "webview"):
+        top = path.split("/")[0]
+        if top in ("parameters", "webview"):
             raise JobLoadError(
                 f"static endpoint '{raw_path}' collides with the wrapper's /api/v1/{path}",
                 hint="rename the endpoint",
+            )
+        taken = path if path in endpoints else top if top in endpoints else None
+        if taken is not None:
+            raise JobLoadError(
+                f"static endpoint /api/v1/{path} collides with the endpoint /api/v1/{taken}",
+                hint="give the static endpoint a path of its own",
             )
         mimetype: str | None = None
         if isinstance(meta, (tuple, list)) and len(meta) == 2:
@@ -447,15 +458,7 @@ def load_job(
         "perform": Endpoint("perform", instance.perform, describe_method(instance.perform, "perform"))
     }
     endpoints.update(_auxiliary_endpoints(instance, cls.__name__))
-    static = _static_endpoints(instance, cls.__name__, os.path.realpath(root))
-    for path in static:
-        if path.split("/")[0] in endpoints or path in endpoints:
-            # GET would serve the file and POST call the method: one path, two meanings.
-            taken = path if path in endpoints else path.split("/")[0]
-            raise JobLoadError(
-                f"static endpoint /api/v1/{path} collides with the endpoint /api/v1/{taken}",
-                hint="give the static endpoint a path of its own",
-            )
+    static = _static_endpoints(instance, cls.__name__, os.path.realpath(root), endpoints)
     webview = _call_optional(instance, "webview_app", webview_base_url)
     if webview is not None and not callable(webview):
         raise JobLoadError(
