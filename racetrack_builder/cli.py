@@ -325,7 +325,9 @@ def build(
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
     digest = None
     if push:
-        if not _names_a_registry(image.ref):
+        from .images import names_a_registry
+
+        if not names_a_registry(image.ref):
             out.warn(f"{image.ref} names no registry: it goes to Docker Hub (set one with --registry)")
         out.step(f"pushing {image.ref}")
         digest = engine.push(image.ref, on_log=out.detail)
@@ -493,13 +495,6 @@ def _runtime_secrets(manifest: Any, manifest_path: Path) -> dict[str, str]:
     from .secrets import read_secret_env
 
     return read_secret_env(manifest, manifest_path, "runtime")
-
-
-def _names_a_registry(ref: str) -> bool:
-    """Whether ``ref``'s first component is a registry host, as Docker reads it: it holds a '.'
-    or a ':' (a port), or is ``localhost``."""
-    first, sep, _ = ref.partition("/")
-    return bool(sep) and ("." in first or ":" in first or first == "localhost")
 
 
 def _runtime_secrets_if_present(manifest: Any, manifest_path: Path) -> dict[str, str]:

@@ -57,3 +57,10 @@ def check_image_ref(ref: str, given_as: str) -> str:
     elif ref != ref.lower() and ref.rpartition(":")[0] != ref.rpartition(":")[0].lower():
         hint = "image names must be lower-case (a tag may hold capitals)"
     raise UsageError(f"{given_as} {ref!r} is not a valid image reference", hint=hint)
+
+
+def names_a_registry(ref: str) -> bool:
+    """Whether ``ref``'s first component is a registry host, as Docker reads it: it holds a '.'
+    or a ':' (a port), or is ``localhost``. Otherwise a push goes to Docker Hub."""
+    first, sep, _ = ref.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")

@@ -3,7 +3,13 @@
 import pytest
 
 from racetrack_builder.errors import UsageError
-from racetrack_builder.images import base_image_ref, check_image_ref, job_image_ref, python_image
+from racetrack_builder.images import (
+    base_image_ref,
+    check_image_ref,
+    job_image_ref,
+    names_a_registry,
+    python_image,
+)
 
 
 def test_job_ref_defaults_to_name_and_version() -> None:
@@ -51,3 +57,12 @@ def test_references_docker_refuses_are_usage_errors(ref: str, hint: str) -> None
     with pytest.raises(UsageError, match="is not a valid image reference") as exc:
         check_image_ref(ref, "--tag")
     assert exc.value.exit_code == 2 and hint in (exc.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    "ref,registry",
+    [("adder:1", False), ("team/adder:1", False), ("127.0.0.1:5000/x:1", True), ("localhost/x", True),
+     ("registry.example.com/a/b:1", True)],
+)
+def test_a_registry_host_is_read_as_docker_does(ref: str, registry: bool) -> None:
+    assert names_a_registry(ref) is registry
