@@ -3,10 +3,13 @@
 Editors use it for completion and checking, e.g. with yaml-language-server, by a first line
 ``# yaml-language-server: $schema=fatman.schema.json``. It is written in JSON Schema draft-07, the
 dialect yaml-language-server (and VS Code's JSON support under it) implements fully; later drafts
-are only partly supported there. The patterns, enums and required fields come
-from the same constants the validators use (see manifest.py), so the schema and ``racetrack-build
-validate`` agree wherever JSON Schema can express a rule. What it cannot express (the reserved
-``/pub/fatman/`` prefix is, a class name that is a Python keyword is not) is left to validate.
+are only partly supported there.
+
+The patterns, enums and required fields come from the same definitions the validators use (the
+rules in ``manifest/fields.py``, assembled into patterns by ``manifest/rules.py``), so the schema and
+``racetrack-build validate`` agree wherever the schema is asked to express a rule. The rest is left
+to validate: what JSON Schema cannot express (a class name that is a Python keyword), the
+git.remote scheme rules, and the few clauses marked ``validate_only()`` in ``manifest/fields.py``.
 """
 
 from __future__ import annotations

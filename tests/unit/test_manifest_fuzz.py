@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import manifest_fuzz as fuzz
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
+from tests import manifest_fuzz as fuzz
+
 EXAMPLES = int(os.environ.get("FUZZ_MANIFEST_EXAMPLES", "400"))
+# Seconds of generated cases: the full suite runs them, the fast part (-m "not slow") does not.
+pytestmark = pytest.mark.slow
+
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 

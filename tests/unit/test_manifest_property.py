@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from manifest_fuzz import set_path
 
 from racetrack_builder.errors import ManifestError
 from racetrack_builder.manifest import Manifest, load_manifest, parse_manifest
+from tests.manifest_fuzz import set_path
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_MANIFEST_EXAMPLES", "100"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
