@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .engine import BuiltImage, Engine, LogCallback, StepCallback
+from . import reporting
+from .contract import CA_BUNDLE_FILE
+from .engine import BuiltImage, Engine
 from .errors import UsageError
-from .images import CA_BUNDLE_FILE, base_image_ref, python_image
+from .images import base_image_ref, python_image
 from .resources import base_images_dir
 
 CONTEXT_LABEL = "org.racetrack.base.context-sha256"
@@ -63,13 +64,7 @@ def base_context_dir(options: BaseImageOptions | None = None) -> Path:
     return root
 
 
-def build_base_image(
-    engine: Engine,
-    options: BaseImageOptions,
-    *,
-    on_step: StepCallback | None = None,
-    on_log: LogCallback | None = None,
-) -> BuiltImage:
+def build_base_image(engine: Engine, options: BaseImageOptions) -> BuiltImage:
     """Build ``racetrack/python3:<tag>`` from the packaged sources."""
     root = base_context_dir(options)
     root_image = python_image(options.python_image)
@@ -95,8 +90,6 @@ def build_base_image(
                 PYTHON_IMAGE_LABEL: root_image,
                 PYTHON_IMAGE_ID_LABEL: root_id or "",
             },
-            on_step=on_step,
-            on_log=on_log,
         )
     # Also under a tag of these sources: another racetrack-build version on the same engine
     # retags racetrack/python3:<tag> for its own wrapper, and this version then finds its image
@@ -135,14 +128,7 @@ def _stale_reason(
     return None
 
 
-def ensure_base_image(
-    engine: Engine,
-    options: BaseImageOptions,
-    *,
-    report: Callable[[str], None],
-    on_step: StepCallback | None = None,
-    on_log: LogCallback | None = None,
-) -> str:
+def ensure_base_image(engine: Engine, options: BaseImageOptions) -> str:
     """Make sure the base image is on the engine; build it when missing or stale. Returns its ref:
     ``racetrack/python3:<tag>``, or the same image under the tag of these wrapper sources when
     another version of the tool has since retagged the first (see ``sources_ref``)."""
@@ -151,12 +137,12 @@ def ensure_base_image(
     if reason is not None and labels is not None and CONTEXT_LABEL in labels:
         ours = sources_ref(options.tag, context_digest(base_context_dir(options)))
         if _stale_reason(engine, options, engine.image_labels(ours), ours) is None:
-            report(f"using {ours} ({reason})")
+            reporting.progress(f"using {ours} ({reason})")
             return ours
     if reason is not None:
-        report(f"building the base image: {reason}")
+        reporting.progress(f"building the base image: {reason}")
         if options.python_image is None and labels and labels.get(PYTHON_IMAGE_LABEL):
             # A rebuild for new wrapper sources keeps the root image the stale one was built on.
             options = replace(options, python_image=labels[PYTHON_IMAGE_LABEL])
-        build_base_image(engine, options, on_step=on_step, on_log=on_log)
+        build_base_image(engine, options)
     return base_image_ref(options.tag)

@@ -13,15 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import reporting
 from .base_image import BaseImageOptions, ensure_base_image
 from .certs import extra_certificates
-from .engine import BuiltImage, Engine, LogCallback, StepCallback
+from .contract import IMAGE_CA_BUNDLE
+from .engine import BuiltImage, Engine
 from .images import check_image_ref, job_image_ref
 from .job import Job
 from .render import RenderOptions, build_args, write_context
-
-# Where Debian-based images (the official python images included) keep the trusted CA bundle.
-IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,6 @@ def build_job(
     engine: Engine,
     options: BuildOptions,
     *,
-    report: Callable[[str], None],
-    on_step: StepCallback | None = None,
-    on_log: LogCallback | None = None,
-    on_phase: Callable[[str], None] | None = None,
     verify: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Build ``job`` into ``[registry/]name:version`` (or ``options.tag``).
@@ -58,12 +53,11 @@ def build_job(
     ``verify``, and given its real tag only when ``verify`` returns: a failing check leaves neither
     a new image under the tag nor a clobbered previous one.
     """
-    phase = on_phase or (lambda _title: None)
     ref = check_image_ref(
         job_image_ref(job.manifest.name, job.manifest.version, tag=options.tag, registry=options.registry),
         "--tag" if options.tag else "--registry with NAME:VERSION" if options.registry else "NAME:VERSION",
     )
-    phase("base image")
+    reporting.phase("base image")
     base = ensure_base_image(
         engine,
         BaseImageOptions(
@@ -72,11 +66,8 @@ def build_job(
             ca_cert=options.ca_cert,
             network=options.network,
         ),
-        report=report,
-        on_step=on_step,
-        on_log=on_log,
     )
-    phase(job.manifest.name)
+    reporting.phase(job.manifest.name)
     with tempfile.TemporaryDirectory(prefix="racetrack-context-") as tmp:
         context = write_context(
             job.manifest,
@@ -99,8 +90,6 @@ def build_job(
             buildargs=build_args(context, job.build_secrets, apt_ca),
             network=options.network,
             nocache=options.nocache,
-            on_step=on_step,
-            on_log=on_log,
         )
     if verify is not None:
         try:

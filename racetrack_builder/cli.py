@@ -12,15 +12,21 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .console import BuildProgress, Output
+from . import __version__, contract
+from .console import BuildProgress, ConsoleReporter, Output
 from .errors import BuildFailed, ManifestError, RacetrackError, UsageError
+from .reporting import reporting_to
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 EXIT_INTERRUPTED = 130
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a CI job cancelled or timed out, a supervisor stopping ``run``) or SIGHUP (the
     terminal closed).
@@ -117,7 +123,7 @@ def cli(ctx: click.Context) -> None:
 
     `racetrack-build MANIFEST` builds it (same as `racetrack-build build MANIFEST`).
     """
-    ctx.ensure_object(dict)
+    ctx.with_resource(reporting_to(ConsoleReporter(_output(ctx))))
 
 
 @cli.command()
@@ -196,14 +202,15 @@ def render(
 ) -> None:
     """Print the job's Dockerfile, or write a self-contained build context with -o."""
     from .images import job_image_ref
-    from .job import open_job
+    from .job import load_job, open_job
     from .render import RenderOptions, check_output_folder, render_dockerfile, write_context
 
     out = _output(ctx, quiet, verbose)
     if out_dir is not None:
         check_output_folder(out_dir)  # before a clone that would be thrown away
-    with open_job(manifest, local=local, progress=out.step) as job:
-        out.mask(job.build_secrets.values())
+    spec = load_job(manifest)
+    out.mask(spec.secret_values)
+    with open_job(spec, local=local) as job:
         options = RenderOptions(
             base_image=base_image,
             secret_build_names=tuple(job.build_secrets),
@@ -276,16 +283,16 @@ def build(
 ) -> None:
     """Build the job's image (also: `racetrack-build MANIFEST`)."""
     from .build import BuildOptions, build_job
-    from .engine import Engine
+    from .engine import DockerEngine
     from .images import check_image_ref
-    from .job import open_job
+    from .job import load_job, open_job
 
     out = _output(ctx, quiet, verbose)
     if as_json:
         ctx.ensure_object(dict)["json_errors"] = True  # main() prints a failure as JSON too
     if tag:
         check_image_ref(tag, "--tag")  # before a clone: the engine would refuse it only at the end
-    engine = Engine()
+    engine = DockerEngine()
     options = BuildOptions(
         tag=tag,
         registry=registry,
@@ -294,33 +301,19 @@ def build(
         ca_cert=ca_cert,
         python_image=python_image,
     )
-    with open_job(manifest, local=local, progress=out.step) as job:
-        out.mask(job.build_secrets.values())
-        # The runtime secrets never enter the image: a plain build needs them only to mask their
-        # values, so a CI builder without the production file can build. The smoke test starts
-        # the job, so it needs the file, read before the long build to fail early.
-        runtime_secrets = (
-            _runtime_secrets(job.manifest, manifest)
-            if smoke_test
-            else _runtime_secrets_if_present(job.manifest, manifest)
-        )
-        out.mask(runtime_secrets.values())
+    # The runtime secrets never enter the image: a plain build reads them only to mask their
+    # values, so a CI builder without the production file can build. The smoke test starts the
+    # job, so it needs the file, read before the long build to fail early.
+    spec = load_job(manifest, runtime="required" if smoke_test else "if-present")
+    out.mask(spec.secret_values)
+    with open_job(spec, local=local) as job:
 
         def verify(candidate: str) -> None:
             out.success(f"built {candidate}; smoke testing it before tagging")
-            _smoke(out, engine, candidate, runtime_secrets, ready_timeout)
+            _smoke(out, engine, candidate, spec.runtime_secrets, ready_timeout)
 
-        with BuildProgress(out, job.manifest.name) as progress:
-            result = build_job(
-                job,
-                engine,
-                options,
-                report=progress.report,
-                on_step=progress.on_step,
-                on_log=progress.on_log,
-                on_phase=progress.phase,
-                verify=verify if smoke_test else None,
-            )
+        with BuildProgress(out, job.manifest.name):
+            result = build_job(job, engine, options, verify=verify if smoke_test else None)
     image = result.image
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
     digest = None
@@ -330,7 +323,7 @@ def build(
         if not names_a_registry(image.ref):
             out.warn(f"{image.ref} names no registry: it goes to Docker Hub (set one with --registry)")
         out.step(f"pushing {image.ref}")
-        digest = engine.push(image.ref, on_log=out.detail)
+        digest = engine.push(image.ref)
         out.success(f"pushed {image.ref}" + (f" ({digest})" if digest else ""))
     if as_json:
         out.result(
@@ -374,14 +367,14 @@ def base(
 ) -> None:
     """Build the python3 base image (a build does it when it is missing or stale)."""
     from .base_image import BaseImageOptions, build_base_image
-    from .engine import Engine
+    from .engine import DockerEngine
 
     out = _output(ctx, quiet, verbose)
     options = BaseImageOptions(
         tag=tag, python_image=python_image, ca_cert=ca_cert, network=network, nocache=no_cache
     )
-    with BuildProgress(out, "base image") as progress:
-        image = build_base_image(Engine(), options, on_step=progress.on_step, on_log=progress.on_log)
+    with BuildProgress(out, "base image"):
+        image = build_base_image(DockerEngine(), options)
     out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
 
 
@@ -390,7 +383,7 @@ def base(
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=7000,
+    default=contract.PORT,
     show_default=True,
     help="Port on 127.0.0.1 to publish (0: any free one).",
 )
@@ -410,7 +403,7 @@ def run(
     verbose: bool,
 ) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
-    from .engine import Engine
+    from .engine import DockerEngine
     from .manifest import RESERVED_RUNTIME_ENV
     from .smoke import JOB_LOG_TITLE, job_endpoints, running, wait_ready
 
@@ -427,7 +420,7 @@ def run(
                 hint=f"reserved: {', '.join(sorted(RESERVED_RUNTIME_ENV))}",
             )
         environment[name] = value
-    engine = Engine()
+    engine = DockerEngine()
     with running(engine, image, environment, host_port=port) as (container, url):
         out.step(f"started {image} as {container.name}; waiting until ready")
         wait_ready(url, container, timeout=ready_timeout)
@@ -438,16 +431,15 @@ def run(
             for method, path in job_endpoints(url) or [("POST", "/api/v1/perform")]:
                 out.info(f"  {method:<4} {url}{path}")
             out.info("Press Ctrl-C to stop and remove the container.")
-            for line in container.logs(stream=True, follow=True):
+            for line in container.follow_logs():
                 if not out.quiet:  # the job's own log is what `run` is for: shown without -v
-                    out.line(line.decode("utf-8", "replace").rstrip())
+                    out.line(line)
         except KeyboardInterrupt:
             out.info("stopping and removing the container")
             return  # Ctrl-C is how `run` is meant to end: `running` removes the container
-        container.reload()
         raise BuildFailed(
-            f"the container stopped ({container.status})",
-            log_tail=container.logs(tail=30).decode("utf-8", "replace").splitlines(),
+            f"the container stopped ({container.status()})",
+            log_tail=container.logs(),
             log_title=JOB_LOG_TITLE,
         )
 
@@ -462,11 +454,11 @@ def test(
     ctx: click.Context, target: str, tag: str | None, ready_timeout: float, quiet: bool, verbose: bool
 ) -> None:
     """Smoke-test a built job: TARGET is a manifest (its NAME:VERSION image) or an image name."""
-    from .engine import Engine
+    from .engine import DockerEngine
 
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out, tag)
-    _smoke(out, Engine(), image, environment, ready_timeout)
+    _smoke(out, DockerEngine(), image, environment, ready_timeout)
 
 
 def _image_and_env(target: str, out: Output, tag: str | None = None) -> tuple[str, dict[str, str]]:
@@ -475,13 +467,13 @@ def _image_and_env(target: str, out: Output, tag: str | None = None) -> tuple[st
     path = Path(target)
     if path.is_file() or target.endswith((".yaml", ".yml")):
         from .images import check_image_ref, job_image_ref
-        from .manifest import load_manifest
+        from .job import load_job
 
-        manifest = load_manifest(path)
-        environment = _runtime_secrets(manifest, path)
-        out.mask(environment.values())
+        spec = load_job(path, build="no", runtime="required")
+        out.mask(spec.secret_values)
+        manifest = spec.manifest
         image = check_image_ref(tag, "--tag") if tag else job_image_ref(manifest.name, manifest.version)
-        return image, environment
+        return image, dict(spec.runtime_secrets)
     if tag:
         raise UsageError(
             "--tag goes with a manifest", hint="give the image as TARGET, or the manifest with --tag"
@@ -489,29 +481,13 @@ def _image_and_env(target: str, out: Output, tag: str | None = None) -> tuple[st
     return target, {}
 
 
-
-def _runtime_secrets(manifest: Any, manifest_path: Path) -> dict[str, str]:
-    """Runtime secrets are handed to the container when it starts, never baked into the image."""
-    from .secrets import read_secret_env
-
-    return read_secret_env(manifest, manifest_path, "runtime")
-
-
-def _runtime_secrets_if_present(manifest: Any, manifest_path: Path) -> dict[str, str]:
-    """The runtime secrets when their file exists, else nothing (for masking only)."""
-    from .secrets import secret_env_path
-
-    path = secret_env_path(manifest, manifest_path, "runtime")
-    return _runtime_secrets(manifest, manifest_path) if path is not None and path.exists() else {}
-
-
-def _smoke(out: Output, engine: Any, image: str, environment: dict[str, str], ready_timeout: float) -> None:
+def _smoke(
+    out: Output, engine: Engine, image: str, environment: dict[str, str], ready_timeout: float
+) -> None:
     from .smoke import smoke_test
 
     out.step(f"smoke test: starting {image}")
-    results = smoke_test(
-        engine, image, environment, report=out.step, warn=out.warn, ready_timeout=ready_timeout
-    )
+    results = smoke_test(engine, image, environment, ready_timeout=ready_timeout)
     if not results:
         out.warn(
             "the job documents no example input (docs_input_example/docs_input_examples): "

@@ -115,11 +115,37 @@ class Output:
         self.line(text, "bold red", prefix="Error: ")
 
 
-class BuildProgress:
-    """Live progress of an image build.
+class ConsoleReporter:
+    """The library's reports (``reporting.Reporter``) as lines of ``output``: progress is hidden by
+    ``-q``, build output shown with ``-v``, warnings always."""
 
-    On a terminal: a spinner, the step being run, the elapsed time and the last lines of its output.
-    Otherwise: one timestamped line per step, and every output line with ``--verbose``.
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.title = ""
+
+    def progress(self, text: str) -> None:
+        self.output.step(text)
+
+    def warn(self, text: str) -> None:
+        self.output.warn(text)
+
+    def phase(self, title: str) -> None:
+        self.title = title
+
+    def step(self, number: int, total: int, instruction: str) -> None:
+        prefix = f"{self.title}: " if self.title else ""
+        self.output.step(f"{prefix}step {number}/{total} {instruction.splitlines()[0][:100]}")
+
+    def log(self, line: str) -> None:
+        self.output.detail(f"    {line}")
+
+
+class BuildProgress:
+    """Live progress of an image build, and the reporter while it runs.
+
+    On a terminal: a spinner, the step being run, the elapsed time and the last lines of its output,
+    with progress and warnings printed above it. Otherwise: one timestamped line per step, and every
+    output line with ``--verbose``.
     """
 
     TAIL = 6
@@ -133,6 +159,10 @@ class BuildProgress:
         self._step_started = time.monotonic()
 
     def __enter__(self) -> BuildProgress:
+        from .reporting import reporting_to
+
+        self._reporting = reporting_to(self)
+        self._reporting.__enter__()
         if self.output.fancy and not self.output.quiet:
             from rich.live import Live
 
@@ -146,6 +176,7 @@ class BuildProgress:
         if self._live is not None:
             self._live.__exit__(None, None, None)
             self._live = None
+        self._reporting.__exit__(None, None, None)
 
     def _render(self) -> Any:
         from rich.console import Group
@@ -160,7 +191,7 @@ class BuildProgress:
         lines = [Text("  " + self.output.redact(line)[:200], style="dim") for line in self.tail]
         return Group(head, *lines)
 
-    def on_step(self, number: int, total: int, instruction: str) -> None:
+    def step(self, number: int, total: int, instruction: str) -> None:
         self.step_text = f"step {number}/{total} {instruction.splitlines()[0][:100]}"
         self.tail = []
         self._step_started = time.monotonic()
@@ -169,7 +200,7 @@ class BuildProgress:
         else:
             self.output.step(f"{self.title}: {self.step_text}")
 
-    def on_log(self, line: str) -> None:
+    def log(self, line: str) -> None:
         if self._live is not None:
             self.tail = (self.tail + [line])[-self.TAIL :]
             self._live.update(self._render())
@@ -180,8 +211,16 @@ class BuildProgress:
         """What is being built now (the base image, then the job)."""
         self.title = title
 
-    def report(self, text: str) -> None:
+    def progress(self, text: str) -> None:
         if self._live is not None:
             self._live.console.print(self.output.redact(text))
         else:
             self.output.step(text)
+
+    def warn(self, text: str) -> None:
+        if self._live is not None:
+            from rich.text import Text
+
+            self._live.console.print(Text("Warning: " + self.output.redact(text), style="yellow"))
+        else:
+            self.output.warn(text)

@@ -1,29 +1,26 @@
 """The Docker engine, through docker-py, behind a small seam.
 
-Only this module talks to the engine. It speaks to whatever ``DOCKER_HOST`` (or the default socket)
-names, so a remote engine works too, and converts docker-py and connection errors into our own:
-an engine that cannot be reached is an EnvironmentFailure (exit 3), a failing Dockerfile step is a
-BuildFailed (exit 1) carrying the step and the tail of its output.
+Only this module imports docker-py. :class:`Engine` and :class:`Container` are the shapes the rest
+of the tool depends on (unit tests fake them); :class:`DockerEngine` is the real one. It speaks to
+whatever ``DOCKER_HOST`` (or the default socket) names, so a remote engine works too, and converts
+docker-py and connection errors into our own at this boundary: an engine that cannot be reached is
+an EnvironmentFailure (exit 3), a failing Dockerfile step a BuildFailed (exit 1) carrying the step
+and the tail of its output (explained by ``failures.py``).
 """
 
 from __future__ import annotations
 
-import collections
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from . import contract, interrupts, reporting
+from .build_stream import BuildStream
 from .errors import AuthenticationRefused, BuildFailed, EngineUnreachable, EnvironmentFailure, UsageError
-
-LOG_TAIL_LINES = 30
-_STEP = re.compile(r"^Step (?P<n>\d+)/(?P<total>\d+) : (?P<instruction>.*)$")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-StepCallback = Callable[[int, int, str], None]
-LogCallback = Callable[[str], None]
+from .failures import explain
 
 
 @dataclass(frozen=True)
@@ -34,85 +31,87 @@ class BuiltImage:
     duration: float  # seconds
 
 
-_TLS_FAILURE = re.compile(
-    r"CERTIFICATE_VERIFY_FAILED|Certificate verification failed|certificate verify failed", re.I
-)
-_NETWORK_FAILURE = re.compile(
-    r"Temporary failure resolving|Name or service not known|Failed to establish a new "
-    r"connection|Connection refused|Network is unreachable|Could not resolve",
-    re.I,
-)
-_AUTH_FAILURE = re.compile(r"\b(401|403)\b.*(Unauthori[sz]ed|Forbidden)|User for \S+:", re.I)
-_CONFLICT = re.compile(r"has requirement .*, but you have|is incompatible|which is not installed")
+class Container(Protocol):
+    """A started container: what the smoke test and ``run`` need of it."""
+
+    name: str
+
+    def status(self) -> str:
+        """The engine's state of it now: ``running``, ``exited``, ``dead``..."""
+
+    def exit_code(self) -> int | None:
+        """Its exit code once stopped, else None."""
+
+    def port(self) -> int | None:
+        """The host port published for the wrapper's port, None when there is none (it stopped)."""
+
+    def logs(self, tail: int = 30) -> list[str]:
+        """Its last ``tail`` log lines; empty when they cannot be read."""
+
+    def follow_logs(self) -> Iterator[str]:
+        """Its log lines as they come, until it stops."""
+
+    def remove(self) -> None:
+        """Stop and remove it; nothing when it is already gone."""
 
 
-def _explain_failure(instruction: str, tail: list[str]) -> tuple[str, str | None]:
-    """A headline and a fix for a failed step, recognised from the step and its output."""
-    text = "\n".join(tail)
-    wrapper = "fatman_wrapper" in instruction or "fatman-wrapper" in instruction
-    if wrapper and '"check-server"' in instruction:
-        return (
-            "the wrapper's server cannot be imported beside the job's packages",
-            "a requirement pins Flask, Werkzeug or another wrapper dependency at a version that does "
-            "not work with the rest; pin a matching set (e.g. Flask 2.0.x with Werkzeug 2.0.x)",
-        )
-    if wrapper and '"check"' in instruction:
-        return (
-            "the job cannot be imported inside the image",
-            "fix the error in the step's output below; the build runs the import the service runs at start",
-        )
-    if _TLS_FAILURE.search(text):
-        return (
-            "a build step could not verify a TLS certificate",
-            "on a network that intercepts TLS, pass its CA bundle with --ca-cert FILE",
-        )
-    if _NETWORK_FAILURE.search(text):
-        return (
-            "a build step could not reach the network",
-            "check the index or mirror address; a server on this machine needs --network host",
-        )
-    if "apt-get" in instruction:
-        if "Unable to locate package" in text or "has no installation candidate" in text:
-            return (
-                "a system dependency could not be found by apt",
-                "check the names in system_dependencies against Debian's packages for the base image",
-            )
-        return "installing system_dependencies with apt failed", None
-    if "pip check" in instruction and _CONFLICT.search(text):
-        conflicts = [line.strip() for line in tail if _CONFLICT.search(line)]
-        return (
-            f"a job requirement conflicts with the wrapper's own dependencies: {'; '.join(conflicts[-3:])}",
-            "pin a version of the job's requirement that the wrapper supports, or drop the pin",
-        )
-    if "pip install" in instruction:
-        missing = [line.strip() for line in tail if "No matching distribution found" in line]
-        if missing:
-            return (
-                f"pip could not install the job's requirements: {missing[-1]}",
-                "check the name and version in the requirements file and the index it is served from",
-            )
-        return (
-            "pip could not install the job's requirements",
-            "check python.requirements_path, the index it needs and secret_build_env_file",
-        )
-    return "a build step failed", None
+class Engine(Protocol):
+    """What the tool does with a Docker engine."""
+
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        """The labels of a local image, or None when the engine has no such image."""
+
+    def image_id(self, ref: str) -> str | None:
+        """The id of a local image, or None when the engine has no such image."""
+
+    def tag(self, image_id: str, ref: str) -> None:
+        """Point ``ref`` at ``image_id``."""
+
+    def untag(self, ref: str) -> None:
+        """Remove the tag ``ref``; the image goes too when nothing else names it."""
+
+    def read_file(self, image: str, path: str) -> bytes | None:
+        """A file's content from an image, or None when it has no such file."""
+
+    def build(
+        self,
+        context: Path,
+        *,
+        tag: str,
+        buildargs: Mapping[str, str] | None = None,
+        network: str | None = None,
+        nocache: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> BuiltImage:
+        """Build ``context`` and tag the result; steps and output go to the reporter."""
+
+    def push(self, ref: str) -> str | None:
+        """Push ``ref``; the registry's digest of it when the engine reports one."""
+
+    def run(
+        self,
+        image: str,
+        *,
+        environment: Mapping[str, str],
+        name: str,
+        host_port: int | None = None,
+        network: str | None = None,
+    ) -> Container:
+        """Start ``image`` detached; its wrapper port published on 127.0.0.1 unless on the host network."""
+
+    def remove_container(self, name: str) -> None:
+        """Remove the container ``name`` if it exists (one whose start was interrupted, say)."""
 
 
-def _short(instruction: str, limit: int = 90) -> str:
-    """A Dockerfile instruction on one short line, for messages."""
-    text = " ".join(instruction.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class Engine:
-    """A connection to one Docker engine, opened on first use."""
+class DockerEngine:
+    """A connection to one Docker engine through docker-py, opened on first use."""
 
     def __init__(self, client: Any = None) -> None:
-        self._client = client
+        self._docker: Any = client
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
+    def _client(self) -> Any:
+        if self._docker is None:
             import docker  # lazy: importing docker-py costs time `validate` does not have
             from docker.errors import DockerException
 
@@ -127,66 +126,64 @@ class Engine:
                     f"no Docker engine answers ({_first_line(exc)})",
                     hint="start the engine (e.g. `dockerd`) or point DOCKER_HOST at one",
                 ) from exc
-            self._client = client
-        return self._client
+            self._docker = client
+        return self._docker
 
     @property
-    def api(self) -> Any:
-        return self.client.api
+    def _api(self) -> Any:
+        return self._client.api
+
+    def connect(self) -> None:
+        """Open the connection now (EngineUnreachable when no engine answers)."""
+        _ = self._client
 
     # -- images --------------------------------------------------------------------------------------
-    def image_labels(self, ref: str) -> dict[str, str] | None:
-        """The labels of a local image, or None when the engine has no such image."""
+    def _inspect(self, ref: str) -> dict[str, Any] | None:
         from docker.errors import ImageNotFound
 
         with _converted("inspect image"):
             try:
-                attrs = self.api.inspect_image(ref)
+                return dict(self._api.inspect_image(ref))
             except ImageNotFound:
                 return None
+
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        attrs = self._inspect(ref)
+        if attrs is None:
+            return None
         return dict((attrs.get("Config") or {}).get("Labels") or {})
 
     def image_id(self, ref: str) -> str | None:
-        """The id of a local image, or None when the engine has no such image."""
-        from docker.errors import ImageNotFound
-
-        with _converted("inspect image"):
-            try:
-                return str(self.api.inspect_image(ref)["Id"])
-            except ImageNotFound:
-                return None
+        attrs = self._inspect(ref)
+        return None if attrs is None else str(attrs["Id"])
 
     def tag(self, image_id: str, ref: str) -> None:
-        """Point ``ref`` at ``image_id``."""
         repository, tag = _split_ref(ref)
         with _converted("tag image"):
-            self.api.tag(image_id, repository, tag, force=True)
+            self._api.tag(image_id, repository, tag, force=True)
 
     def untag(self, ref: str) -> None:
-        """Remove the tag ``ref``; the image goes too when nothing else names it.
-
-        Forced: a container still using the image (a smoke test interrupted while the engine was
-        creating it) must not keep the tag alive; the engine then keeps the image for the container.
-        """
+        """Forced: a container still using the image (a smoke test interrupted while the engine was
+        creating it) must not keep the tag alive; the engine then keeps the image for the container."""
         from docker.errors import ImageNotFound
 
         with _converted("remove a tag"):
             try:
-                self.api.remove_image(ref, force=True, noprune=False)
+                self._api.remove_image(ref, force=True, noprune=False)
             except ImageNotFound:
                 pass
 
     def read_file(self, image: str, path: str) -> bytes | None:
-        """A file's content from an image (through a created, never started, container), or None."""
+        """Read through a created, never started, container."""
         import io
         import tarfile
 
         from docker.errors import NotFound
 
         with _converted("read a file from an image"):
-            container = self.api.create_container(image, command=["true"])
+            container = self._api.create_container(image, command=["true"])
             try:
-                stream, _ = self.api.get_archive(container["Id"], path)
+                stream, _ = self._api.get_archive(container["Id"], path)
                 archive = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
                 member = archive.next()
                 handle = archive.extractfile(member) if member is not None else None
@@ -194,7 +191,7 @@ class Engine:
             except NotFound:
                 return None
             finally:
-                self.api.remove_container(container["Id"], force=True)
+                self._api.remove_container(container["Id"], force=True)
 
     def build(
         self,
@@ -205,16 +202,12 @@ class Engine:
         network: str | None = None,
         nocache: bool = False,
         labels: Mapping[str, str] | None = None,
-        on_step: StepCallback | None = None,
-        on_log: LogCallback | None = None,
     ) -> BuiltImage:
-        """Build ``context`` and tag the result; the tag is set only when every step succeeded."""
+        """The tag is set only when every step succeeded."""
         started = time.monotonic()
-        step_text, step_no = "", "0"
-        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        image_id: str | None = None
+        stream = BuildStream()
         with _converted("build"):
-            stream = self.api.build(
+            chunks = self._api.build(
                 path=str(context),
                 tag=tag,
                 buildargs=dict(buildargs or {}),
@@ -226,62 +219,27 @@ class Engine:
                 decode=True,
                 labels=dict(labels or {}) or None,
             )
-            for chunk in stream:
-                if "error" in chunk:
-                    message = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
-                    tail.extend(_lines(message))
-                    if step_text.startswith("FROM "):
-                        raise EnvironmentFailure(
-                            f"the image for '{step_text}' is not on the engine and could not be pulled: "
-                            f"{_lines(message)[-1] if _lines(message) else message}",
-                            hint="build or load it first; for the Python root image use --python-image "
-                            "or RACETRACK_PYTHON_IMAGE",
-                        )
-                    if _AUTH_FAILURE.search("\n".join(tail)):
-                        raise AuthenticationRefused(
-                            "a package index refused the build's credentials "
-                            f"(step {step_no}: {_short(step_text)})",
-                            hint="check the values in secret_build_env_file and how requirements use them",
-                        )
-                    headline, hint = _explain_failure(step_text, list(tail))
-                    raise BuildFailed(
-                        f"{headline} (step {step_no}: {_short(step_text) or 'start'})",
-                        hint=hint,
-                        step=step_text,
-                        log_tail=list(tail),
-                    )
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and aux.get("ID"):
-                    image_id = aux["ID"]
-                for line in _lines(chunk.get("stream", "")):
-                    match = _STEP.match(line)
-                    if match:
-                        step_text, step_no = match["instruction"], f"{match['n']}/{match['total']}"
-                        tail.clear()
-                        if on_step:
-                            on_step(int(match["n"]), int(match["total"]), step_text)
-                        continue
-                    tail.append(line)
-                    if line.startswith("Successfully built "):
-                        image_id = image_id or line.split()[-1]
-                    if on_log:
-                        on_log(line)
-            if image_id is None:
+            for chunk in chunks:
+                failure = stream.feed(chunk)
+                if failure is not None:
+                    raise explain(failure)
+            if stream.image_id is None:
                 raise BuildFailed(
-                    "the engine ended the build without an image", step=step_text, log_tail=list(tail)
+                    "the engine ended the build without an image",
+                    step=stream.instruction,
+                    log_tail=stream.tail,
                 )
-            attrs = self.api.inspect_image(tag)
+            attrs = self._api.inspect_image(tag)
         return BuiltImage(
             ref=tag, id=attrs["Id"], size=int(attrs.get("Size") or 0), duration=time.monotonic() - started
         )
 
-    def push(self, ref: str, on_log: LogCallback | None = None) -> str | None:
-        """Push ``ref`` to its registry; the registry's digest of it (``sha256:...``) when the
-        engine reports one. Errors name the registry's answer."""
+    def push(self, ref: str) -> str | None:
+        """Errors name the registry's answer."""
         repository, tag = _split_ref(ref)
         digest = None
         with _converted("push"):
-            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True):
+            for chunk in self._api.push(repository, tag=tag, stream=True, decode=True):
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
                     digest = aux["Digest"]
@@ -296,33 +254,33 @@ class Engine:
                         f"pushing {ref} failed: {message}",
                         hint="check that the registry is reachable and the name is right",
                     )
-                if on_log and chunk.get("status"):
-                    status = chunk["status"]
+                if chunk.get("status"):
                     progress = chunk.get("progress") or ""
-                    on_log(f"{chunk.get('id', '')} {status} {progress}".strip())
+                    reporting.log(f"{chunk.get('id', '')} {chunk['status']} {progress}".strip())
         return digest
 
     # -- containers ----------------------------------------------------------------------------------
-    def run_detached(
+    def run(
         self,
         image: str,
         *,
         environment: Mapping[str, str],
-        name: str | None = None,
+        name: str,
         host_port: int | None = None,
         network: str | None = None,
-    ) -> Any:
-        """Start a container. Unless ``network`` is ``host``, the wrapper's port is published on
-        127.0.0.1 only: ``host_port`` when given, else a free port the engine picks."""
+    ) -> Container:
+        """Unless ``network`` is ``host``, the wrapper's port is published on 127.0.0.1 only:
+        ``host_port`` when given, else a free port the engine picks."""
         # Checked first: docker-py answers a missing image by trying to pull it, whose failure
         # would name a registry instead of the fix.
         if self.image_id(image) is None:
             raise UsageError(
                 f"no image {image} on the engine", hint="build it first with `racetrack-build MANIFEST`"
             )
-        ports = None if network == "host" else {"7000/tcp": ("127.0.0.1", host_port)}
-        with _converted("run container"):
-            return self.client.containers.run(
+        ports = None if network == "host" else {f"{contract.PORT}/tcp": ("127.0.0.1", host_port)}
+        # Not cut halfway: an interrupted create leaves a container the caller cannot find to remove.
+        with interrupts.deferred(), _converted("run container"):
+            started = self._client.containers.run(
                 image,
                 detach=True,
                 environment=dict(environment),
@@ -331,6 +289,65 @@ class Engine:
                 network_mode=network,
                 init=True,
             )
+        return _DockerContainer(started)
+
+    def remove_container(self, name: str) -> None:
+        from docker.errors import NotFound
+
+        with _converted("remove a container"):
+            try:
+                self._client.containers.get(name).remove(force=True)
+            except NotFound:
+                pass
+
+
+class _DockerContainer:
+    """docker-py's container behind the :class:`Container` shape."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+        self.name: str = container.name
+
+    def _attrs(self) -> dict[str, Any]:
+        with _converted("inspect a container"):
+            self._container.reload()
+        return dict(self._container.attrs)
+
+    def status(self) -> str:
+        return str((self._attrs().get("State") or {}).get("Status") or self._container.status)
+
+    def exit_code(self) -> int | None:
+        state = self._attrs().get("State") or {}
+        return None if state.get("Running") else state.get("ExitCode")
+
+    def port(self) -> int | None:
+        bindings = (self._attrs().get("NetworkSettings") or {}).get("Ports") or {}
+        published = bindings.get(f"{contract.PORT}/tcp") or []
+        if published and published[0].get("HostPort"):
+            return int(published[0]["HostPort"])
+        return None
+
+    def logs(self, tail: int = 30) -> list[str]:
+        try:
+            with _converted("read a container's log"):
+                raw = self._container.logs(tail=tail)
+        except EnvironmentFailure:
+            return []
+        return bytes(raw).decode("utf-8", "replace").splitlines()
+
+    def follow_logs(self) -> Iterator[str]:
+        with _converted("follow a container's log"):
+            for line in self._container.logs(stream=True, follow=True):
+                yield bytes(line).decode("utf-8", "replace").rstrip()
+
+    def remove(self) -> None:
+        from docker.errors import NotFound
+
+        with _converted("remove a container"):
+            try:
+                self._container.remove(force=True)
+            except NotFound:
+                pass
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
@@ -339,10 +356,6 @@ def _split_ref(ref: str) -> tuple[str, str]:
     if "/" in tag or not repository:
         return ref, "latest"
     return repository, tag
-
-
-def _lines(text: str) -> list[str]:
-    return [line for line in (_ANSI.sub("", raw).rstrip() for raw in text.splitlines()) if line]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -359,9 +372,10 @@ class _converted:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        # Never swallows: anything not converted propagates as it is.
         if exc is None or isinstance(exc, (BuildFailed, EnvironmentFailure, UsageError)):
-            return False
+            return
         import requests
         import urllib3
         from docker.errors import APIError, DockerException
@@ -388,4 +402,3 @@ class _converted:
             raise EnvironmentFailure(f"the Docker engine failed to {self.action}: {explanation}") from exc
         if isinstance(exc, DockerException):
             raise EnvironmentFailure(f"Docker failed to {self.action}: {_first_line(exc)}") from exc
-        return False

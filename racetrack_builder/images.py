@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import re
 
+from .contract import BASE_IMAGE_REPOSITORY
 from .errors import UsageError
 
-BASE_IMAGE_REPOSITORY = "racetrack/python3"
 DEFAULT_PYTHON_IMAGE = "python:3.11-slim"
 PYTHON_IMAGE_ENV = "RACETRACK_PYTHON_IMAGE"
-# A CA bundle dropped into a build context under this name is trusted by pip in the builder stages
-# (base and job images alike) and never reaches a final stage.
-CA_BUNDLE_FILE = "ca-bundle.pem"
 
 
 def base_image_ref(tag: str = "latest") -> str:

@@ -1,49 +1,83 @@
-"""A job ready to render or build: its manifest, its build secrets and its fetched source.
+"""A job as every command prepares it: the manifest, the secrets this machine gives it, its files.
 
-This is the first half of the pipeline (manifest -> secrets -> source) in one place, so the
-``render``, ``build`` and ``test`` commands prepare a job the same way.
+The first half of the pipeline (manifest -> secrets -> source) in one place, resolved once per
+command and passed along: :func:`load_job` reads the manifest and the secret files the command
+needs, :func:`open_job` fetches the source on top and checks the files the manifest names.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
+from .job_files import check_job_files
 from .manifest import Manifest, load_manifest
-from .secrets import merge_env, read_secret_env
-from .source import JobSource, check_job_files, open_source
+from .secrets import SecretNeed, merge_env, read_secret_env
+from .source import JobSource, open_source
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated manifest with the secret values read for it on this machine."""
+
+    manifest: Manifest
+    manifest_path: Path
+    build_secrets: dict[str, str] = field(repr=False)
+    runtime_secrets: dict[str, str] = field(repr=False)
+
+    @property
+    def secret_values(self) -> list[str]:
+        """Every secret value, to keep out of everything printed."""
+        return [*self.build_secrets.values(), *self.runtime_secrets.values()]
+
+
+def load_job(manifest_path: Path, *, build: SecretNeed = "required", runtime: SecretNeed = "no") -> JobSpec:
+    """Read and validate the manifest and the secret env files as the command needs them.
+
+    ``"required"``: a missing file is an error; ``"if-present"``: read when it exists (a plain build
+    reads the runtime secrets only to mask them, so a CI builder without the production file can
+    build); ``"no"``: not read at all.
+    """
+    manifest = load_manifest(manifest_path)
+    return JobSpec(
+        manifest=manifest,
+        manifest_path=manifest_path,
+        build_secrets=read_secret_env(manifest, manifest_path, "build", build),
+        runtime_secrets=read_secret_env(manifest, manifest_path, "runtime", runtime),
+    )
 
 
 @dataclass(frozen=True)
 class Job:
-    manifest: Manifest
-    manifest_path: Path
+    """A job ready to render or build: its spec and its fetched, checked source."""
+
+    spec: JobSpec
     source: JobSource
-    build_secrets: dict[str, str] = field(repr=False)
 
     @property
-    def build_env(self) -> dict[str, str]:
-        """build_env with the secret build env over it (secrets win, as the spec says)."""
-        return merge_env(self.manifest.build_env, self.build_secrets)
+    def manifest(self) -> Manifest:
+        return self.spec.manifest
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.spec.manifest_path
+
+    @property
+    def build_secrets(self) -> dict[str, str]:
+        return self.spec.build_secrets
 
 
 @contextlib.contextmanager
-def open_job(
-    manifest_path: Path, *, local: bool = False, progress: Callable[[str], None] | None = None
-) -> Iterator[Job]:
-    """Load and check everything a build needs; the fetched source is removed on exit."""
-    manifest = load_manifest(manifest_path)
-    # Secrets first: a missing .env file is found before a slow clone.
-    build_secrets = read_secret_env(manifest, manifest_path, "build")
-    with open_source(manifest, manifest_path, local=local, progress=progress) as source:
-        for warning in check_job_files(manifest, source):
-            if progress:
-                progress(f"warning: {warning}")
-        _check_requirement_variables(manifest, source, merge_env(manifest.build_env, build_secrets))
-        yield Job(manifest=manifest, manifest_path=manifest_path, source=source, build_secrets=build_secrets)
+def open_job(spec: JobSpec, *, local: bool = False) -> Iterator[Job]:
+    """Fetch and check the job's source; it is removed on exit. Warnings go to the reporter."""
+    with open_source(spec.manifest, spec.manifest_path, local=local) as source:
+        check_job_files(spec.manifest, source)
+        build_env = merge_env(spec.manifest.build_env, spec.build_secrets)
+        _check_requirement_variables(spec.manifest, source, build_env)
+        yield Job(spec=spec, source=source)
 
 
 def _check_requirement_variables(manifest: Manifest, source: JobSource, build_env: dict[str, str]) -> None:

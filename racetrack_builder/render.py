@@ -21,9 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from . import __version__, contract
+from .contract import CA_BUNDLE_ARG, CA_BUNDLE_FILE, WRAPPER_SCRIPT
 from .errors import RenderError, disk_error
-from .images import CA_BUNDLE_FILE, base_image_ref
+from .images import base_image_ref
 from .requirements import RequirementsPlan, plan_requirements
 from .resources import templates_dir
 
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 TEMPLATE = "job.Dockerfile.j2"
 JOB_DIR = "job"
-# Build argument carrying the CA bundle to apt in the final stage (see the template for why).
-CA_BUNDLE_ARG = "RACETRACK_CA_BUNDLE"
 # Written by ``render -o --ca-cert`` beside the Dockerfile: the value of CA_BUNDLE_ARG for a builder
 # other than ours. In the context folder but never COPYed, so no layer holds it.
 APT_CA_FILE = "apt-ca.pem"
@@ -117,7 +116,7 @@ def image_labels(
     licences, base name), which the manifest's labels may override; then the manifest's labels;
     then the ones that describe the build itself, which win.
     """
-    from .source import mask_credentials
+    from .git_urls import mask_credentials
 
     labels: list[tuple[str, str]] = [
         ("org.opencontainers.image.description", f"Racetrack python3 job {manifest.name} {manifest.version}"),
@@ -144,10 +143,6 @@ def image_labels(
         ("org.racetrack.public-endpoints", ",".join(manifest.public_endpoints)),
     ]
     return labels
-
-
-# The wrapper's console script in the base image's venv (see base-images/python3/pyproject.toml).
-WRAPPER_SCRIPT = "/opt/fatman/venv/bin/fatman-wrapper"
 
 
 def wrapper_command(manifest: Manifest, verb: str) -> list[str]:
@@ -219,6 +214,7 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
 
     base_image = _reject_control(options.base_image or base_image_ref(manifest.base_image_tag), "image")
     context = {
+        "contract": contract,
         "m": manifest,
         "tool_version": __version__,
         "manifest_file": options.manifest_file,
@@ -227,7 +223,6 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
         "builder_args": builder_args,
         "final_args": final_args,
         "ca_cert": options.ca_cert,
-        "ca_cert_file": CA_BUNDLE_FILE,
         "requirements": requirements,
         "system_dependencies": system_dependencies,
         "runtime_env": list(manifest.runtime_env.items()),

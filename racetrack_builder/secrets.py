@@ -26,9 +26,13 @@ from dotenv.parser import parse_stream
 from .errors import SecretsError
 from .manifest import ENV_NAME_PATTERN, RESERVED_RUNTIME_ENV, Manifest
 
-__all__ = ["TEMPLATE_SUFFIXES", "manifest_folder", "merge_env", "read_secret_env", "secret_env_path"]
+__all__ = ["TEMPLATE_SUFFIXES", "SecretNeed", "manifest_folder", "merge_env", "read_secret_env",
+           "secret_env_path"]
 
 SecretKind = Literal["build", "runtime"]
+# Whether a command needs a secret file: a missing one is an error, is read only when it exists,
+# or is not read at all.
+SecretNeed = Literal["required", "if-present", "no"]
 
 # Suffixes of a committed template of a secret file (`.env.build.dist` for `.env.build`), most
 # usual first. The spec recommends `.dist`; the others are common enough to find as well.
@@ -69,17 +73,19 @@ def secret_env_path(manifest: Manifest, manifest_path: Path, kind: SecretKind) -
     return Path(os.path.normpath(path))
 
 
-def read_secret_env(manifest: Manifest, manifest_path: Path, kind: SecretKind) -> dict[str, str]:
+def read_secret_env(manifest: Manifest, manifest_path: Path, kind: SecretKind,
+                    need: SecretNeed = "required") -> dict[str, str]:
     """Read the secret env file of ``kind`` (``"build"`` or ``"runtime"``) named by the manifest.
 
-    Returns ``{}`` when the manifest names no file. Raises :class:`SecretsError` when the file is
+    Returns ``{}`` when the manifest names no file, when ``need`` is ``"no"``, and when it is
+    ``"if-present"`` and the file does not exist. Raises :class:`SecretsError` when the file is
     missing (pointing to a ``.dist``-style template next to it, next to the manifest or at the root
     of the repository when one exists), unreadable, or not valid: a line that cannot be parsed, a
     key without a value (``FOO`` alone), a key that is not a valid environment variable name, or (for
     runtime secrets) a name the image reserves, as for ``runtime_env``.
     """
     path = secret_env_path(manifest, manifest_path, kind)
-    if path is None:
+    if path is None or need == "no" or (need == "if-present" and not path.exists()):
         return {}
     field = _field(kind)
     shown = _display(path, manifest_path)

@@ -1,8 +1,9 @@
 """Start a built job image and prove it serves: ready, and every documented example answers 2xx.
 
-The spec asks that ``docs_input_example(s)`` give "not erroneous" results, so ``--smoke-test``
-holds the build to it. Examples are read from the job's own ``/openapi.json``, which the wrapper
-generates from those methods, so nothing here re-implements the wrapper's discovery.
+The job type's contract says ``docs_input_example(s)`` must give inputs whose result is "not
+erroneous", so ``--smoke-test`` holds the build to it. Examples are read from the job's own
+``/openapi.json``, which the wrapper generates from those methods, so nothing here re-implements
+the wrapper's discovery.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import Engine
+from . import reporting
+from .engine import Container, Engine
 from .errors import BuildFailed
 
 # As long as the image's HEALTHCHECK start period: a model may take minutes to load in __init__.
@@ -73,12 +75,6 @@ def job_endpoints(base_url: str) -> list[tuple[str, str]]:
     ]
 
 
-def _container_logs(container: Any, lines: int = 30) -> list[str]:
-    with contextlib.suppress(Exception):
-        return container.logs(tail=lines).decode("utf-8", "replace").splitlines()
-    return []
-
-
 def _error_of(body: str) -> str:
     """The ``error`` of a JSON answer of the wrapper, else the answer itself (shortened)."""
     try:
@@ -88,16 +84,15 @@ def _error_of(body: str) -> str:
     return str(error) if error else body[:1000]
 
 
-def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) -> None:
+def wait_ready(base_url: str, container: Container, timeout: float = READY_TIMEOUT) -> None:
     """Poll ``/ready`` until it answers 200; fail with the job's own error or the container's log."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
-        container.reload()
-        if container.status in ("exited", "dead"):
+        if container.status() in ("exited", "dead"):
             raise BuildFailed(
                 "the job's container stopped before it was ready",
-                log_tail=_container_logs(container),
+                log_tail=container.logs(),
                 log_title=JOB_LOG_TITLE,
             )
         try:
@@ -111,7 +106,7 @@ def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) ->
             if status == 503 and "error" in body:
                 raise BuildFailed(
                     f"the job failed to start: {_error_of(body)}",
-                    log_tail=_container_logs(container),
+                    log_tail=container.logs(),
                     log_title=JOB_LOG_TITLE,
                     hint="the entrypoint's import or __init__ raised; its log below says where",
                 )
@@ -119,7 +114,7 @@ def wait_ready(base_url: str, container: Any, timeout: float = READY_TIMEOUT) ->
     starting = '"starting"' in last
     raise BuildFailed(
         f"the job was not ready after {timeout:.0f}s (last answer: {last})",
-        log_tail=_container_logs(container),
+        log_tail=container.logs(),
         log_title=JOB_LOG_TITLE,
         hint=(
             "its __init__ was still running: give it longer with --ready-timeout SECONDS"
@@ -166,7 +161,7 @@ def running(
     *,
     name: str | None = None,
     host_port: int | None = None,
-) -> Iterator[tuple[Any, str]]:
+) -> Iterator[tuple[Container, str]]:
     """Run ``image`` with its port on 127.0.0.1; yield (container, base URL); always remove it.
 
     The container is named before it is created, so one whose start was interrupted (Ctrl-C while
@@ -174,34 +169,32 @@ def running(
     """
     name = name or f"racetrack-job-{uuid.uuid4().hex[:12]}"
     try:
-        container = engine.run_detached(image, environment=environment, name=name, host_port=host_port)
+        container = engine.run(image, environment=environment, name=name, host_port=host_port)
     except BaseException:
         with contextlib.suppress(Exception):
-            engine.client.containers.get(name).remove(force=True)
+            engine.remove_container(name)
         raise
     try:
         yield container, f"http://127.0.0.1:{_published_port(container)}"
     finally:
         with contextlib.suppress(Exception):
-            container.remove(force=True)
+            container.remove()
 
 
 JOB_LOG_TITLE = "Last lines of the job's log:"
 
 
-def _published_port(container: Any) -> int:
-    """The host port of the job's 7000/tcp. A container that already stopped has none: that is the
+def _published_port(container: Container) -> int:
+    """The host port of the wrapper's port. A container that already stopped has none: that is the
     job failing at start (an import-time crash, a file that shadows the wrapper), not our error."""
-    container.reload()
-    bindings = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-    published = bindings.get("7000/tcp") or []
-    if published and published[0].get("HostPort"):
-        return int(published[0]["HostPort"])
-    state = container.attrs.get("State") or {}
+    port = container.port()
+    if port is not None:
+        return port
+    code = container.exit_code()
     raise BuildFailed(
-        f"the job's container stopped before it was ready ({container.status}, exit code "
-        f"{state.get('ExitCode', '?')})",
-        log_tail=_container_logs(container),
+        f"the job's container stopped before it was ready ({container.status()}, exit code "
+        f"{'?' if code is None else code})",
+        log_tail=container.logs(),
         log_title=JOB_LOG_TITLE,
         hint="the job's log below says why; `racetrack-build run` shows it as the job starts",
     )
@@ -226,26 +219,23 @@ def smoke_test(
     engine: Engine,
     image: str,
     environment: Mapping[str, str],
-    report: Callable[[str], None],
-    warn: Callable[[str], None] | None = None,
     ready_timeout: float = READY_TIMEOUT,
 ) -> list[ExampleResult]:
     """Start ``image``, wait until ready and send every documented example; BuildFailed unless all
-    2xx. ``warn`` gets each warning the wrapper logged meanwhile: they pass the smoke test, but are
+    2xx. Each warning the wrapper logged meanwhile is reported: they pass the smoke test, but are
     the job's mistakes all the same."""
     with running(engine, image, environment) as (container, base_url):
         wait_ready(base_url, container, timeout=ready_timeout)
-        report(f"{image} is ready; calling the documented examples")
+        reporting.progress(f"{image} is ready; calling the documented examples")
         results = call_examples(base_url)
-        if warn is not None:
-            for warning in wrapper_warnings("\n".join(_container_logs(container, lines=500))):
-                warn(f"the job logged: {warning}")
+        for warning in wrapper_warnings("\n".join(container.logs(tail=500))):
+            reporting.warn(f"the job logged: {warning}")
     failed = [r for r in results if not r.ok]
     if failed:
         lines = [f"POST {r.path} -> {r.status}: {r.body}" for r in failed]
         raise BuildFailed(
             f"{len(failed)} of {len(results)} documented examples did not answer 2xx",
-            hint="the spec asks docs_input_example(s) to give a non-erroneous result: "
+            hint="docs_input_example(s) must give inputs the job answers without an error: "
             "fix the example or the job",
             log_tail=lines,
             log_title="Examples that failed:",

@@ -1,7 +1,13 @@
-"""Fixtures shared by every test suite: real git repositories on disk and a local git daemon.
+"""Fixtures shared by every test suite: real git repositories on disk and a local git daemon, and
+the rule that puts the markers on tests.
 
 Kept small and free of docker: suites that need the engine bring their own fixtures. The helpers
 behind these fixtures live in ``tests/gitrepos.py`` (documented there).
+
+Markers are given by what a test uses, not by hand per module, so none is missed: a test that needs
+the ``docker_client`` fixture (directly or through another fixture) is ``docker``; every test of the
+integration suite, and every ``docker`` one, is ``slow``. The fast part is
+``pytest -m "not docker and not slow"``.
 """
 
 from __future__ import annotations
@@ -9,9 +15,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-import gitrepos
 import pytest
-from gitrepos import Files, GitDaemon
+
+from racetrack_builder.reporting import reporting_to
+from tests import gitrepos
+from tests.gitrepos import Files, GitDaemon
+from tests.reporter import Recorded
+
+INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses_engine = "docker_client" in getattr(item, "fixturenames", ())
+        if uses_engine:
+            item.add_marker(pytest.mark.docker)
+        if uses_engine or Path(str(item.path)).is_relative_to(INTEGRATION_DIR):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -74,3 +94,11 @@ def git_http(tmp_path: Path, hermetic_git: None) -> Iterator[gitrepos.GitHttpSer
     base.mkdir(exist_ok=True)
     with gitrepos.GitHttpServer(base, username="ci", password="s3cret-token") as server:
         yield server
+
+
+@pytest.fixture
+def reported() -> Iterator[Recorded]:
+    """What the code under test reports (progress, warnings, build steps), recorded."""
+    with reporting_to(Recorded()) as recorder:
+        assert isinstance(recorder, Recorded)
+        yield recorder

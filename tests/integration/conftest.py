@@ -34,31 +34,32 @@ Typical use::
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import hashlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import docker.errors
-import gitrepos
 import pytest
 import requests
-from jobs import DockerCleanup, base_image_options, image_exists
 
 from racetrack_builder.base_image import ensure_base_image
-from racetrack_builder.engine import Engine
+from racetrack_builder.engine import DockerEngine
+from tests.integration.jobs import DockerCleanup, base_image_options, image_exists, in_ci
+from tests.integration.package_index import (
+    PRIVATE_MODULE,
+    PRIVATE_PACKAGE,
+    PRIVATE_PACKAGE_VERSION,
+    PackageIndex,
+    cached_download,
+    private_wheel,
+    pypiserver,
+)
 
 # passlib imports the standard library's deprecated `crypt` module; the suite turns warnings into
 # errors, and this one is passlib's to fix, not ours.
@@ -75,32 +76,6 @@ CI_PYTHON_IMAGE = "racetrack-ci/python:3.11-bookworm"
 PRODUCT_PYTHON_IMAGE = "python:3.11-slim"
 PYTHON_IMAGE_ENV = "RACETRACK_PYTHON_IMAGE"
 
-# Served only by the private index, so a build that installs it proves the credentials reached pip.
-PRIVATE_PACKAGE = "racetrack-private-demo"
-PRIVATE_PACKAGE_VERSION = "1.0.0"
-PRIVATE_MODULE = "racetrack_private_demo"
-# What ``racetrack_private_demo.secret_greeting("racetrack")`` returns.
-PRIVATE_GREETING = "private hello, racetrack"
-
-
-_SERVER_START_TIMEOUT_S = 30.0
-
-
-def in_ci() -> bool:
-    """True when running under CI (``CI=true``), where missing infrastructure is a failure."""
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def cache_root() -> Path:
-    """The machine-wide cache shared with the scripts: ``$RACETRACK_CI_CACHE``, else
-    ``/var/cache/racetrack-ci`` when writable, else ``~/.cache/racetrack-ci`` (non-root developers)."""
-    explicit = os.environ.get("RACETRACK_CI_CACHE")
-    if explicit:
-        return Path(explicit)
-    system = Path("/var/cache/racetrack-ci")
-    if os.access(system if system.exists() else system.parent, os.W_OK):
-        return system
-    return Path.home() / ".cache" / "racetrack-ci"
 
 
 def _run_script(name: str, env: dict[str, str] | None = None) -> None:
@@ -194,7 +169,7 @@ def python_root_image(docker_client: docker.DockerClient) -> Iterator[str]:
 def base_image(docker_client: docker.DockerClient, python_root_image: str) -> str:
     """``racetrack/python3:latest``, built from this checkout's base-images/python3 when missing or
     stale: the product's own ensure_base_image decides, by the labels it puts on the image."""
-    ensure_base_image(Engine(), base_image_options(python_root_image), report=lambda line: print(line))
+    ensure_base_image(DockerEngine(), base_image_options(python_root_image))
     return BASE_IMAGE
 
 
@@ -209,172 +184,6 @@ def docker_cleanup(docker_client: docker.DockerClient) -> Iterator[DockerCleanup
 
 
 # ---- package indexes ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PackageIndex:
-    """A pypiserver instance on 127.0.0.1. ``url`` is the ``/simple/`` index URL for pip.
-
-    ``requirement`` is a pip requirement only this index can satisfy, and ``import_check`` Python
-    code that prints :data:`PRIVATE_GREETING` once it is installed (both empty for the public index).
-    """
-
-    url: str
-    root: Path
-    username: str | None = None
-    password: str | None = None
-    requirement: str = ""
-    import_check: str = ""
-
-    @property
-    def url_with_credentials(self) -> str:
-        """``url`` with the credentials in it, as pip takes them in ``--extra-index-url``."""
-        if self.username is None:
-            return self.url
-        scheme, rest = self.url.split("://", 1)
-        return f"{scheme}://{self.username}:{self.password}@{rest}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _pypiserver(root: Path, log_dir: Path, htpasswd: Path | None = None) -> Iterator[str]:
-    """Serve ``root`` with pypiserver on 127.0.0.1; yield its ``/simple/`` URL.
-
-    ``--disable-fallback``: a missing package must fail the build, not be redirected to the public
-    index. ``simple-dir`` rescans the folder on each request, so wheels added later are served.
-    """
-    port = _free_port()
-    auth = ["-P", str(htpasswd), "-a", "download,list"] if htpasswd else ["-P", ".", "-a", "."]
-    log_file = log_dir / f"pypiserver-{port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "pypiserver",
-        "run",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--disable-fallback",
-        "--backend",
-        "simple-dir",
-        "--server",
-        "wsgiref",
-        *auth,
-        str(root),
-    ]
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        health = f"http://127.0.0.1:{port}/health"
-        deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"pypiserver exited ({proc.returncode}) at start:\n{log_file.read_text()[-2000:]}"
-                )
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(health, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"pypiserver did not answer on {health} within {_SERVER_START_TIMEOUT_S:.0f}s; "
-                    f"see {log_file}"
-                )
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/simple/"
-    finally:
-        gitrepos.stop_process(proc)
-
-
-def _pip(*args: str, timeout: float = 600) -> None:
-    """Run the host's pip (which reaches the real index with the host's CA settings)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"pip {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}", pytrace=False
-        )
-
-
-def _cached_download(requirements: Sequence[str]) -> Path:
-    """Wheels (and sdists where no wheel exists) for ``requirements`` and their dependencies,
-    downloaded once per distinct requirement set into the machine-wide cache."""
-    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
-    target = cache_root() / "wheels" / key
-    if (target / ".complete").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Download into a scratch folder and rename, so an interrupted run never leaves half a set
-    # that later runs would take as complete.
-    scratch = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=target.parent))
-    try:
-        _pip("download", "--quiet", "--prefer-binary", "--dest", str(scratch), *requirements)
-        (scratch / "requirements.txt").write_text("\n".join(requirements) + "\n")
-        (scratch / ".complete").touch()
-        shutil.rmtree(target, ignore_errors=True)
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
-_PRIVATE_SOURCES = {
-    "pyproject.toml": f"""\
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "{PRIVATE_PACKAGE}"
-version = "{PRIVATE_PACKAGE_VERSION}"
-description = "A package served only by the test suite's private index"
-requires-python = ">=3.8"
-""",
-    f"{PRIVATE_MODULE}/__init__.py": f'''\
-"""Served only by the racetrack test suite's private index: importing it proves a build
-authenticated against that index."""
-
-__version__ = "{PRIVATE_PACKAGE_VERSION}"
-
-
-def secret_greeting(name: str) -> str:
-    """Return a greeting that a job can hand back to prove the package is installed."""
-    return f"private hello, {{name}}"
-''',
-}
-
-
-def _private_wheel() -> Path:
-    """The private demo package's wheel, built once per source version into the cache."""
-    key = hashlib.sha256(repr(sorted(_PRIVATE_SOURCES.items())).encode()).hexdigest()[:16]
-    target = cache_root() / "private" / key
-    wheels = sorted(target.glob("*.whl"))
-    if wheels:
-        return wheels[0]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="private-src.", dir=target.parent) as tmp:
-        src = Path(tmp) / "src"
-        for rel, text in _PRIVATE_SOURCES.items():
-            path = src / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        out = Path(tmp) / "out"
-        _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(src))
-        shutil.rmtree(target, ignore_errors=True)
-        out.rename(target)
-    return sorted(target.glob("*.whl"))[0]
 
 
 @pytest.fixture(scope="session")
@@ -397,7 +206,7 @@ def wheelhouse(_index_dirs: dict[str, Path]) -> Callable[[Sequence[str]], Path]:
             raise TypeError("wheelhouse() takes a list of requirement strings, not one string")
         if not requirements:
             return public
-        for path in _cached_download(list(requirements)).iterdir():
+        for path in cached_download(list(requirements)).iterdir():
             if path.is_file() and not path.name.startswith(".") and path.name != "requirements.txt":
                 dest = public / path.name
                 if not dest.exists():
@@ -411,7 +220,7 @@ def wheelhouse(_index_dirs: dict[str, Path]) -> Callable[[Sequence[str]], Path]:
 def public_index(_index_dirs: dict[str, Path]) -> Iterator[str]:
     """URL (``http://127.0.0.1:PORT/simple/``) of an index without authentication serving the
     wheelhouse; fill it with ``wheelhouse([...])``."""
-    with _pypiserver(_index_dirs["public"], _index_dirs["logs"]) as url:
+    with pypiserver(_index_dirs["public"], _index_dirs["logs"]) as url:
         yield url
 
 
@@ -422,13 +231,13 @@ def private_index(_index_dirs: dict[str, Path]) -> Iterator[PackageIndex]:
     Checked on start: refuses anonymous requests, lists the package with the credentials.
     """
     root = _index_dirs["private"]
-    shutil.copy2(_private_wheel(), root)
+    shutil.copy2(private_wheel(), root)
     username, password = "racetrack", secrets.token_urlsafe(12)
     htpasswd_file = _index_dirs["logs"] / "htpasswd"
     htpasswd = HtpasswdFile(str(htpasswd_file), new=True)
     htpasswd.set_password(username, password)
     htpasswd.save()
-    with _pypiserver(root, _index_dirs["logs"], htpasswd_file) as url:
+    with pypiserver(root, _index_dirs["logs"], htpasswd_file) as url:
         page = f"{url}{PRIVATE_PACKAGE}/"
         anonymous = requests.get(page, timeout=5)
         authed = requests.get(page, auth=(username, password), timeout=5)

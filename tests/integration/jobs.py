@@ -37,12 +37,12 @@ from urllib.parse import urlsplit
 
 import docker
 import docker.errors
-import gitrepos
 import requests
 import yaml
 from docker.models.containers import Container
 
 from racetrack_builder.base_image import BaseImageOptions
+from tests import gitrepos
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -55,6 +55,26 @@ CLI: tuple[str, ...] = (sys.executable, "-m", "racetrack_builder")
 CLI_TIMEOUT_S = 900
 READY_TIMEOUT_S = 90.0
 HTTP_TIMEOUT_S = 30.0
+
+
+# ---- the machine ------------------------------------------------------------------------------------
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI=true``), where missing infrastructure is a failure."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def cache_root() -> Path:
+    """The machine-wide cache shared with the scripts: ``$RACETRACK_CI_CACHE``, else
+    ``/var/cache/racetrack-ci`` when writable, else ``~/.cache/racetrack-ci`` (non-root developers)."""
+    explicit = os.environ.get("RACETRACK_CI_CACHE")
+    if explicit:
+        return Path(explicit)
+    system = Path("/var/cache/racetrack-ci")
+    if os.access(system if system.exists() else system.parent, os.W_OK):
+        return system
+    return Path.home() / ".cache" / "racetrack-ci"
 
 
 # ---- the examples ----------------------------------------------------------------------------------

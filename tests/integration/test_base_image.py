@@ -19,10 +19,12 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from jobs import DockerCleanup, base_image_options
 
 from racetrack_builder.base_image import context_digest, ensure_base_image, sources_ref
-from racetrack_builder.engine import Engine
+from racetrack_builder.engine import DockerEngine
+from racetrack_builder.reporting import reporting_to
+from tests.integration.jobs import DockerCleanup, base_image_options
+from tests.reporter import Recorded
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -312,14 +314,15 @@ def test_base_image_is_rebuilt_only_when_its_sources_change(
     )
     options = base_image_options(python_root_image, tag=f"test-rebuild-{os.getpid()}", sources=wrapper)
     ref = f"racetrack/python3:{options.tag}"
-    engine = Engine()
+    engine = DockerEngine()
 
     used: list[str] = []
 
     def ensure() -> list[str]:
-        said: list[str] = []
-        used.append(ensure_base_image(engine, options, report=said.append))
-        return said
+        with reporting_to(Recorded()) as said:
+            assert isinstance(said, Recorded)
+            used.append(ensure_base_image(engine, options))
+        return said.messages
 
     first_sources = sources_ref(options.tag, context_digest(wrapper))
     keyed = [first_sources]

@@ -27,13 +27,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
-import gitrepos
 import pytest
 import yaml
-from jobs import CLI, REPO_ROOT, CliResult, cli_environment, client_manifest, image_exists, run_cli
+
+from tests import gitrepos
+from tests.integration.jobs import (
+    CLI,
+    REPO_ROOT,
+    CliResult,
+    cli_environment,
+    client_manifest,
+    image_exists,
+    run_cli,
+)
 
 if TYPE_CHECKING:
-    from conftest import DockerCleanup
+    from tests.integration.jobs import DockerCleanup
 
 ADDER = '''\
 class Adder:

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import docker
-import gitrepos
 import pytest
 import yaml
-from jobs import (
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests import gitrepos
+from tests.integration.jobs import (
     CliResult,
     DockerCleanup,
     JobServer,
@@ -39,10 +41,9 @@ from jobs import (
     run_cli,
     serve,
 )
-from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
-    from conftest import PackageIndex
+    from tests.integration.package_index import PackageIndex
 
 pytestmark = pytest.mark.docker
 

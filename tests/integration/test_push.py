@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import gitrepos
 import pytest
 import requests
-from jobs import (
+
+from tests import gitrepos
+from tests.integration.jobs import (
     DockerCleanup,
     client_manifest,
     examples_tree,

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
-import gitrepos
 import pytest
-from jobs import CliResult, client_manifest, run_cli
+
+from tests import gitrepos
+from tests.integration.jobs import CliResult, client_manifest, run_cli
 
 if TYPE_CHECKING:
-    from conftest import DockerCleanup
+    from tests.integration.jobs import DockerCleanup
 
 pytestmark = pytest.mark.docker
 

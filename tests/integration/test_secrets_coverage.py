@@ -8,8 +8,8 @@ go unscanned.
 
 from __future__ import annotations
 
-import test_secrets_in_image
-from jobs import example_manifest, example_names
+from tests.integration import test_secrets_in_image
+from tests.integration.jobs import example_manifest, example_names
 
 SECRET_FIELDS = ("secret_build_env_file", "secret_runtime_env_file")
 

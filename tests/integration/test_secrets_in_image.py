@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker
-import gitrepos
 import pytest
 import requests
-from jobs import (
+
+from tests import gitrepos
+from tests.integration.jobs import (
     CLI,
     REPO_ROOT,
     CliResult,
@@ -48,7 +49,7 @@ from jobs import (
 )
 
 if TYPE_CHECKING:
-    from conftest import PackageIndex
+    from tests.integration.package_index import PackageIndex
 
 pytestmark = pytest.mark.docker
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from racetrack_builder.engine import Engine
+from racetrack_builder.engine import DockerEngine
 from racetrack_builder.errors import AuthenticationRefused, BuildFailed, EngineUnreachable, UsageError
+from tests.reporter import Recorded
 
 
 class FakeAPI:
@@ -40,11 +41,11 @@ class FakeClient:
         self.api = api
 
 
-def _engine(api: FakeAPI) -> Engine:
-    return Engine(client=FakeClient(api))
+def _engine(api: FakeAPI) -> DockerEngine:
+    return DockerEngine(client=FakeClient(api))
 
 
-def test_steps_and_log_lines_reach_the_callbacks(tmp_path: Path) -> None:
+def test_steps_and_log_lines_reach_the_reporter(tmp_path: Path, reported: Recorded) -> None:
     api = FakeAPI(
         [
             {"stream": "Step 1/2 : FROM racetrack/python3:latest\n"},
@@ -55,16 +56,8 @@ def test_steps_and_log_lines_reach_the_callbacks(tmp_path: Path) -> None:
             {"stream": "Successfully built abababab\n"},
         ]
     )
-    steps: list[tuple[int, int, str]] = []
-    logs: list[str] = []
-    image = _engine(api).build(
-        tmp_path,
-        tag="adder:0.0.1",
-        buildargs={"T": "v"},
-        network="host",
-        on_step=lambda n, t, s: steps.append((n, t, s)),
-        on_log=logs.append,
-    )
+    image = _engine(api).build(tmp_path, tag="adder:0.0.1", buildargs={"T": "v"}, network="host")
+    steps, logs = reported.steps, reported.logs
     assert steps == [(1, 2, "FROM racetrack/python3:latest"), (2, 2, "RUN pip install x")]
     assert "Collecting x" in logs  # ANSI codes stripped
     assert image.ref == "adder:0.0.1" and image.size == 123_000_000
@@ -134,7 +127,7 @@ def test_no_engine_is_exit_3_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         with pytest.raises(EngineUnreachable) as exc:
-            _ = Engine().client
+            DockerEngine().connect()
         code, message = exc.value.exit_code, str(exc.value)
         del exc  # the error's cause holds the frames holding the socket
         gc.collect()
@@ -189,7 +182,7 @@ def test_running_a_missing_image_names_the_fix_instead_of_pulling(tmp_path: Path
 
     engine = _engine(NoImages([]))
     with pytest.raises(UsageError, match="no image adder:9 on the engine") as exc:
-        engine.run_detached("adder:9", environment={})
+        engine.run("adder:9", environment={}, name="racetrack-test-missing")
     assert exc.value.exit_code == 2 and "racetrack-build MANIFEST" in str(exc.value)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,16 +11,28 @@ from racetrack_builder.smoke import JOB_LOG_TITLE, _published_port, documented_e
 
 
 class StoppedContainer:
-    """What docker-py reports for a container that exited before its port was published."""
+    """A container that exited before its port was published (engine.Container's shape)."""
 
-    status = "exited"
-    attrs: dict[str, Any] = {"NetworkSettings": {"Ports": {}}, "State": {"ExitCode": 0}}
+    name = "racetrack-job-test"
+    published: int | None = None
 
-    def reload(self) -> None:
+    def status(self) -> str:
+        return "exited" if self.published is None else "running"
+
+    def exit_code(self) -> int | None:
+        return 0 if self.published is None else None
+
+    def port(self) -> int | None:
+        return self.published
+
+    def logs(self, tail: int = 30) -> list[str]:
+        return ["Traceback (most recent call last):", "ImportError: boom"]
+
+    def follow_logs(self) -> Iterator[str]:
+        yield from self.logs()
+
+    def remove(self) -> None:
         pass
-
-    def logs(self, tail: int) -> bytes:
-        return b"Traceback (most recent call last):\nImportError: boom\n"
 
 
 def test_a_container_that_stopped_at_once_is_the_jobs_failure_not_a_crash() -> None:
@@ -32,8 +44,7 @@ def test_a_container_that_stopped_at_once_is_the_jobs_failure_not_a_crash() -> N
 
 def test_the_published_port_is_read_from_the_binding() -> None:
     class Running(StoppedContainer):
-        status = "running"
-        attrs = {"NetworkSettings": {"Ports": {"7000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49153"}]}}}
+        published = 49153
 
     assert _published_port(Running()) == 49153
 

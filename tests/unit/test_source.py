@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import gitrepos
 import pytest
-from gitrepos import GitDaemon, Symlink
 
-from racetrack_builder import source as source_module
+from racetrack_builder import git_transport, git_urls
 from racetrack_builder.errors import AuthenticationRefused, RemoteUnreachable, SourceError
+from racetrack_builder.job_files import check_job_files
 from racetrack_builder.manifest import Manifest
-from racetrack_builder.source import JobSource, check_job_files, open_source
+from racetrack_builder.source import JobSource, open_source
+from tests import gitrepos
+from tests.gitrepos import GitDaemon, Symlink
+from tests.reporter import Recorded
 
 pytestmark = pytest.mark.usefixtures("hermetic_git")
 
@@ -101,10 +103,10 @@ def is_shallow(repo_root: Path) -> bool:
 
 
 def test_clone_file_url_gives_job_files_commit_and_a_shallow_checkout(
-        remote: Path, manifest_path: Path, workspace_tmp: Path) -> None:
+        remote: Path, manifest_path: Path, workspace_tmp: Path, reported: Recorded) -> None:
     head = gitrepos.git("rev-parse", "master", cwd=remote)
-    messages: list[str] = []
-    with open_source(make_manifest(remote.as_uri()), manifest_path, progress=messages.append) as src:
+    messages = reported.messages
+    with open_source(make_manifest(remote.as_uri()), manifest_path) as src:
         assert src.files == ("adder.py", "data/model.txt", "fatman.yaml", "requirements.txt")
         assert src.commit == head
         assert src.branch == "master"
@@ -165,11 +167,11 @@ def test_clone_through_git_daemon(remote: Path, git_daemon: GitDaemon, manifest_
 
 
 def test_clone_over_http_with_a_token_in_the_url(remote: Path, git_http: gitrepos.GitHttpServer,
-                                                 manifest_path: Path) -> None:
+                                                 manifest_path: Path, reported: Recorded) -> None:
     url = git_http.url("adder.git", credentials=True)
     assert "s3cret-token@" in url
-    messages: list[str] = []
-    with open_source(make_manifest(url), manifest_path, progress=messages.append) as src:
+    messages = reported.messages
+    with open_source(make_manifest(url), manifest_path) as src:
         assert src.commit == gitrepos.git("rev-parse", "master", cwd=remote)
         assert src.remote == f"http://***@127.0.0.1:{git_http.port}/adder.git"
         assert is_shallow(src.repo_root)
@@ -364,9 +366,10 @@ def test_ssh_runs_in_batch_mode_with_the_users_command(tmp_path: Path, manifest_
     assert "git@127.0.0.1" in args
 
 
+@pytest.mark.slow
 def test_silent_remote_times_out_instead_of_hanging(manifest_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(source_module, "LOW_SPEED_TIME", 1)
+    monkeypatch.setattr(git_transport, "LOW_SPEED_TIME", 1)
     with socket.socket() as listener:  # accepts connections and never answers
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -429,29 +432,29 @@ def test_directory_symlink_leaving_the_repository(bare_repo_factory: Callable[..
 
 
 def test_committed_secret_file_is_left_out_of_a_clone(bare_repo_factory: Callable[..., Path],
-                                                      manifest_path: Path) -> None:
+                                                      manifest_path: Path, reported: Recorded) -> None:
     remote = bare_repo_factory("secret.git", {**JOB_FILES, "jobs/adder/.env.build": "TOKEN=x\n",
                                               "jobs/adder/.env.build.dist": "TOKEN=\n"})
-    messages: list[str] = []
+    messages = reported.messages
     manifest = make_manifest(remote.as_uri(), secret_build_env_file=".env.build")
-    with open_source(manifest, manifest_path, progress=messages.append) as src:
+    with open_source(manifest, manifest_path) as src:
         assert ".env.build" not in src.files
         assert ".env.build.dist" in src.files
     assert any(m.startswith("warning: left out the secret env file(s) .env.build") for m in messages)
 
 
 def test_other_env_files_are_kept_with_a_warning(bare_repo_factory: Callable[..., Path],
-                                                 manifest_path: Path) -> None:
+                                                 manifest_path: Path, reported: Recorded) -> None:
     remote = bare_repo_factory("envs.git", {**JOB_FILES, "jobs/adder/.env": "DEBUG=1\n",
                                             "jobs/adder/.env.example": "DEBUG=\n"})
     with open_source(make_manifest(remote.as_uri()), manifest_path) as src:
         assert ".env" in src.files and ".env.example" in src.files
-        assert src.warnings == (".env will be copied into the image; if it holds secrets, name it in "
-                                "secret_build_env_file/secret_runtime_env_file or add it to .gitignore",)
+        assert reported.warnings == [".env will be copied into the image; if it holds secrets, name it in "
+                                     "secret_build_env_file/secret_runtime_env_file or add it to .gitignore"]
 
 
 def test_submodules_are_left_out_with_a_warning(git_repo_factory: Callable[..., Path],
-                                                manifest_path: Path) -> None:
+                                                manifest_path: Path, reported: Recorded) -> None:
     library = git_repo_factory("library", {"lib.py": "x = 1\n"})
     work = git_repo_factory("with-submodule", JOB_FILES)
     gitrepos.git("-c", "protocol.file.allow=always", "submodule", "--quiet", "add", library.as_uri(),
@@ -459,10 +462,10 @@ def test_submodules_are_left_out_with_a_warning(git_repo_factory: Callable[..., 
     gitrepos.git("commit", "--quiet", "-m", "add a submodule", cwd=work)
     with open_source(make_manifest(work.as_uri()), manifest_path) as src:
         assert not any(f.startswith("vendor") for f in src.files)
-        assert any("submodules" in w and "vendor" in w for w in src.warnings)
+        assert any("submodules" in w and "vendor" in w for w in reported.warnings)
     with open_source(make_manifest("unused"), work / "jobs/adder/fatman.yaml", local=True) as src:
         assert not any(f.startswith("vendor") for f in src.files)
-        assert any("submodules" in w and "vendor" in w for w in src.warnings)
+        assert any("submodules" in w and "vendor" in w for w in reported.warnings)
 
 
 # --- cleanup --------------------------------------------------------------------------------------
@@ -513,13 +516,20 @@ _INTERRUPTED_CLONE = """
 import sys
 from pathlib import Path
 from racetrack_builder.manifest import Manifest
+from racetrack_builder.reporting import Silent, reporting_to
 from racetrack_builder.source import open_source
+
+
+class Printing(Silent):
+    def progress(self, text):
+        print(text, flush=True)
+
 
 manifest = Manifest.model_validate({
     "name": "adder", "owner_email": "owner@example.com", "lang": "python3",
     "git": {"remote": sys.argv[1]}, "python": {"entrypoint_path": "adder.py"},
 })
-with open_source(manifest, Path(sys.argv[2]), progress=lambda m: print(m, flush=True)):
+with reporting_to(Printing()), open_source(manifest, Path(sys.argv[2])):
     pass
 """
 
@@ -563,7 +573,7 @@ def work_tree(git_repo_factory: Callable[..., Path]) -> Path:
 
 
 def test_local_clean_tree_builds_the_same_files_as_a_clone(work_tree: Path, tmp_path: Path,
-                                                          workspace_tmp: Path) -> None:
+                                                          workspace_tmp: Path, reported: Recorded) -> None:
     manifest_in_tree = work_tree / "jobs" / "adder" / "fatman.yaml"
     manifest = make_manifest(work_tree.as_uri())
     with open_source(manifest, manifest_in_tree, local=True) as local_src:
@@ -572,7 +582,7 @@ def test_local_clean_tree_builds_the_same_files_as_a_clone(work_tree: Path, tmp_
         assert local_src.job_root == (work_tree / "jobs/adder").resolve()
         assert local_src.remote == str(work_tree.resolve())
         assert local_src.dirty is False and local_src.local is True
-        assert local_src.warnings == ()
+        assert reported.warnings == []
         check_job_files(manifest, local_src)
     assert list(workspace_tmp.iterdir()) == []  # --local makes no workspace
     with open_source(manifest, manifest_in_tree) as cloned:
@@ -580,7 +590,8 @@ def test_local_clean_tree_builds_the_same_files_as_a_clone(work_tree: Path, tmp_
         assert cloned.commit == local_commit
 
 
-def test_local_includes_untracked_excludes_ignored_git_and_secrets(work_tree: Path) -> None:
+def test_local_includes_untracked_excludes_ignored_git_and_secrets(work_tree: Path,
+                                                                   reported: Recorded) -> None:
     gitrepos.write_files(work_tree, {
         "jobs/adder/new_module.py": "y = 2\n",      # untracked, not ignored: included
         "jobs/adder/debug.log": "noise\n",          # ignored
@@ -591,9 +602,8 @@ def test_local_includes_untracked_excludes_ignored_git_and_secrets(work_tree: Pa
     (work_tree / "jobs/adder/adder.py").write_text(ADDER + "# edited\n")
     os.remove(work_tree / "jobs/adder/data/model.txt")  # deleted but still tracked
     manifest = make_manifest(secret_build_env_file=".env.build", secret_runtime_env_file="runtime.secrets")
-    messages: list[str] = []
-    with open_source(manifest, work_tree / "jobs/adder/fatman.yaml", local=True,
-                     progress=messages.append) as src:
+    messages = reported.messages
+    with open_source(manifest, work_tree / "jobs/adder/fatman.yaml", local=True) as src:
         assert src.files == (".env.build.dist", "adder.py", "fatman.yaml", "new_module.py",
                              "requirements.txt")
         assert src.dirty is True
@@ -648,25 +658,26 @@ def test_local_tree_without_commits(git_repo_factory: Callable[..., Path]) -> No
         check_job_files(manifest, src)
 
 
-def test_local_branch_mismatch_and_detached_head(work_tree: Path) -> None:
+def test_local_branch_mismatch_and_detached_head(work_tree: Path, reported: Recorded) -> None:
     gitrepos.git("checkout", "--quiet", "-b", "feature", cwd=work_tree)
     with open_source(make_manifest(), work_tree / "jobs/adder/fatman.yaml", local=True) as src:
         assert src.branch == "feature"
-        assert src.warnings == ("the working tree is on branch 'feature' but git.branch is 'master'; "
-                                "building the working tree as it is",)
+        assert reported.warnings == ["the working tree is on branch 'feature' but git.branch is 'master'; "
+                                     "building the working tree as it is"]
     gitrepos.git("checkout", "--quiet", "--detach", cwd=work_tree)
     with open_source(make_manifest(), work_tree / "jobs/adder/fatman.yaml", local=True) as src:
         assert src.branch is None
         assert src.where.endswith("@HEAD")
 
 
-def test_local_escaping_symlink_and_nested_repository(work_tree: Path, tmp_path: Path) -> None:
+def test_local_escaping_symlink_and_nested_repository(work_tree: Path, tmp_path: Path,
+                                                      reported: Recorded) -> None:
     (tmp_path / "outside.txt").write_text("not in the repo\n")
     nested = work_tree / "jobs/adder/nested"
     gitrepos.init_repo(nested, {"n.py": "n = 1\n"})
     with open_source(make_manifest(), work_tree / "jobs/adder/fatman.yaml", local=True) as src:
         assert not any(f.startswith("nested") for f in src.files)
-        assert any("nested" in w for w in src.warnings)
+        assert any("nested" in w for w in reported.warnings)
     (work_tree / "jobs/adder/outside.txt").symlink_to(tmp_path / "outside.txt")
     with pytest.raises(SourceError, match="outside.txt -> "), \
             open_source(make_manifest(), work_tree / "jobs/adder/fatman.yaml", local=True):
@@ -724,11 +735,13 @@ def test_missing_entrypoint_class_lists_the_classes(tmp_path: Path) -> None:
     assert info.value.hint == "did you mean 'AdderEntrypoint'? classes defined there: AdderEntrypoint, Helper"
 
 
-def test_an_entrypoint_this_python_cannot_parse_is_left_to_the_images_python(tmp_path: Path) -> None:
+def test_an_entrypoint_this_python_cannot_parse_is_left_to_the_images_python(
+        tmp_path: Path, reported: Recorded) -> None:
     """The image's Python may be newer than the CLI's: what does not parse here is a warning, and
     the build's import check (on the job's own Python) gives the verdict."""
     src = _source(tmp_path, {"job/adder.py": "class A:\n    def perform(self:\n"})
-    (warning,) = check_job_files(make_manifest(entrypoint_class="A", requirements_path=None), src)
+    check_job_files(make_manifest(entrypoint_class="A", requirements_path=None), src)
+    (warning,) = reported.warnings
     assert "job/adder.py does not parse with Python 3." in warning
     assert "line 2" in warning and "import check" in warning
 
@@ -787,7 +800,7 @@ def test_entrypoint_that_is_a_directory_or_outside_the_job(tmp_path: Path) -> No
     ("https://host/r.git", "https://host/r.git"),
 ])
 def test_mask_credentials(text: str, masked: str) -> None:
-    assert source_module.mask_credentials(text) == masked
+    assert git_urls.mask_credentials(text) == masked
 
 
 def test_resolve_remote(tmp_path: Path) -> None:
@@ -795,21 +808,21 @@ def test_resolve_remote(tmp_path: Path) -> None:
     (tmp_path / "a b" / "repo.git").mkdir(parents=True)
     for url in ("https://host/r.git", "ssh://git@host/r.git", "git@host:r.git", "file:///x/r.git",
                 "git://127.0.0.1/r.git"):
-        assert source_module.resolve_remote(url, manifest) == url
-    assert source_module.resolve_remote("repo.git", manifest) == (tmp_path / "a b" / "repo.git").as_uri()
-    assert source_module.resolve_remote("./repo.git", manifest).startswith("file://")
+        assert git_urls.resolve_remote(url, manifest) == url
+    assert git_urls.resolve_remote("repo.git", manifest) == (tmp_path / "a b" / "repo.git").as_uri()
+    assert git_urls.resolve_remote("./repo.git", manifest).startswith("file://")
 
 
 def test_git_environment_never_prompts_and_keeps_the_users_ssh_setup() -> None:
-    env = source_module.git_environment({"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+    env = git_transport.git_environment({"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
                                          "PATH": os.environ["PATH"]})
     assert env["GIT_TERMINAL_PROMPT"] == "0"
     assert env["GIT_SSH_COMMAND"].startswith("ssh -o BatchMode=yes -o ConnectTimeout=")
     assert int(env["GIT_HTTP_LOW_SPEED_TIME"]) > 0 and int(env["GIT_HTTP_LOW_SPEED_LIMIT"]) > 0
-    own = source_module.git_environment({"GIT_SSH_COMMAND": "ssh -i ~/.ssh/deploy",
+    own = git_transport.git_environment({"GIT_SSH_COMMAND": "ssh -i ~/.ssh/deploy",
                                          "PATH": os.environ["PATH"]})
     assert own["GIT_SSH_COMMAND"].startswith("ssh -i ~/.ssh/deploy -o BatchMode=yes")
-    program = source_module.git_environment({"GIT_SSH": "/usr/bin/my-ssh", "GIT_CONFIG_GLOBAL": os.devnull,
+    program = git_transport.git_environment({"GIT_SSH": "/usr/bin/my-ssh", "GIT_CONFIG_GLOBAL": os.devnull,
                                              "GIT_CONFIG_NOSYSTEM": "1", "PATH": os.environ["PATH"]})
     assert "GIT_SSH_COMMAND" not in program
 
@@ -817,7 +830,7 @@ def test_git_environment_never_prompts_and_keeps_the_users_ssh_setup() -> None:
 def test_git_environment_carries_core_ssh_command_over(tmp_path: Path) -> None:
     config = tmp_path / "gitconfig"
     config.write_text("[core]\n\tsshCommand = ssh -i /keys/deploy\n")
-    env = source_module.git_environment({"GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1",
+    env = git_transport.git_environment({"GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1",
                                          "PATH": os.environ["PATH"]})
     assert env["GIT_SSH_COMMAND"].startswith("ssh -i /keys/deploy -o BatchMode=yes")
 
@@ -842,30 +855,30 @@ def test_a_job_inside_a_submodule_is_refused_alike_in_clones_and_working_trees(
         assert "make the submodule's own repository git.remote" in (info.value.hint or "")
 
 
-def test_a_tag_named_like_the_branch_is_no_branch_mismatch(work_tree: Path) -> None:
+def test_a_tag_named_like_the_branch_is_no_branch_mismatch(work_tree: Path, reported: Recorded) -> None:
     gitrepos.git("tag", "release", cwd=work_tree)
     gitrepos.git("checkout", "--quiet", "-b", "release", cwd=work_tree)
     with open_source(
         make_manifest(branch="release"), work_tree / "jobs/adder/fatman.yaml", local=True
     ) as src:
         assert src.branch == "release"
-        assert not any("branch" in w for w in src.warnings), src.warnings
+        assert not any("branch" in w for w in reported.warnings), reported.warnings
 
 
-def test_git_lfs_pointers_are_named(work_tree: Path) -> None:
+def test_git_lfs_pointers_are_named(work_tree: Path, reported: Recorded) -> None:
     pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 123456789\n"
     gitrepos.write_files(work_tree, {"jobs/adder/model.pkl": pointer})
     with open_source(make_manifest(), work_tree / "jobs/adder/fatman.yaml", local=True) as src:
         assert "model.pkl" in src.files
-        (warning,) = [w for w in src.warnings if "LFS" in w]
+        (warning,) = [w for w in reported.warnings if "LFS" in w]
     assert warning.startswith("model.pkl: Git LFS pointer file(s), not their content")
 
 
-def test_a_job_file_holding_the_remotes_credentials_is_named(tmp_path: Path) -> None:
+def test_a_job_file_holding_the_remotes_credentials_is_named(tmp_path: Path, reported: Recorded) -> None:
     remote = "https://builder:s3cr3t-Pa55@git.example.com/team/job.git"
     src = _source(tmp_path, {"job/adder.py": ADDER, "job/fatman.yaml": f"git:\n  remote: {remote}\n"})
-    warnings = check_job_files(make_manifest(remote, requirements_path=None), src)
-    (warning,) = [w for w in warnings if "credentials" in w]
+    check_job_files(make_manifest(remote, requirements_path=None), src)
+    (warning,) = [w for w in reported.warnings if "credentials" in w]
     assert warning.startswith("fatman.yaml hold(s) the credentials written in git.remote")
     assert "s3cr3t" not in warning
 
@@ -880,11 +893,10 @@ def test_a_job_file_holding_the_remotes_credentials_is_named(tmp_path: Path) -> 
     ],
 )
 def test_a_working_tree_that_is_not_a_clone_of_git_remote_is_named(
-    work_tree: Path, origin: str, warned: bool
-) -> None:
+    work_tree: Path, origin: str, warned: bool, reported: Recorded) -> None:
     gitrepos.git("remote", "add", "origin", origin, cwd=work_tree)
     manifest = make_manifest("https://github.com/team/job")
-    with open_source(manifest, work_tree / "jobs/adder/fatman.yaml", local=True) as src:
-        found = [w for w in src.warnings if "is not a remote of the working tree" in w]
-    assert bool(found) is warned, src.warnings
-    assert "token1234" not in "".join(src.warnings)
+    with open_source(manifest, work_tree / "jobs/adder/fatman.yaml", local=True):
+        found = [w for w in reported.warnings if "is not a remote of the working tree" in w]
+    assert bool(found) is warned, reported.warnings
+    assert "token1234" not in "".join(reported.warnings)

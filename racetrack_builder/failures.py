@@ -1,0 +1,98 @@
+"""Why a build step failed, in the user's terms: a headline, the fix, and the exit code's class.
+
+``explain`` reads a :class:`~racetrack_builder.build_stream.StepFailure` (the instruction and the
+last lines of its output) and recognises what went wrong: a root image that is not there, a package
+index refusing credentials, TLS interception, no network, apt or pip failures, a requirement
+conflicting with the wrapper, a job or server that cannot be imported. Anything else is reported
+as a failed step with its log.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .build_stream import StepFailure
+from .errors import AuthenticationRefused, BuildFailed, EnvironmentFailure, RacetrackError
+
+_TLS_FAILURE = re.compile(
+    r"CERTIFICATE_VERIFY_FAILED|Certificate verification failed|certificate verify failed", re.I
+)
+_NETWORK_FAILURE = re.compile(
+    r"Temporary failure resolving|Name or service not known|Failed to establish a new "
+    r"connection|Connection refused|Network is unreachable|Could not resolve",
+    re.I,
+)
+_AUTH_FAILURE = re.compile(r"\b(401|403)\b.*(Unauthori[sz]ed|Forbidden)|User for \S+:", re.I)
+_CONFLICT = re.compile(r"has requirement .*, but you have|is incompatible|which is not installed")
+
+
+def explain(failure: StepFailure) -> RacetrackError:
+    """The error to raise for ``failure``."""
+    if failure.instruction.startswith("FROM "):
+        return EnvironmentFailure(
+            f"the image for '{failure.instruction}' is not on the engine and could not be pulled: "
+            f"{failure.message}",
+            hint="build or load it first; for the Python root image use --python-image "
+            "or RACETRACK_PYTHON_IMAGE",
+        )
+    if _AUTH_FAILURE.search("\n".join(failure.tail)):
+        return AuthenticationRefused(
+            f"a package index refused the build's credentials ({failure.where})",
+            hint="check the values in secret_build_env_file and how requirements use them",
+        )
+    headline, hint = _headline(failure.instruction, failure.tail)
+    return BuildFailed(
+        f"{headline} ({failure.where})", hint=hint, step=failure.instruction, log_tail=failure.tail
+    )
+
+
+def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
+    """A headline and a fix for a failed step, recognised from the step and its output."""
+    text = "\n".join(tail)
+    wrapper = "fatman_wrapper" in instruction or "fatman-wrapper" in instruction
+    if wrapper and '"check-server"' in instruction:
+        return (
+            "the wrapper's server cannot be imported beside the job's packages",
+            "a requirement pins Flask, Werkzeug or another wrapper dependency at a version that does "
+            "not work with the rest; pin a matching set (e.g. Flask 2.0.x with Werkzeug 2.0.x)",
+        )
+    if wrapper and '"check"' in instruction:
+        return (
+            "the job cannot be imported inside the image",
+            "fix the error in the step's output below; the build runs the import the service runs at start",
+        )
+    if _TLS_FAILURE.search(text):
+        return (
+            "a build step could not verify a TLS certificate",
+            "on a network that intercepts TLS, pass its CA bundle with --ca-cert FILE",
+        )
+    if _NETWORK_FAILURE.search(text):
+        return (
+            "a build step could not reach the network",
+            "check the index or mirror address; a server on this machine needs --network host",
+        )
+    if "apt-get" in instruction:
+        if "Unable to locate package" in text or "has no installation candidate" in text:
+            return (
+                "a system dependency could not be found by apt",
+                "check the names in system_dependencies against Debian's packages for the base image",
+            )
+        return "installing system_dependencies with apt failed", None
+    if "pip check" in instruction and _CONFLICT.search(text):
+        conflicts = [line.strip() for line in tail if _CONFLICT.search(line)]
+        return (
+            f"a job requirement conflicts with the wrapper's own dependencies: {'; '.join(conflicts[-3:])}",
+            "pin a version of the job's requirement that the wrapper supports, or drop the pin",
+        )
+    if "pip install" in instruction:
+        missing = [line.strip() for line in tail if "No matching distribution found" in line]
+        if missing:
+            return (
+                f"pip could not install the job's requirements: {missing[-1]}",
+                "check the name and version in the requirements file and the index it is served from",
+            )
+        return (
+            "pip could not install the job's requirements",
+            "check python.requirements_path, the index it needs and secret_build_env_file",
+        )
+    return "a build step failed", None

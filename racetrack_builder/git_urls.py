@@ -1,0 +1,93 @@
+"""Repository locations as users write them in ``git.remote``: credentials, local paths, identity.
+
+Credentials written into a URL (``https://user:token@host/...``) are masked wherever a location is
+shown; a local path becomes a ``file://`` URL so git clones it shallowly; two spellings of one
+repository (https, ssh, scp-like, a local path) compare equal through :func:`repository_key`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import RemoteUnreachable
+from .secrets import manifest_folder
+
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+_SECRET_SCHEMES = ("http://", "https://", "ftp://", "ftps://")
+
+
+def mask_credentials(text: str) -> str:
+    """Hide credentials embedded in URLs inside ``text``.
+
+    For http(s) and ftp(s) the whole user part goes (a token is often given as the user name:
+    ``https://TOKEN@host``); for other schemes (``ssh://git@host``) only a password after ``:``.
+    """
+
+    def _mask(match: re.Match[str]) -> str:
+        scheme, userinfo = match.group("scheme"), match.group("userinfo")
+        if scheme.lower() in _SECRET_SCHEMES:
+            return f"{scheme}***@"
+        user, sep, _ = userinfo.partition(":")
+        return f"{scheme}{user}{':***' if sep else ''}@"
+
+    return _URL_USERINFO.sub(_mask, text)
+
+
+def url_secret(remote: str) -> str | None:
+    """The password, or else the user part (often a token), of a URL with credentials."""
+    match = _URL_USERINFO.search(remote)
+    if not match:
+        return None
+    user, _, password = match.group("userinfo").partition(":")
+    secret = password or (user if match.group("scheme").lower() in _SECRET_SCHEMES else "")
+    return secret if len(secret) >= 4 else None
+
+
+def is_local_path(remote: str) -> bool:
+    """Git's own rule: a URL has ``://``; ``host:path`` (a ':' before any '/') is scp-like ssh."""
+    if "://" in remote:
+        return False
+    colon, slash = remote.find(":"), remote.find("/")
+    return colon == -1 or (slash != -1 and slash < colon)
+
+
+def resolve_remote(remote: str, manifest_path: Path) -> str:
+    """The URL to clone for ``git.remote``.
+
+    https, ssh (``ssh://`` and ``user@host:path``) and ``file://`` URLs are used as they are. A local
+    path (relative ones are relative to the manifest's folder) becomes a ``file://`` URL: git ignores
+    ``--depth`` for a plain path (it copies or hard-links the whole object store instead), and only
+    through ``file://`` does it run the real transport, so the clone is shallow as everywhere else.
+    Raises :class:`RemoteUnreachable` when that local path does not exist.
+    """
+    if not is_local_path(remote):
+        return remote
+    path = Path(remote).expanduser()
+    if not path.is_absolute():
+        path = manifest_folder(manifest_path) / path
+    path = Path(os.path.normpath(path))
+    if not path.exists():
+        raise RemoteUnreachable(
+            f"git.remote: local repository {remote!r} does not exist (searched {path})",
+            hint="relative paths are relative to the manifest's folder; use a URL for a remote repository",
+        )
+    return path.as_uri()
+
+
+def repository_key(location: str, base: Path) -> str:
+    """One spelling of a repository location, to compare https, ssh, scp-like and local forms:
+    ``host/path`` without credentials, port or ``.git``, or an absolute local path (relative ones
+    are relative to ``base``)."""
+    if is_local_path(location) or location.startswith("file://"):
+        path = location.removeprefix("file://").removeprefix("localhost")
+        resolved = (base / path).resolve() if not os.path.isabs(path) else Path(path).resolve()
+        return str(resolved).removesuffix("/.git").removesuffix(".git")
+    if "://" in location:
+        rest = location.split("://", 1)[1]
+    else:  # scp-like: [user@]host:path
+        rest = location.replace(":", "/", 1)
+    hostport, _, path = rest.partition("/")
+    host = hostport.rpartition("@")[2].partition(":")[0].lower()
+    return f"{host}/{path.strip('/').removesuffix('.git')}"
