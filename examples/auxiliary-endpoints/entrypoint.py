@@ -1,13 +1,13 @@
 """A job with auxiliary endpoints: besides ``/api/v1/perform`` it answers ``/api/v1/explain`` and
 ``/api/v1/stats``, and documents an example input for each of them."""
 
-from typing import Callable, Dict, List
+from collections.abc import Callable
 
 
 class WeightedSum:
     """Adds numbers and explains how much each of them contributed."""
 
-    def perform(self, numbers: List[float]) -> float:
+    def perform(self, numbers: list[float]) -> float:
         """
         Return the sum of the numbers.
         :param numbers: The numbers to add.
@@ -15,14 +15,14 @@ class WeightedSum:
         """
         return sum(numbers)
 
-    def auxiliary_endpoints(self) -> Dict[str, Callable]:
+    def auxiliary_endpoints(self) -> dict[str, Callable]:
         """Dict of custom endpoint paths (besides "/perform") handled by Entrypoint methods"""
         return {
             '/explain': self.explain,
             '/stats': self.stats,
         }
 
-    def explain(self, x: float, y: float) -> Dict[str, float]:
+    def explain(self, x: float, y: float) -> dict[str, float]:
         """
         Explain feature importance of a model result.
         :param x: First element to add.
@@ -32,7 +32,7 @@ class WeightedSum:
         result = self.perform([x, y])
         return {'x_importance': x / result, 'y_importance': y / result}
 
-    def stats(self, numbers: List[float]) -> Dict[str, float]:
+    def stats(self, numbers: list[float]) -> dict[str, float]:
         """
         Describe a list of numbers.
         :param numbers: At least one number.
@@ -47,7 +47,7 @@ class WeightedSum:
             'mean': sum(numbers) / len(numbers),
         }
 
-    def docs_input_examples(self) -> Dict[str, Dict]:
+    def docs_input_examples(self) -> dict[str, dict]:
         """Return mapping of Fatman's endpoints to corresponding exemplary inputs."""
         return {
             '/perform': {'numbers': [40, 2]},

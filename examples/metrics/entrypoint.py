@@ -1,7 +1,6 @@
 """A job exporting custom Prometheus metrics through ``metrics()``."""
 
 import time
-from typing import Dict, List
 
 
 class LinearModel:
@@ -19,10 +18,10 @@ class LinearModel:
         """
         return self.coefficients['slope'] * x + self.coefficients['intercept']
 
-    def docs_input_example(self) -> Dict[str, float]:
+    def docs_input_example(self) -> dict[str, float]:
         return {'x': 3}
 
-    def metrics(self) -> List[Dict]:
+    def metrics(self) -> list[dict]:
         """Values read at every scrape of /metrics; labels tell the samples of one metric apart."""
         return [
             {

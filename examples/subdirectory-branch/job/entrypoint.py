@@ -1,6 +1,5 @@
 """A job whose code is a package next to the entrypoint, inside git.directory."""
 
-from typing import Dict
 
 from wordcount import count_words, load_stopwords
 
@@ -12,7 +11,7 @@ class WordCounter:
         # Relative to the job's root: git.directory, not the repository's root.
         self.stopwords = load_stopwords('stopwords.txt')
 
-    def perform(self, text: str, top: int = 3) -> Dict[str, int]:
+    def perform(self, text: str, top: int = 3) -> dict[str, int]:
         """
         Count the most frequent words of a text.
         :param text: Any English text.

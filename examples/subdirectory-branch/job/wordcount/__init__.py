@@ -2,18 +2,17 @@
 
 import re
 from collections import Counter
-from typing import Dict, FrozenSet
 
 _WORD = re.compile(r"[a-z']+")
 
 
-def load_stopwords(path: str) -> FrozenSet[str]:
+def load_stopwords(path: str) -> frozenset[str]:
     """One word per line; blank lines and lines starting with # are ignored."""
     with open(path, encoding='utf-8') as f:
         return frozenset(line.strip() for line in f if line.strip() and not line.startswith('#'))
 
 
-def count_words(text: str, stopwords: FrozenSet[str], top: int) -> Dict[str, int]:
+def count_words(text: str, stopwords: frozenset[str], top: int) -> dict[str, int]:
     """The ``top`` most frequent words of ``text`` that are not stop words, most frequent first."""
     if top < 1:
         raise ValueError('top must be at least 1')
