@@ -22,8 +22,7 @@ import sys
 
 from .errors import JobLoadError
 
-EXIT_JOB_ERROR = 1
-EXIT_USAGE = 2
+EXIT_JOB_ERROR = 1  # argparse exits 2 itself for a wrong command line
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """Token check for every route but the probes and the job's public endpoints.
 
 Paths are compared after the ``/pub/fatman/<name>/<version>`` prefix was taken off (see
-``app.PrefixMiddleware``), so a public endpoint written without the prefix holds under both. Each
+``middleware.FatmanMiddleware``), so a public endpoint written without the prefix holds under both. Each
 public endpoint opens that exact path and the paths under it: ``/foo`` opens ``/foo/x``, never
 ``/foobar``.
 """

@@ -136,6 +136,11 @@ class Settings:
             return f"/pub/fatman/{self.name}/{self.version}"
         return ""
 
+    @property
+    def pub_prefixes(self) -> tuple[str, ...]:
+        """Every path prefix a Racetrack gateway may forward a request under; none if unnamed."""
+        return (self.pub_prefix,) if self.pub_prefix else ()
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read ``FATMAN_*`` variables; raises ``JobLoadError`` for malformed numbers."""

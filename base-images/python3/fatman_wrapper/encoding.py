@@ -3,7 +3,8 @@
 The standard encoder refuses numpy arrays and scalars, dates, dataclasses, pydantic models, sets,
 paths, enums, decimals and UUIDs. ``dumps`` handles them by duck typing so the wrapper never imports
 numpy or pydantic: a value is only inspected when ``json`` itself gives up on it, so plain results
-take the C encoder's fast path.
+take the C encoder's fast path. Dates, decimals, UUIDs and paths are written in the form the argument
+check reads them from (``typeinfo.VALUE_TYPES``), so a result can be sent back as an argument.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import decimal
 import enum
 import json
-import pathlib
-import uuid
 from typing import Any
+
+from .typeinfo import VALUE_TYPES
 
 
 class EncodingFailed(TypeError):
@@ -41,8 +41,11 @@ def _default(obj: Any) -> Any:
     legacy_dict = getattr(obj, "dict", None)
     if callable(legacy_dict) and hasattr(obj, "__fields__") and not isinstance(obj, type):
         return legacy_dict()
-    if isinstance(obj, (dt.datetime, dt.date, dt.time)):
-        return obj.isoformat()
+    if isinstance(obj, enum.Enum):
+        return obj.value  # what the argument check reads an Enum parameter from
+    for row in VALUE_TYPES:  # dates, decimals, UUIDs, paths: the JSON form parameters are read from
+        if isinstance(obj, row.cls):
+            return row.encode(obj)
     if isinstance(obj, dt.timedelta):
         return obj.total_seconds()
     if isinstance(obj, (set, frozenset)):
@@ -50,14 +53,6 @@ def _default(obj: Any) -> Any:
             return sorted(obj)
         except TypeError:  # mixed types cannot be ordered; any order beats failing
             return list(obj)
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, pathlib.PurePath):
-        return str(obj)
-    if isinstance(obj, decimal.Decimal):
-        return float(obj)  # a number is what clients expect; str() would change its JSON type
-    if isinstance(obj, uuid.UUID):
-        return str(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(obj)).decode("ascii")
     if hasattr(obj, "tolist"):  # pandas Series/Index, array.array

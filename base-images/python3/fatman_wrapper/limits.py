@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 log = logging.getLogger("fatman_wrapper")
 
+SLOT_KEY = "fatman.slot"  # WSGI environ key of the request's limiter slot (``Slot``), if it holds one
+
 
 class Slot:
     """One admitted request's place in the limiter, freed when every holder has released it.

@@ -1,6 +1,8 @@
 """Finding, importing and starting the user's entrypoint class; no HTTP here.
 
-Three steps, each with its own failure message, as Flask and cog keep them apart:
+Three steps, each with a failure message of its own, because each is fixed differently: a file
+that is not there is a wrong path, a module that raises while importing is a bug in the user's code
+(shown with their traceback, and only then), a missing or ambiguous class is a naming problem:
 
 1. ``resolve_entrypoint_file``: the file exists ("no such file" names the root it looked in);
 2. ``import_entrypoint`` + ``find_entrypoint_class``: the module imports (the user's own traceback
@@ -27,7 +29,7 @@ from typing import Any, Callable
 
 from .errors import JobLoadError
 from .signature import EndpointSignature, describe_method
-from .static import inspect_target
+from .static import StaticEntry, inspect_target
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +46,6 @@ class Endpoint:
     path: str  # without the leading slash: "perform", "explain", "explain/more"
     method: Callable[..., Any]
     signature: EndpointSignature
-
-
-@dataclasses.dataclass(frozen=True)
-class StaticEntry:
-    """A file or directory a job exposes at ``GET /api/v1/<path>``."""
-
-    path: str  # URL path without the leading slash
-    target: str  # as the user wrote it, relative to the job root
-    mimetype: str | None
-    problem: str | None = None  # why it could not be served at load (missing, outside the root)
-    is_dir: bool = False  # a folder at load: its files are served under "<path>/"
-    has_index: bool = False  # a folder with index.html at load, served at "<path>/"
 
 
 @dataclasses.dataclass
@@ -234,7 +224,7 @@ def import_entrypoint(
     return module
 
 
-def find_entrypoint_class(module: types.ModuleType, class_name: str | None = None) -> type:
+def find_entrypoint_class(module: types.ModuleType, class_name: str | None = None) -> type[Any]:
     """The entrypoint class: ``class_name`` if given, else the one defined there with ``perform``.
 
     Classes imported into the module and helper classes without ``perform`` (dataclasses, pydantic
@@ -278,7 +268,7 @@ def find_entrypoint_class(module: types.ModuleType, class_name: str | None = Non
 
 def check_entrypoint(
     entrypoint_path: str | os.PathLike, class_name: str | None = None, root: str | os.PathLike = "."
-) -> type:
+) -> type[Any]:
     """Import the entrypoint and find its class WITHOUT instantiating it (the image build check).
 
     Also checks that ``perform`` can take a JSON object (no ``*args``).
@@ -476,9 +466,3 @@ def load_job(
         metrics=metrics if callable(metrics) else None,
         examples=_docs_examples(instance, endpoints),
     )
-
-
-def describe_error(exc: JobLoadError) -> tuple[str, list[str]]:
-    """The error text and, when the user's code raised, their traceback lines (for /health)."""
-    lines = exc.user_traceback.rstrip().splitlines() if exc.user_traceback else []
-    return str(exc), lines

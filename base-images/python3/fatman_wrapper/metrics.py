@@ -84,7 +84,8 @@ class _JobMetricsCollector:
             if not isinstance(item, dict):
                 log.warning("skipping metric %r: expected a dict with name and value", item)
                 continue
-            name, value = item.get("name"), item.get("value")
+            name = item.get("name")
+            value: Any = item.get("value")  # anything float() takes; the rest is skipped below
             labels = item.get("labels") or {}
             if not isinstance(name, str) or not _METRIC_NAME.match(name):
                 log.warning("skipping metric %r: the name must match %s", name, _METRIC_NAME.pattern)

@@ -6,30 +6,15 @@ wrapper and are served by the wrapper itself: the page works without internet ac
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import decimal
-import enum
 import html
-import inspect
 import json
 import os
-import pathlib
-import sys
-import typing
-import uuid
 from typing import Any
 
 from .encoding import to_jsonable
 from .loader import Job
-from .signature import EndpointSignature, type_name
-
-if sys.version_info >= (3, 10):
-    from types import UnionType
-
-    _UNIONS: tuple = (typing.Union, UnionType)
-else:  # pragma: no cover
-    _UNIONS = (typing.Union,)
+from .signature import EndpointSignature
+from .typeinfo import Kind, TypeInfo
 
 
 def swagger_ui_dir() -> str:
@@ -39,91 +24,66 @@ def swagger_ui_dir() -> str:
     return os.fspath(swagger_ui_bundle.swagger_ui_path)
 
 
-def json_schema(tp: Any) -> dict[str, Any]:
-    """A JSON schema (OpenAPI 3.0 dialect) for an annotation; ``{}`` (anything) when unknown."""
-    if tp is inspect.Parameter.empty or tp is Any or tp is object or isinstance(tp, (str, typing.TypeVar)):
+def json_schema(info: TypeInfo) -> dict[str, Any]:
+    """The JSON schema (OpenAPI 3.0 dialect) of what the argument check accepts for ``info``;
+    ``{}`` (anything) for ``Kind.ANY``."""
+    kind = info.kind
+    if kind is Kind.ANY:
         return {}
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Annotated:
-        return json_schema(args[0])
-    if tp is None or tp is type(None):
+    if kind is Kind.NULL:
         return {"nullable": True}
-    if origin in _UNIONS:
-        options = [a for a in args if a is not type(None)]
-        nullable = len(options) != len(args)
-        schema = (
-            json_schema(options[0]) if len(options) == 1 else {"anyOf": [json_schema(a) for a in options]}
-        )
-        if nullable:
-            schema = dict(schema, nullable=True)
-        return schema
-    if origin is typing.Literal:
-        return {"enum": list(args)}
-    simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
-    if tp in simple:
-        return {"type": simple[tp]}
-    base = origin or tp
-    if (
-        base in (list, set, frozenset, tuple)
-        or getattr(base, "__module__", "") == "collections.abc"
-        and base.__name__ in ("Sequence", "MutableSequence", "Iterable", "Collection", "Set", "MutableSet")
-    ):
-        if base is tuple and args and args != ((),) and not (len(args) == 2 and args[1] is Ellipsis):
-            # A fixed-length tuple: OpenAPI 3.0 has no per-position items, so say its length and
-            # what any position may hold.
-            kinds = [json_schema(a) for a in args]
-            return {
-                "type": "array",
-                "items": kinds[0] if all(k == kinds[0] for k in kinds) else {"anyOf": kinds},
-                "minItems": len(args),
-                "maxItems": len(args),
-            }
-        items = args[0] if args and (base is not tuple or len(args) == 2 and args[1] is Ellipsis) else None
-        return {"type": "array", "items": json_schema(items) if items is not None else {}}
-    if base is dict or getattr(base, "__name__", "") in ("Mapping", "MutableMapping"):
-        return {"type": "object", "additionalProperties": json_schema(args[1]) if len(args) == 2 else {}}
-    if isinstance(base, type):
-        if issubclass(base, enum.Enum):
-            return {"enum": [m.value for m in base]}
-        if base is dt.datetime:
-            return {"type": "string", "format": "date-time"}
-        if base is dt.date:
-            return {"type": "string", "format": "date"}
-        if base is uuid.UUID:
-            return {"type": "string", "format": "uuid"}
-        if base is decimal.Decimal:
-            return {"type": "number"}
-        if issubclass(base, pathlib.PurePath):
-            return {"type": "string"}
-        if dataclasses.is_dataclass(base):
-            hints = typing.get_type_hints(base)
-            fields = [f for f in dataclasses.fields(base) if f.init]
-            # Say what the argument check enforces: required fields and no others.
-            schema: dict[str, Any] = {
-                "type": "object",
-                "title": base.__name__,
-                "properties": {f.name: json_schema(hints.get(f.name, Any)) for f in fields},
-                "additionalProperties": False,
-            }
-            required = [
-                f.name
-                for f in fields
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            ]
-            if required:
-                schema["required"] = required
-            return schema
-        model_schema = getattr(base, "model_json_schema", None)
-        if callable(model_schema):
-            try:
-                return {
-                    "type": "object",
-                    "title": base.__name__,
-                    "properties": model_schema().get("properties", {}),
-                }
-            except Exception:  # noqa: BLE001 - a schema is documentation; never fail the page
-                return {"type": "object", "title": base.__name__}
-    return {}
+    if kind is Kind.UNION:
+        options = info.items
+        one = json_schema(options[0]) if len(options) == 1 else {"anyOf": [json_schema(o) for o in options]}
+        return dict(one, nullable=True) if info.nullable else one
+    if kind is Kind.LITERAL or kind is Kind.ENUM:
+        return {"enum": list(info.choices)}
+    if kind in _JSON_TYPES:
+        return {"type": kind.value}
+    if kind is Kind.ARRAY:
+        return {"type": "array", "items": json_schema(info.items[0]) if info.items else {}}
+    if kind is Kind.TUPLE:
+        # OpenAPI 3.0 has no per-position items, so say its length and what any position may hold.
+        kinds = [json_schema(position) for position in info.items]
+        return {
+            "type": "array",
+            "items": kinds[0] if all(k == kinds[0] for k in kinds) else {"anyOf": kinds},
+            "minItems": len(kinds),
+            "maxItems": len(kinds),
+        }
+    if kind is Kind.OBJECT:
+        return {"type": "object", "additionalProperties": json_schema(info.items[0]) if info.items else {}}
+    if kind is Kind.VALUE:
+        assert info.value_type is not None  # Kind.VALUE always names its row
+        return dict(info.value_type.schema)
+    if kind is Kind.DATACLASS:
+        # Say what the argument check enforces: required fields and no others.
+        fields: dict[str, Any] = {
+            "type": "object",
+            "title": info.cls.__name__,
+            "properties": {name: json_schema(field) for name, field in info.fields},
+            "additionalProperties": False,
+        }
+        if info.required:
+            fields["required"] = list(info.required)
+        return fields
+    if kind is Kind.MODEL:
+        return _model_schema(info.cls)
+    raise AssertionError(f"no JSON schema for {kind}")  # pragma: no cover - every Kind is handled
+
+
+_JSON_TYPES = frozenset([Kind.BOOLEAN, Kind.INTEGER, Kind.NUMBER, Kind.STRING])
+
+
+def _model_schema(cls: Any) -> dict[str, Any]:
+    """A pydantic model's own schema of its fields (v2's model_json_schema; nothing more for v1)."""
+    model_schema = getattr(cls, "model_json_schema", None)
+    if not callable(model_schema):
+        return {}
+    try:
+        return {"type": "object", "title": cls.__name__, "properties": model_schema().get("properties", {})}
+    except Exception:  # noqa: BLE001 - a schema is documentation; never fail the page
+        return {"type": "object", "title": cls.__name__}
 
 
 def _nan_as_null(schema: Any) -> Any:
@@ -144,7 +104,7 @@ def _request_schema(sig: EndpointSignature) -> dict[str, Any]:
     required: list[str] = []
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     for p in sig.parameters:
-        prop = json_schema(p.annotation)
+        prop = json_schema(p.type_info)
         if p.var_keyword:
             schema["additionalProperties"] = prop or True
             continue
@@ -158,7 +118,7 @@ def _request_schema(sig: EndpointSignature) -> dict[str, Any]:
                 prop["default"] = to_jsonable(p.default)
             except TypeError:
                 pass
-        prop.setdefault("title", f"{p.name}: {type_name(p.annotation)}")
+        prop.setdefault("title", f"{p.name}: {p.type_name}")
         properties[p.name] = prop
     if required:
         schema["required"] = required
@@ -191,7 +151,7 @@ def _operation(path: str, sig: EndpointSignature, example: dict[str, Any] | None
             media["example"] = to_jsonable(example)
         except TypeError:
             pass
-    result_schema = _nan_as_null(json_schema(sig.return_annotation))
+    result_schema = _nan_as_null(json_schema(sig.returns))
     if sig.returns_doc:
         result_schema = dict(result_schema, description=sig.returns_doc)
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -33,7 +33,8 @@ def prepare_metrics_dir() -> tuple[str, bool]:
         directory = _writable_temp_dir("fatman-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
         created = True
-    values = sys.modules.get("prometheus_client.values")
+    # Any: a module looked up by name at run time, whose attributes the type checker cannot know.
+    values: Any = sys.modules.get("prometheus_client.values")
     if values is not None and hasattr(values, "get_value_class"):
         # prometheus_client was imported before the variable was set (by a sitecustomize, say):
         # switch the already-chosen value class to the multiprocess one.
@@ -99,8 +100,8 @@ def run(
 ) -> None:
     """Serve the job with gunicorn until stopped; does not return normally (gunicorn exits).
 
-    Moves into the job root first (the spec: the working directory is the job's root, so
-    ``./model.pkl`` works) and puts it first on ``sys.path``.
+    Moves into the job root first (Racetrack's python3 job type promises that the working
+    directory is the job's root, so ``./model.pkl`` works) and puts it first on ``sys.path``.
     """
     settings = Settings.from_env()
     root_path = os.path.realpath(root)

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # only for annotations: loader imports this module
-    from .loader import StaticEntry
+
+@dataclasses.dataclass(frozen=True)
+class StaticEntry:
+    """A file or directory a job exposes at ``GET /api/v1/<path>``."""
+
+    path: str  # URL path without the leading slash
+    target: str  # as the user wrote it, relative to the job root
+    mimetype: str | None
+    problem: str | None = None  # why it could not be served at load (missing, outside the root)
+    is_dir: bool = False  # a folder at load: its files are served under "<path>/"
+    has_index: bool = False  # a folder with index.html at load, served at "<path>/"
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -27,8 +35,9 @@ def _safe_relative(sub: str) -> bool:
     return all(seg not in ("", ".", "..") for seg in sub.split("/"))
 
 
-def resolve_under(directory: str, sub: str) -> str | None:
-    """The real path of ``directory/sub`` if it is a regular file inside ``directory``, else None.
+def resolve_under(directory: str, sub: str, *, folder: bool = False) -> str | None:
+    """The real path of ``directory/sub`` if it is a regular file (with ``folder``: a folder)
+    inside ``directory``, else None.
 
     ``directory`` must already be a real path.
     """
@@ -37,7 +46,8 @@ def resolve_under(directory: str, sub: str) -> str | None:
     candidate = os.path.realpath(os.path.join(directory, *sub.split("/")) if sub else directory)
     if not _inside(candidate, directory):
         return None  # a symlink led out
-    return candidate if os.path.isfile(candidate) else None
+    found = os.path.isdir(candidate) if folder else os.path.isfile(candidate)
+    return candidate if found else None
 
 
 INDEX = "index.html"
@@ -93,9 +103,6 @@ class StaticFiles:
         # Longest paths first so "/docs/api" wins over "/docs" for "docs/api/x".
         self.entries = sorted(entries.values(), key=lambda e: len(e.path), reverse=True)
 
-    def __bool__(self) -> bool:
-        return bool(self.entries)
-
     def match(self, path: str) -> tuple[StaticEntry, str] | None:
         """The entry claiming ``/api/v1/<path>`` and the rest of the path under it, or None."""
         for entry in self.entries:
@@ -124,18 +131,8 @@ class StaticFiles:
             found = resolve_under(target, relative)
             if found is not None:
                 return None if slash else Found(found)
-        folder = resolve_folder(target, relative)
+        folder = resolve_under(target, relative, folder=True)
         index = resolve_under(folder, INDEX) if folder is not None else None
         if index is None:
             return None
         return Found(index) if slash else Found(redirect=True)
-
-
-def resolve_folder(directory: str, sub: str) -> str | None:
-    """The real path of ``directory/sub`` if it is a folder inside ``directory``, else None."""
-    if not _safe_relative(sub):
-        return None
-    candidate = os.path.realpath(os.path.join(directory, *sub.split("/")) if sub else directory)
-    if not _inside(candidate, directory) or not os.path.isdir(candidate):
-        return None
-    return candidate

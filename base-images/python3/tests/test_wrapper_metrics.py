@@ -47,6 +47,15 @@ def test_unknown_paths_share_one_label(make_app):
     assert found[("fatman_requests_total", (("endpoint", "/api/v1/<unknown>"), ("status", "404")))] == 2
 
 
+def test_requests_refused_before_their_handler_count_under_their_routes_label(make_app):
+    client = make_app("auxiliary", auth_token="t0ken").test_client()
+    for path in ("/api/v1/perform", "/api/v1/explain", "/api/v1/nowhere", "/docs/static/x.js", "/nowhere"):
+        assert client.post(path).status_code == 401, path
+    found = samples(client.get("/metrics", headers={"X-Racetrack-Auth": "t0ken"}).get_data(as_text=True))
+    for label in ("/api/v1/perform", "/api/v1/explain", "/api/v1/<unknown>", "/docs/static", "unmatched"):
+        assert found[("fatman_requests_total", (("endpoint", label), ("status", "401")))] == 1, label
+
+
 def test_job_metrics_with_descriptions_and_labels(make_app):
     client = make_app("metrics").test_client()
     client.post("/api/v1/perform", json={"x": 1})

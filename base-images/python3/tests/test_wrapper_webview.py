@@ -53,7 +53,8 @@ def test_job_without_webview(make_app):
 
 
 def test_static_folder_also_at_webview_static_as_the_spec_says(make_app):
-    # The spec promises /webview/static/; /api/v1/webview/static/ keeps working too.
+    # Racetrack's python3 job-type documentation promises /webview/static/; /api/v1/webview/static/
+    # keeps working too.
     client = make_app("webview", name="ui", version="0.1.0").test_client()
     for prefix in ("", "/pub/fatman/ui/0.1.0"):
         response = client.get(prefix + "/webview/static/style.css")
