@@ -1,8 +1,11 @@
-"""The python3 base image: built from ``base-images/python3`` on top of a Python root image.
+"""The python3 base images: built from ``base-images/python3`` on top of a Python root image, one
+per Python a job may choose (``python.python_version``).
 
-Job builds need it on the engine. When it is missing (or was built by us from different wrapper
-sources) it is built automatically, so a machine with nothing but an engine and a Python root image
-can build jobs; ``racetrack-build base`` builds it explicitly.
+Job builds need theirs on the engine. When it is missing (or was built by us from different wrapper
+sources or another root image) it is built automatically, so a machine with nothing but an engine
+and a Python root image can build jobs; ``racetrack-build base`` builds them explicitly. The root
+image of each Python comes from a setting that may be a template (``python:{version}-slim``, the
+default); whatever it names must run the Python asked for, checked before anything is built.
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import reporting
-from .contract import CA_BUNDLE_FILE
+from .contract import CA_BUNDLE_FILE, DEFAULT_PYTHON_VERSION
 from .engine import BuiltImage, Engine
-from .errors import UsageError
-from .images import base_image_ref, python_image
+from .errors import EnvironmentFailure, UsageError
+from .images import base_image_ref, is_template, python_image, python_image_setting
 from .resources import base_images_dir
 
 CONTEXT_LABEL = "org.racetrack.base.context-sha256"
 PYTHON_IMAGE_LABEL = "org.racetrack.base.python-image"
 PYTHON_IMAGE_ID_LABEL = "org.racetrack.base.python-image-id"
+PYTHON_VERSION_LABEL = "org.racetrack.base.python-version"
 # Kept out of the context hash and the context itself (mirrors base-images/python3/.dockerignore).
 _IGNORED_PARTS = {"tests", ".venv", "__pycache__", "build", "dist", ".pytest_cache", ".ruff_cache"}
 
@@ -50,11 +54,23 @@ def context_digest(root: Path) -> str:
 @dataclass(frozen=True)
 class BaseImageOptions:
     tag: str = "latest"
-    python_image: str | None = None  # None: RACETRACK_PYTHON_IMAGE or the default
+    python_version: str = DEFAULT_PYTHON_VERSION
+    # A name or a {version} template; None: RACETRACK_PYTHON_IMAGE, else the default template.
+    python_image: str | None = None
     ca_cert: Path | None = None
     network: str | None = None
     nocache: bool = False
     sources: Path | None = None  # the base image's build context; None: the packaged one
+
+    @property
+    def ref(self) -> str:
+        """``racetrack/python3:<tag>`` for the default Python, ``...:<tag>-py<version>`` for another."""
+        return base_image_ref(self.tag, self.python_version)
+
+    @property
+    def root_image(self) -> str:
+        """The Python root image to build on, the template filled in."""
+        return python_image(self.python_image, self.python_version)
 
 
 def base_context_dir(options: BaseImageOptions | None = None) -> Path:
@@ -64,10 +80,36 @@ def base_context_dir(options: BaseImageOptions | None = None) -> Path:
     return root
 
 
+def check_root_python(engine: Engine, options: BaseImageOptions) -> None:
+    """UsageError unless the root image runs ``options.python_version`` (pulled when missing)."""
+    root_image = options.root_image
+    engine.pull_if_missing(root_image)
+    try:
+        found = engine.output_of(
+            root_image, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]
+        ).strip()
+    except EnvironmentFailure as exc:
+        raise UsageError(
+            f"the Python root image {root_image} cannot run python3 ({exc.message})",
+            hint="use a Debian-based image with python3 and python3 -m venv, e.g. python:{version}-slim",
+        ) from exc
+    if found != options.python_version:
+        setting = python_image_setting(options.python_image)
+        how = (f"the template {setting!r} gives it" if is_template(setting)
+               else f"a fixed root image ({setting!r}) serves every Python")
+        raise UsageError(
+            f"the job asks for Python {options.python_version} but the root image {root_image} has "
+            f"Python {found} ({how})",
+            hint="give a template with {version} in --python-image or RACETRACK_PYTHON_IMAGE, e.g. "
+            "'python:{version}-slim', or set python.python_version to " + repr(found),
+        )
+
+
 def build_base_image(engine: Engine, options: BaseImageOptions) -> BuiltImage:
-    """Build ``racetrack/python3:<tag>`` from the packaged sources."""
+    """Build the base image of ``options.python_version`` from the packaged sources."""
     root = base_context_dir(options)
-    root_image = python_image(options.python_image)
+    check_root_python(engine, options)
+    root_image = options.root_image
     root_id = engine.image_id(root_image)
     with tempfile.TemporaryDirectory(prefix="racetrack-base-") as tmp:
         context = Path(tmp) / "context"
@@ -81,7 +123,7 @@ def build_base_image(engine: Engine, options: BaseImageOptions) -> BuiltImage:
         digest = context_digest(root)
         built = engine.build(
             context,
-            tag=base_image_ref(options.tag),
+            tag=options.ref,
             buildargs={"PYTHON_IMAGE": root_image},
             network=options.network,
             nocache=options.nocache,
@@ -89,18 +131,19 @@ def build_base_image(engine: Engine, options: BaseImageOptions) -> BuiltImage:
                 CONTEXT_LABEL: digest,
                 PYTHON_IMAGE_LABEL: root_image,
                 PYTHON_IMAGE_ID_LABEL: root_id or "",
+                PYTHON_VERSION_LABEL: options.python_version,
             },
         )
     # Also under a tag of these sources: another racetrack-build version on the same engine
     # retags racetrack/python3:<tag> for its own wrapper, and this version then finds its image
     # here instead of building it again (and again, each time the other builds).
-    engine.tag(built.id, sources_ref(options.tag, digest))
+    engine.tag(built.id, sources_ref(options.ref, digest))
     return built
 
 
-def sources_ref(tag: str, digest: str) -> str:
-    """``racetrack/python3:<tag>-<first 12 of the sources' digest>``: the base image of one wrapper."""
-    return f"{base_image_ref(tag)}-{digest[:12]}"
+def sources_ref(ref: str, digest: str) -> str:
+    """``<base image ref>-<first 12 of the sources' digest>``: the base image of one wrapper."""
+    return f"{ref}-{digest[:12]}"
 
 
 def _stale_reason(
@@ -112,16 +155,18 @@ def _stale_reason(
     sources, on another root image, or on a root image that has changed since. A base image pulled
     from a registry under the same name is used as it is.
     """
-    ref = ref or base_image_ref(options.tag)
+    ref = ref or options.ref
     if labels is None:
         return f"{ref} is not on the engine"
     if CONTEXT_LABEL not in labels:
         return None
     if labels[CONTEXT_LABEL] != context_digest(base_context_dir(options)):
         return f"{ref} was built from other wrapper sources"
+    if labels.get(PYTHON_VERSION_LABEL, DEFAULT_PYTHON_VERSION) != options.python_version:
+        return f"{ref} was built for Python {labels.get(PYTHON_VERSION_LABEL, DEFAULT_PYTHON_VERSION)}"
     built_on = labels.get(PYTHON_IMAGE_LABEL)
-    if options.python_image and built_on != options.python_image:
-        return f"{ref} was built on {built_on}, not {options.python_image}"
+    if options.python_image and built_on != options.root_image:
+        return f"{ref} was built on {built_on}, not {options.root_image}"
     current_id = engine.image_id(built_on) if built_on else None
     if current_id and labels.get(PYTHON_IMAGE_ID_LABEL) and current_id != labels[PYTHON_IMAGE_ID_LABEL]:
         return f"{ref} was built on an older {built_on}"
@@ -132,10 +177,10 @@ def ensure_base_image(engine: Engine, options: BaseImageOptions) -> str:
     """Make sure the base image is on the engine; build it when missing or stale. Returns its ref:
     ``racetrack/python3:<tag>``, or the same image under the tag of these wrapper sources when
     another version of the tool has since retagged the first (see ``sources_ref``)."""
-    labels = engine.image_labels(base_image_ref(options.tag))
+    labels = engine.image_labels(options.ref)
     reason = _stale_reason(engine, options, labels)
     if reason is not None and labels is not None and CONTEXT_LABEL in labels:
-        ours = sources_ref(options.tag, context_digest(base_context_dir(options)))
+        ours = sources_ref(options.ref, context_digest(base_context_dir(options)))
         if _stale_reason(engine, options, engine.image_labels(ours), ours) is None:
             reporting.progress(f"using {ours} ({reason})")
             return ours
@@ -145,4 +190,4 @@ def ensure_base_image(engine: Engine, options: BaseImageOptions) -> str:
             # A rebuild for new wrapper sources keeps the root image the stale one was built on.
             options = replace(options, python_image=labels[PYTHON_IMAGE_LABEL])
         build_base_image(engine, options)
-    return base_image_ref(options.tag)
+    return options.ref

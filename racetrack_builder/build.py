@@ -62,6 +62,7 @@ def build_job(
         engine,
         BaseImageOptions(
             tag=job.manifest.base_image_tag,
+            python_version=job.manifest.python.python_version,
             python_image=options.python_image,
             ca_cert=options.ca_cert,
             network=options.network,

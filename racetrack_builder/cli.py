@@ -111,7 +111,8 @@ _python_image_opt = click.option(
     metavar="IMAGE",
     envvar="RACETRACK_PYTHON_IMAGE",
     show_envvar=True,
-    help="Python root image for the base image (default python:3.11-slim).",
+    help="Python root image of the base images: a name, or a template where {version} is the job's "
+    "python.python_version (default python:{version}-slim).",
 )
 
 
@@ -349,6 +350,15 @@ def build(
 
 @cli.command()
 @click.option("--tag", default="latest", show_default=True, help="Tag of racetrack/python3 to build.")
+@click.option(
+    "--python-version",
+    "python_versions",
+    type=click.Choice(contract.PYTHON_VERSIONS),
+    multiple=True,
+    default=(contract.DEFAULT_PYTHON_VERSION,),
+    show_default=True,
+    help="The Python of the base image (repeat for several); each has its own image.",
+)
 @_python_image_opt
 @_ca_opt
 @_network_opt
@@ -358,6 +368,7 @@ def build(
 def base(
     ctx: click.Context,
     tag: str,
+    python_versions: tuple[str, ...],
     python_image: str | None,
     ca_cert: Path | None,
     network: str | None,
@@ -365,17 +376,26 @@ def base(
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """Build the python3 base image (a build does it when it is missing or stale)."""
+    """Build the python3 base images (a build does it when its own is missing or stale)."""
     from .base_image import BaseImageOptions, build_base_image
     from .engine import DockerEngine
 
     out = _output(ctx, quiet, verbose)
-    options = BaseImageOptions(
-        tag=tag, python_image=python_image, ca_cert=ca_cert, network=network, nocache=no_cache
-    )
-    with BuildProgress(out, "base image"):
-        image = build_base_image(DockerEngine(), options)
-    out.success(f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s")
+    engine = DockerEngine()
+    for version in dict.fromkeys(python_versions):
+        options = BaseImageOptions(
+            tag=tag,
+            python_version=version,
+            python_image=python_image,
+            ca_cert=ca_cert,
+            network=network,
+            nocache=no_cache,
+        )
+        with BuildProgress(out, f"base image (Python {version})"):
+            image = build_base_image(engine, options)
+        out.success(
+            f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s"
+        )
 
 
 @cli.command()

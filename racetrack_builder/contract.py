@@ -10,6 +10,11 @@ from __future__ import annotations
 
 BASE_IMAGE_REPOSITORY = "racetrack/python3"
 
+# The Pythons a job may choose (python.python_version): the wrapper supports each, and each has a
+# base image of its own. Strings, as the manifest writes them ("3.10" is not the number 3.1).
+PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+DEFAULT_PYTHON_VERSION = "3.11"
+
 # The port the wrapper listens on inside the container (FATMAN_PORT in the base image).
 PORT = 7000
 # The non-root user jobs run as; a fixed id so file ownership in layers and volumes is predictable.

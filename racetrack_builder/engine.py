@@ -73,6 +73,13 @@ class Engine(Protocol):
     def read_file(self, image: str, path: str) -> bytes | None:
         """A file's content from an image, or None when it has no such file."""
 
+    def pull_if_missing(self, ref: str) -> None:
+        """Make sure the engine has ``ref``, pulling it from its registry when it has not."""
+
+    def output_of(self, image: str, command: list[str]) -> str:
+        """What ``command`` prints in a new, networkless container of ``image`` (removed after);
+        EnvironmentFailure when it cannot run or exits non-zero."""
+
     def build(
         self,
         context: Path,
@@ -192,6 +199,42 @@ class DockerEngine:
                 return None
             finally:
                 self._api.remove_container(container["Id"], force=True)
+
+    def pull_if_missing(self, ref: str) -> None:
+        if self.image_id(ref) is not None:
+            return
+        repository, tag = _split_ref(ref)
+        reporting.progress(f"pulling {ref}")
+        with _converted(f"pull {ref}"):
+            for chunk in self._api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in chunk:
+                    raise EnvironmentFailure(
+                        f"{ref} is not on the engine and could not be pulled: {chunk['error']}",
+                        hint="pull or load it first (docker pull / docker load), log in to its registry, "
+                        "or choose another with --python-image or RACETRACK_PYTHON_IMAGE",
+                    )
+                if chunk.get("status"):
+                    reporting.log(f"{chunk.get('id', '')} {chunk['status']}".strip())
+        if self.image_id(ref) is None:
+            raise EnvironmentFailure(f"pulling {ref} gave no image", hint="check the name and its registry")
+
+    def output_of(self, image: str, command: list[str]) -> str:
+        with _converted(f"run {command[0]} in {image}"):
+            container = self._api.create_container(image, command=command, network_disabled=True)
+            try:
+                self._api.start(container["Id"])
+                status = self._api.wait(container["Id"], timeout=120)
+                output = bytes(self._api.logs(container["Id"], stdout=True, stderr=True)).decode(
+                    "utf-8", "replace"
+                )
+            finally:
+                self._api.remove_container(container["Id"], force=True)
+        code = status.get("StatusCode") if isinstance(status, dict) else status
+        if code != 0:
+            raise EnvironmentFailure(
+                f"`{' '.join(command)}` in {image} exited {code}: {' '.join(output.split())[:300]}"
+            )
+        return output
 
     def build(
         self,

@@ -1,25 +1,44 @@
-"""Image names: the python3 base image a manifest selects, and a job's own tag."""
+"""Image names: the python3 base image a manifest selects, its root image, and a job's own tag."""
 
 from __future__ import annotations
 
 import os
 import re
 
-from .contract import BASE_IMAGE_REPOSITORY
+from .contract import BASE_IMAGE_REPOSITORY, DEFAULT_PYTHON_VERSION
 from .errors import UsageError
 
-DEFAULT_PYTHON_IMAGE = "python:3.11-slim"
+# The root image of each Python's base image: a name, or a template where {version} is the
+# job's python.python_version ("my-registry/python:{version}-slim").
+DEFAULT_PYTHON_IMAGE = "python:{version}-slim"
 PYTHON_IMAGE_ENV = "RACETRACK_PYTHON_IMAGE"
+VERSION_FIELD = "{version}"
 
 
-def base_image_ref(tag: str = "latest") -> str:
-    """The python3 base image for ``lang: python3:<tag>``."""
-    return f"{BASE_IMAGE_REPOSITORY}:{tag}"
+def base_image_ref(tag: str = "latest", python_version: str = DEFAULT_PYTHON_VERSION) -> str:
+    """The python3 base image for ``lang: python3:<tag>`` and ``python.python_version``.
+
+    The default Python keeps the plain tag (``racetrack/python3:latest``), so images named before
+    jobs could choose their Python keep their meaning; another one gets its own
+    (``racetrack/python3:latest-py3.9``), so several coexist on one engine.
+    """
+    suffix = "" if python_version == DEFAULT_PYTHON_VERSION else f"-py{python_version}"
+    return f"{BASE_IMAGE_REPOSITORY}:{tag}{suffix}"
 
 
-def python_image(explicit: str | None = None) -> str:
-    """The Python root image the base image is built on: option, then environment, then default."""
+def python_image_setting(explicit: str | None = None) -> str:
+    """The root image setting as given: option, then environment, then the default template."""
     return explicit or os.environ.get(PYTHON_IMAGE_ENV) or DEFAULT_PYTHON_IMAGE
+
+
+def python_image(explicit: str | None = None, python_version: str = DEFAULT_PYTHON_VERSION) -> str:
+    """The Python root image the base image of ``python_version`` is built on."""
+    return python_image_setting(explicit).replace(VERSION_FIELD, python_version)
+
+
+def is_template(setting: str) -> bool:
+    """Whether a root image setting names one image per Python (it holds ``{version}``)."""
+    return VERSION_FIELD in setting
 
 
 def job_image_ref(name: str, version: str, *, tag: str | None = None, registry: str | None = None) -> str:

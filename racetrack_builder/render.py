@@ -101,7 +101,7 @@ def _environment():  # noqa: ANN202 - jinja2 is imported lazily: `validate` must
 class RenderOptions:
     """What the renderer needs besides the manifest and the job's files."""
 
-    base_image: str | None = None  # default: base_image_ref(manifest.base_image_tag)
+    base_image: str | None = None  # default: the manifest's (lang's tag, python.python_version)
     secret_build_names: tuple[str, ...] = ()  # names only: values never reach the renderer
     ca_cert: bool = False  # a CA bundle will be in the context (pip) and a build arg (apt)
     manifest_file: str = "fatman.yaml"
@@ -138,6 +138,7 @@ def image_labels(
         labels.append(("org.racetrack.git.dirty", "true"))
     labels += [
         ("org.racetrack.lang", manifest.lang),
+        ("org.racetrack.python.version", manifest.python.python_version),
         ("org.racetrack.git.branch", manifest.git.branch),
         ("org.racetrack.git.directory", manifest.git.directory),
         ("org.racetrack.public-endpoints", ",".join(manifest.public_endpoints)),
@@ -212,7 +213,8 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
     requirements = plan_job_requirements(manifest, source)
     system_dependencies = list(manifest.system_dependencies)
 
-    base_image = _reject_control(options.base_image or base_image_ref(manifest.base_image_tag), "image")
+    default_base = base_image_ref(manifest.base_image_tag, manifest.python.python_version)
+    base_image = _reject_control(options.base_image or default_base, "image")
     context = {
         "contract": contract,
         "m": manifest,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -165,7 +165,7 @@ def _position_in_text(text: str, index: int) -> Position:
     return Position(before.count(b"\n") + 1, column)
 
 
-def _error_text(err: yaml.YAMLError) -> str:
+def _error_text(err: yaml.YAMLError | binascii.Error) -> str:
     """The YAML problem without PyYAML's "in <unicode string>, line N" trailers."""
     if isinstance(err, yaml.MarkedYAMLError):
         parts = [err.context, err.problem] if err.context else [err.problem]
@@ -206,8 +206,8 @@ class _Builder:
                 value: Any = self.mapping(node, path)
             elif isinstance(node, yaml.SequenceNode):
                 value = self.sequence(node, path)
-            else:
-                value = self.scalar(node, path)
+            else:  # a ScalarNode: the only other kind of node
+                value = self.scalar(cast(yaml.ScalarNode, node), path)
         finally:
             self.active.discard(key)
         self.built[key] = value

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
+from ..contract import PYTHON_VERSIONS
 from .rules import Clause, Message, Rule, about_value, blank, control, fail, reject_control, show
 
 # Names the image itself sets at run time; runtime_env may not use them. The first two are the
@@ -292,6 +293,16 @@ def check_entrypoint_path(value: str) -> str:
 def check_requirements_path(value: str) -> str:
     """A pip requirements file inside the job's directory."""
     return REQUIREMENTS_PATH_RULE.check(value)
+
+
+def check_python_version(value: str) -> str:
+    """One of the Pythons the wrapper supports, as ``MAJOR.MINOR`` text."""
+    if value not in PYTHON_VERSIONS:
+        near = f"did you mean {value.rsplit('.', 1)[0]!r}? " if value.count(".") > 1 and \
+            value.rsplit(".", 1)[0] in PYTHON_VERSIONS else ""
+        raise fail(f"{show(value)} is not a supported Python version ({near}supported: "
+                   f"{', '.join(PYTHON_VERSIONS)}, written in quotes, e.g. '3.11')")
+    return value
 
 
 def check_entrypoint_class(value: str) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from ..contract import DEFAULT_PYTHON_VERSION, PYTHON_VERSIONS
 from . import fields
 
 # Top-level keys starting with this are the user's own and ignored, as docker-compose does: a place
@@ -116,6 +117,13 @@ class PythonConfig(_Strict):
         None, description="Path (relative to git.directory) of a pip requirements file",
         examples=["requirements.txt"],
         json_schema_extra={"pattern": fields.REQUIREMENTS_PATH_RULE.pattern},
+    )
+    python_version: Annotated[str, AfterValidator(fields.check_python_version)] = Field(
+        DEFAULT_PYTHON_VERSION,
+        description="The job's Python, MAJOR.MINOR in quotes (3.10 unquoted would be the number 3.1): "
+                    + ", ".join(PYTHON_VERSIONS),
+        examples=[DEFAULT_PYTHON_VERSION, "3.9"],
+        json_schema_extra={"enum": list(PYTHON_VERSIONS)},
     )
 
 

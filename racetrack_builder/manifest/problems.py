@@ -196,6 +196,17 @@ def _field_info(path: tuple[Any, ...], layout: Layout) -> tuple[str, Any] | None
     return path[-1], None
 
 
+def _choices(path: tuple[Any, ...], layout: Layout) -> list[str]:
+    """The values a field with a fixed set of them takes (its schema's enum), else []."""
+    if not path or not isinstance(path[-1], str):
+        return []
+    model = layout.sections.get(".".join(path[:-1]))
+    info = model.model_fields.get(path[-1]) if model is not None else None
+    extra = info.json_schema_extra if info is not None else None
+    enum = extra.get("enum") if isinstance(extra, dict) else None
+    return [str(choice) for choice in enum] if isinstance(enum, list) else []
+
+
 def _hint_line(path: tuple[Any, ...], layout: Layout) -> str:
     info = _field_info(path, layout)
     if info is None or info[1] is None:
@@ -278,7 +289,13 @@ def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: LoadedDocum
         entry = doc.entry(path)
         if isinstance(value, bool | int | float | date) and entry is not None and entry.raw:
             raw = entry.raw if len(entry.raw) <= 40 else entry.raw[:37] + "..."
-            return f"YAML reads {raw} as {_yaml_type(value)}, not text (quote it: '{raw}')"
+            read_as = (f"the number {value}" if isinstance(value, float) and str(value) != raw
+                       else _yaml_type(value))  # 3.10 is 3.1 to YAML: say so
+            choices = _choices(path, layout)
+            if choices and raw not in choices:  # quoting alone would not do: say what would
+                return (f"YAML reads {raw} as {read_as}, not text, and '{raw}' is not one of the "
+                        f"choices (write one of {', '.join(repr(c) for c in choices)} in quotes)")
+            return f"YAML reads {raw} as {read_as}, not text (quote it: '{raw}')"
         if in_text_section:
             return f"must be text, not {kind_of(value)} (write the value as one quoted string)"
         if hint:

@@ -49,7 +49,9 @@ import pytest
 import requests
 
 from racetrack_builder.base_image import ensure_base_image
+from racetrack_builder.contract import DEFAULT_PYTHON_VERSION
 from racetrack_builder.engine import DockerEngine
+from racetrack_builder.images import DEFAULT_PYTHON_IMAGE, python_image
 from tests.integration.jobs import DockerCleanup, base_image_options, image_exists, in_ci
 from tests.integration.package_index import (
     PRIVATE_MODULE,
@@ -71,17 +73,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = REPO_ROOT / "scripts"
 
 BASE_IMAGE = "racetrack/python3:latest"
-# The image CI builds with scripts/ensure-root-image.sh when no registry can provide python:3.11-slim.
-CI_PYTHON_IMAGE = "racetrack-ci/python:3.11-bookworm"
-PRODUCT_PYTHON_IMAGE = "python:3.11-slim"
+# The images CI builds with scripts/ensure-root-image.sh when no registry can provide python:3.11-slim.
+CI_PYTHON_REPOSITORY = "racetrack-ci/python"
+CI_PYTHON_IMAGE = CI_PYTHON_REPOSITORY + ":{version}"
+PRODUCT_PYTHON_IMAGE = DEFAULT_PYTHON_IMAGE
+PRODUCT_DEFAULT_ROOT = python_image(PRODUCT_PYTHON_IMAGE, DEFAULT_PYTHON_VERSION)
 PYTHON_IMAGE_ENV = "RACETRACK_PYTHON_IMAGE"
 
 
 
-def _run_script(name: str, env: dict[str, str] | None = None) -> None:
+def _run_script(name: str, env: dict[str, str] | None = None, args: Sequence[str] = ()) -> None:
     """Run one of scripts/*.sh, failing the fixture with its output when it fails."""
     result = subprocess.run(
-        ["bash", str(SCRIPTS_DIR / name)],
+        ["bash", str(SCRIPTS_DIR / name), *args],
         env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -142,27 +146,48 @@ def _docker_marker_needs_engine(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def python_root_image(docker_client: docker.DockerClient) -> Iterator[str]:
-    """The Python root image base images are built on, present on the engine.
+def python_image_setting(docker_client: docker.DockerClient) -> Iterator[str]:
+    """The root image setting of the session: a name or a ``{version}`` template.
 
-    ``$RACETRACK_PYTHON_IMAGE`` when set; else ``python:3.11-slim`` when the engine has it; else the
-    locally built CI image (made by scripts/ensure-root-image.sh when missing). The choice is
-    exported as ``RACETRACK_PYTHON_IMAGE`` for the session, so racetrack-build run by tests agrees.
+    ``$RACETRACK_PYTHON_IMAGE`` when set; else the product's ``python:{version}-slim`` when the
+    engine has ``python:3.11-slim``; else the locally built CI images, ``racetrack-ci/python:{version}``
+    (made by scripts/ensure-root-image.sh when missing). The choice is exported as
+    ``RACETRACK_PYTHON_IMAGE`` for the session, so racetrack-build run by tests agrees.
     """
-    name = os.environ.get(PYTHON_IMAGE_ENV) or (
-        PRODUCT_PYTHON_IMAGE if image_exists(docker_client, PRODUCT_PYTHON_IMAGE) else CI_PYTHON_IMAGE
+    setting = os.environ.get(PYTHON_IMAGE_ENV) or (
+        PRODUCT_PYTHON_IMAGE if image_exists(docker_client, PRODUCT_DEFAULT_ROOT) else CI_PYTHON_IMAGE
     )
-    if not image_exists(docker_client, name):
-        if name != CI_PYTHON_IMAGE:
-            pytest.fail(
-                f"{PYTHON_IMAGE_ENV}={name} is not on the engine; pull it (docker pull {name}) or unset "
-                f"{PYTHON_IMAGE_ENV} to build {CI_PYTHON_IMAGE} locally",
-                pytrace=False,
-            )
-        _run_script("ensure-root-image.sh", {PYTHON_IMAGE_ENV: name})
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(PYTHON_IMAGE_ENV, name)
-        yield name
+        mp.setenv(PYTHON_IMAGE_ENV, setting)
+        yield setting
+
+
+@pytest.fixture(scope="session")
+def root_image_for(
+    docker_client: docker.DockerClient, python_image_setting: str
+) -> Callable[[str], str]:
+    """``ensure(version) -> name``: the root image of that Python, present on the engine."""
+
+    def ensure(version: str) -> str:
+        name = python_image(python_image_setting, version)
+        if not image_exists(docker_client, name):
+            if not python_image_setting.startswith(CI_PYTHON_REPOSITORY + ":"):
+                pytest.fail(
+                    f"{PYTHON_IMAGE_ENV}={python_image_setting} gives {name}, which is not on the engine; "
+                    f"pull it (docker pull {name}) or unset {PYTHON_IMAGE_ENV} to build "
+                    f"{CI_PYTHON_IMAGE} locally",
+                    pytrace=False,
+                )
+            _run_script("ensure-root-image.sh", {PYTHON_IMAGE_ENV: python_image_setting}, [version])
+        return name
+
+    return ensure
+
+
+@pytest.fixture(scope="session")
+def python_root_image(root_image_for: Callable[[str], str]) -> str:
+    """The root image of the default Python, present on the engine."""
+    return root_image_for(DEFAULT_PYTHON_VERSION)
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ def test_every_field_has_a_description_and_examples() -> None:
     paths = [name for name in Manifest.model_fields] + [
         f"git.{name}" for name in SCHEMA["definitions"]["GitConfig"]["properties"]] + [
         f"python.{name}" for name in SCHEMA["definitions"]["PythonConfig"]["properties"]]
-    assert len(paths) == 19  # 13 top-level fields, 3 under git, 3 under python
+    assert len(paths) == 20  # 13 top-level fields, 3 under git, 4 under python
     for path in paths:
         schema = field_schema(path)
         assert schema.get("description"), path

@@ -95,6 +95,11 @@ SCENARIOS: dict[str, tuple[dict[str, Any], dict[str, str], RenderOptions]] = {
         {"entrypoint.py": ENTRY, "requirements.txt": "idna\n"},
         RenderOptions(ca_cert=True),
     ),
+    "python_version": (
+        {"python": {"python_version": "3.9", "requirements_path": "requirements.txt"}},
+        {"entrypoint.py": ENTRY, "requirements.txt": "scikit-learn==0.24.1\n"},
+        RenderOptions(),
+    ),
     "local_requirements": (
         {"python": {"requirements_path": "requirements.txt"}},
         {"entrypoint.py": ENTRY, "requirements.txt": "-e ./libs/helper\n", "libs/helper/setup.py": ""},

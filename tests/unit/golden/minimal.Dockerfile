@@ -22,6 +22,7 @@ LABEL "org.opencontainers.image.description"="Racetrack python3 job adder 0.0.1"
       "org.opencontainers.image.source"="https://github.com/example/adder" \
       "org.opencontainers.image.revision"="0123456789abcdef0123456789abcdef01234567" \
       "org.racetrack.lang"="python3:latest" \
+      "org.racetrack.python.version"="3.11" \
       "org.racetrack.git.branch"="master" \
       "org.racetrack.git.directory"="." \
       "org.racetrack.public-endpoints"=""
