@@ -203,15 +203,17 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise RenderError(f"secret build variable name {_comment(name)!r} is not a valid variable name")
     secret = set(secret_names)
-    # Builder stage: plain build_env as ARGs with their values; a secret of the same name wins
-    # (the spec's precedence), so it is declared without a default and its value comes as a build arg.
-    builder_args: list[tuple[str, str | None]] = [
-        (name, value) for name, value in manifest.build_env.items() if name not in secret
-    ] + [(name, None) for name in secret_names]
-    # Final stage: only the plain build_env reaches apt; secrets stay in the builder stage.
+    # Plain build_env as ARGs with their values, in both stages; a secret of the same name wins
+    # (the spec's precedence), so it is declared in the builder stage only, without a default, and
+    # its value comes as a build arg. Secrets never reach the final stage.
     final_args = [(name, value) for name, value in manifest.build_env.items() if name not in secret]
     requirements = plan_job_requirements(manifest, source)
     system_dependencies = list(manifest.system_dependencies)
+    # What the install step needs from apt: the job's system packages (a source build links against
+    # them) and git for requirements taken from git repositories.
+    builder_packages = system_dependencies + (
+        ["git"] if requirements and requirements.needs_git and "git" not in system_dependencies else []
+    )
 
     default_base = base_image_ref(manifest.base_image_tag, manifest.python.python_version)
     base_image = _reject_control(options.base_image or default_base, "image")
@@ -222,8 +224,8 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
         "manifest_file": options.manifest_file,
         "base_image": base_image,
         "secret_build_names": secret_names,
-        "builder_args": builder_args,
         "final_args": final_args,
+        "builder_packages": builder_packages,
         "ca_cert": options.ca_cert,
         "requirements": requirements,
         "system_dependencies": system_dependencies,

@@ -33,10 +33,16 @@ _COMMENT = re.compile(r"(^|\s+)#.*$")
 
 @dataclass(frozen=True)
 class RequirementsPlan:
-    """Files (relative to the job root) that pip reads, and whether it installs local paths."""
+    """Files (relative to the job root) that pip reads, whether it installs local paths, and whether
+    it installs from version control (``git+https://...``), which needs git in the install step."""
 
     files: tuple[str, ...]
     needs_source: bool
+    needs_git: bool = False
+
+
+# A requirement from a git repository: "git+https://...", "name @ git+ssh://...", "-e git+...".
+_GIT_REQUIREMENT = re.compile(r"(^|@\s*)git\+[a-z]+://", re.I)
 
 
 def _logical_lines(text: str) -> list[str]:
@@ -86,6 +92,7 @@ def plan_requirements(requirements_path: str, read_file) -> RequirementsPlan:  #
     """
     seen: list[str] = []
     needs_source = False
+    needs_git = False
     queue = [posixpath.normpath(requirements_path)]
     while queue:
         rel = queue.pop(0)
@@ -116,6 +123,7 @@ def plan_requirements(requirements_path: str, read_file) -> RequirementsPlan:  #
             if editable is not None:
                 if _is_local_path(editable):
                     needs_source = True
+                needs_git = needs_git or bool(_GIT_REQUIREMENT.search(editable))
                 continue
             links = _option_value(line, _FIND_LINKS_OPTIONS)
             if links is not None:
@@ -126,7 +134,8 @@ def plan_requirements(requirements_path: str, read_file) -> RequirementsPlan:  #
                 continue  # other options: --index-url, --extra-index-url, --find-links, hashes...
             if _is_local_path(line):
                 needs_source = True
-    return RequirementsPlan(files=tuple(seen), needs_source=needs_source)
+            needs_git = needs_git or bool(_GIT_REQUIREMENT.search(line))
+    return RequirementsPlan(files=tuple(seen), needs_source=needs_source, needs_git=needs_git)
 
 
 # pip expands ${NAME} (upper case, digits, '_') in requirements files from its environment.

@@ -234,8 +234,12 @@ def expected_keywords(manifest: Manifest, requirements: bool, secrets: tuple[str
     words: list[str] = []
     if requirements:
         words += ["FROM", "USER"]
-        if plain_build or secrets:
+        if plain_build:
             words.append("ARG")
+        if manifest.system_dependencies:
+            words.append("RUN")  # the system packages, for the install step too
+        if secrets:
+            words.append("ARG")  # declared after apt: only the install step sees them
         words += ["COPY", "RUN"]
     words.append("FROM")
     if manifest.system_dependencies:
@@ -314,8 +318,10 @@ def check_dockerfile(dockerfile: str, manifest: Manifest, secrets: tuple[str, ..
     args = [rest for k, rest in found if k == "ARG"]
     envs = [rest for k, rest in found if k == "ENV"]
     labels = [rest for k, rest in found if k == "LABEL"]
-    if requirements and (plain_build or secrets):
-        assert key_values(args.pop(0)) == [*plain_build, *[(n, None) for n in secrets]], args
+    if requirements and plain_build:
+        assert key_values(args.pop(0)) == plain_build, args
+    if requirements and secrets:
+        assert key_values(args.pop(0)) == [(n, None) for n in secrets], args
     if manifest.system_dependencies and plain_build:
         assert key_values(args.pop(0)) == plain_build, args
     assert not args, args

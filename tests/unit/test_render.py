@@ -100,6 +100,12 @@ SCENARIOS: dict[str, tuple[dict[str, Any], dict[str, str], RenderOptions]] = {
         {"entrypoint.py": ENTRY, "requirements.txt": "scikit-learn==0.24.1\n"},
         RenderOptions(),
     ),
+    "git_requirements": (
+        {"python": {"requirements_path": "requirements.txt"}, "secret_build_env_file": ".env.build"},
+        {"entrypoint.py": ENTRY,
+         "requirements.txt": "teamlib @ git+https://${GIT_USER}:${GIT_TOKEN}@git.example.com/teamlib.git\n"},
+        RenderOptions(secret_build_names=("GIT_USER", "GIT_TOKEN")),
+    ),
     "local_requirements": (
         {"python": {"requirements_path": "requirements.txt"}},
         {"entrypoint.py": ENTRY, "requirements.txt": "-e ./libs/helper\n", "libs/helper/setup.py": ""},
@@ -134,7 +140,8 @@ def test_secret_names_are_build_args_without_defaults_and_never_in_final_stage(t
     rendered = render(_manifest(**extra), _source(tmp_path, files), options)
     text = rendered.dockerfile
     builder, final = text.split("# ---- the job image")
-    assert re.search(r"^ARG PIP_INDEX_URL=\S+ \\\n    INDEX_USER \\\n    INDEX_TOKEN\n", builder, re.M), (
+    # The plain ones with their values, then the secret names alone, after any apt step.
+    assert re.search(r"^ARG PIP_INDEX_URL=\S+\nARG INDEX_USER \\\n    INDEX_TOKEN\n", builder, re.M), (
         builder
     )
     # The secret wins over build_env's value of the same name: no default may shadow the build arg.

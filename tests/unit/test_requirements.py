@@ -95,3 +95,19 @@ def test_undefined_variables_in_requirements_are_named_per_file() -> None:
         "more.txt": "pkg @ file://${HOME}/x.whl\n",
     }
     assert undefined_references(texts, {"TOKEN"}) == {"requirements.txt": ["USER_X", "HOST"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "needs_git"),
+    [
+        ("git+https://${GITLAB_USERNAME}:${GITLAB_TOKEN}@github.com/racetrack/mllab-utils.git\n", True),
+        ("mylib @ git+ssh://git@git.example.com/team/mylib.git@v1.2\n", True),
+        ("-e git+https://git.example.com/team/mylib.git#egg=mylib\n", True),
+        ("-r more.txt\n", True),  # through an include
+        ("numpy==2.0\nhttps://example.com/pkg.whl\nlegit-package\n", False),
+        ("# git+https://commented.out/x.git\nsix\n", False),
+    ],
+)
+def test_requirements_from_git_are_seen_so_the_install_step_gets_git(text: str, needs_git: bool) -> None:
+    plan = _plan({"requirements.txt": text, "more.txt": "x @ git+https://h/x.git\n"})
+    assert plan.needs_git is needs_git

@@ -6,8 +6,8 @@
 # ---- builder: installs the job's Python requirements into /opt/fatman/job -------------------------
 FROM racetrack/python3:latest AS builder
 USER root
-ARG PIP_INDEX_URL="http://127.0.0.1:8080/simple" \
-    INDEX_USER \
+ARG PIP_INDEX_URL="http://127.0.0.1:8080/simple"
+ARG INDEX_USER \
     INDEX_TOKEN
 COPY ["job/requirements.txt", "/build/job/requirements.txt"]
 # --prefix keeps the job's packages apart from the wrapper's venv: the final stage copies only

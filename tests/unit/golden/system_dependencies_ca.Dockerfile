@@ -6,6 +6,17 @@ FROM racetrack/python3:latest AS builder
 USER root
 ARG DEBIAN_FRONTEND="noninteractive"
 COPY "ca-bundle.pem" /build/ca-bundle.pem
+# The system packages for the install step too, so a package built from source finds the libraries
+# and tools system_dependencies names.
+# This stage never becomes the image; the secret build variables are declared only after this step.
+RUN set -eu; \
+    apt_opts="-o Acquire::https::CAInfo=/build/ca-bundle.pem"; \
+    apt-get $apt_opts update; \
+    DEBIAN_FRONTEND=noninteractive apt-get $apt_opts install -y --no-install-recommends \
+        libgomp1 \
+        curl=7.88.1-10+deb12u5 \
+    ; \
+    rm -rf /var/lib/apt/lists/*
 COPY ["job/requirements.txt", "/build/job/requirements.txt"]
 # --prefix keeps the job's packages apart from the wrapper's venv: the final stage copies only
 # them, and packages the base image already has are not installed twice. pip check then catches a

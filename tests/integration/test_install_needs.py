@@ -1,0 +1,118 @@
+"""What a job's requirements need from the install step: the system packages it lists (a package
+built from source links against them) and git, for requirements taken from a git repository with
+credentials from the secret build env, as the job type's own example does. Neither git nor the
+credentials reach the final image."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import docker
+import pytest
+
+from tests import gitrepos
+from tests.integration.jobs import client_manifest, env_file, run_cli, serve
+
+if TYPE_CHECKING:
+    from tests.integration.jobs import DockerCleanup
+
+pytestmark = pytest.mark.docker
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# What pip's build isolation needs to build a setuptools project from source.
+BUILD_BACKEND = ["setuptools>=61", "wheel"]
+MANIFEST = {
+    "name": "install-needs",
+    "owner_email": "nobody@example.com",
+    "lang": "python3:latest",
+    "git": {"remote": "(replaced)"},
+    "python": {"entrypoint_path": "entrypoint.py", "requirements_path": "requirements.txt"},
+}
+LIBRARY = {
+    "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                      '[project]\nname = "teamlib"\nversion = "1.0.0"\n',
+    "teamlib/__init__.py": "def answer() -> int:\n    return 42\n",
+}
+ENTRY_GIT = '''\
+import teamlib
+
+
+class Job:
+    def perform(self) -> int:
+        """The private library's answer."""
+        return teamlib.answer()
+'''
+ENTRY_PSYCOPG = '''\
+import psycopg2
+
+
+class Job:
+    def perform(self) -> str:
+        """The version of the driver compiled against libpq in the install step."""
+        return psycopg2.__version__.split()[0]
+'''
+
+
+@pytest.fixture
+def git_server(tmp_path: Path) -> Iterator[gitrepos.GitHttpServer]:
+    """A git server behind basic auth on 127.0.0.1 with the team's private library."""
+    base = tmp_path / "git-server"
+    gitrepos.make_bare_repo(base / "teamlib.git", LIBRARY)
+    with gitrepos.GitHttpServer(base, username="builder", password=secrets.token_urlsafe(16)) as server:
+        yield server
+
+
+def _ca() -> tuple[str, ...]:
+    return ("--ca-cert", str(HOST_CA_BUNDLE)) if HOST_CA_BUNDLE.is_file() else ()
+
+
+def test_a_requirement_from_git_installs_with_secret_credentials_and_leaves_no_git_behind(
+        tmp_path: Path, base_image: str, git_server: gitrepos.GitHttpServer, public_index: str,
+        wheelhouse: Callable[..., Path], docker_client: docker.DockerClient,
+        docker_cleanup: DockerCleanup) -> None:
+    wheelhouse(BUILD_BACKEND)
+    url = git_server.url("teamlib.git").replace("http://", "http://${GIT_USER}:${GIT_TOKEN}@")
+    remote = gitrepos.make_bare_repo(tmp_path / "job.git", {
+        "entrypoint.py": ENTRY_GIT,
+        "requirements.txt": f"teamlib @ git+{url}\n",
+    })
+    manifest = client_manifest(
+        tmp_path / "client", {**MANIFEST, "secret_build_env_file": ".env.build"}, remote=remote.as_uri(),
+        build_env={"PIP_INDEX_URL": public_index},
+        secret_files={".env.build": env_file({"GIT_USER": "builder", "GIT_TOKEN": str(git_server.password)})},
+    )
+    tag = docker_cleanup.image_tag("git-requirement")
+    result = run_cli("build", manifest, "--tag", tag, "--network", "host", *_ca(), "--json")
+    assert result.returncode == 0, result.describe()
+    assert str(git_server.password) not in result.stdout + result.stderr
+
+    with serve(docker_client, tag, name=docker_cleanup.container_name("git-requirement")) as job:
+        answer = job.post("/api/v1/perform", json={})
+        assert answer.status_code == 200 and answer.json() == 42, job.logs()
+    code, output = docker_cleanup.run(tag, ["sh", "-c", "command -v git || echo no-git"])
+    assert output.strip() == "no-git", "git is for the install step only"
+
+
+@pytest.mark.slow
+def test_a_source_build_finds_the_system_packages_the_job_lists(
+        tmp_path: Path, base_image: str, public_index: str, wheelhouse: Callable[..., Path],
+        docker_client: docker.DockerClient, docker_cleanup: DockerCleanup) -> None:
+    """psycopg2 has no Linux wheel: pip compiles it, which needs pg_config (libpq-dev) and gcc."""
+    wheelhouse(["psycopg2==2.9.9", *BUILD_BACKEND])
+    remote = gitrepos.make_bare_repo(tmp_path / "job.git", {
+        "entrypoint.py": ENTRY_PSYCOPG,
+        "requirements.txt": "psycopg2==2.9.9\n",
+    })
+    manifest = client_manifest(
+        tmp_path / "client", {**MANIFEST, "name": "source-build", "system_dependencies": ["libpq-dev", "gcc"]},
+        remote=remote.as_uri(), build_env={"PIP_INDEX_URL": public_index},
+    )
+    tag = docker_cleanup.image_tag("source-build")
+    result = run_cli("build", manifest, "--tag", tag, "--network", "host", *_ca(), "--json", timeout=1500)
+    assert result.returncode == 0, result.describe()
+    with serve(docker_client, tag, name=docker_cleanup.container_name("source-build")) as job:
+        answer = job.post("/api/v1/perform", json={})
+        assert answer.status_code == 200 and answer.json() == "2.9.9", job.logs()
