@@ -3,18 +3,31 @@
 Two styles: rich (colours, spinners) on a terminal, plain lines when the output is not a TTY, when
 NO_COLOR is set or TERM is dumb, so CI logs stay readable and greppable. Results (a Dockerfile, a
 schema, a JSON summary) go to stdout; messages and progress go to stderr. Every message line is
-masked: secret values registered with ``mask()`` become ``***``.
+masked: secret values registered with ``mask()`` become ``***``; and every control character in it
+but newline and tab is shown as ``\\xNN``, since messages carry outside text (file names from the
+repository, git's and the job's output) that could otherwise set the terminal's title or erase lines.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
 from typing import IO, Any
 
 MASK = "***"
+
+# C0 controls but tab and newline, DEL, and C1 controls (0x9b is a one-byte CSI): what moves the
+# cursor, erases, rings, starts an escape sequence. Newline stays: it is how the tool's own messages
+# of several lines (a .env file's problems) are written; each line is still escaped. Tab is harmless.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character but newline and tab shown as ``\\xNN``."""
+    return _CONTROLS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def wants_fancy(stream: IO[str]) -> bool:
@@ -56,6 +69,11 @@ class Output:
             text = text.replace(value, MASK)
         return text
 
+    def clean(self, text: str) -> str:
+        """``text`` as fit for the terminal: masked (on the raw text, so an escaped secret is still
+        found), then control characters escaped."""
+        return escape_controls(self.redact(text))
+
     # -- plumbing ----------------------------------------------------------------------------------
     @property
     def console(self) -> Any:
@@ -66,8 +84,9 @@ class Output:
         return self._console
 
     def line(self, text: str, style: str | None = None, *, prefix: str = "") -> None:
-        """One masked line on stderr, styled on a terminal and plain otherwise."""
-        text = self.redact(text)
+        """One masked line on stderr, control characters escaped, styled on a terminal and plain
+        otherwise."""
+        text = self.clean(text)
         if self.fancy:
             from rich.text import Text
 
@@ -85,7 +104,13 @@ class Output:
         Products (a Dockerfile, a schema, a JSON summary) are built by us from non-secret data
         only, by construction; masking them would corrupt a value that merely contains a secret's
         text (an image named ``racetrack-...`` when a user name is ``racetrack``). Log lines, which
-        carry outside text such as pip's output, are what gets masked."""
+        carry outside text such as pip's output, are what gets masked.
+
+        On a terminal, control characters but newline and tab are escaped as in message lines: JSON
+        escapes its own, but a Dockerfile shown to a human must not drive the terminal either.
+        Redirected to a file or a pipe, the product is written exactly."""
+        if getattr(self.out, "isatty", lambda: False)():
+            text = escape_controls(text)
         print(text, file=self.out, flush=True)
 
     def info(self, text: str) -> None:
@@ -186,9 +211,10 @@ class BuildProgress:
         elapsed = time.monotonic() - self._step_started
         head = Spinner(
             "dots",
-            Text(f"{self.title}: {self.output.redact(self.step_text)}  ({elapsed:.0f}s)", style="cyan"),
+            Text(f"{self.output.clean(self.title)}: {self.output.clean(self.step_text)}  ({elapsed:.0f}s)",
+                 style="cyan"),
         )
-        lines = [Text("  " + self.output.redact(line)[:200], style="dim") for line in self.tail]
+        lines = [Text("  " + self.output.clean(line)[:200], style="dim") for line in self.tail]
         return Group(head, *lines)
 
     def step(self, number: int, total: int, instruction: str) -> None:
@@ -213,7 +239,10 @@ class BuildProgress:
 
     def progress(self, text: str) -> None:
         if self._live is not None:
-            self._live.console.print(self.output.redact(text))
+            from rich.text import Text
+
+            # A Text, not a str: rich would read "[...]" in a file name as markup.
+            self._live.console.print(Text(self.output.clean(text)))
         else:
             self.output.step(text)
 
@@ -221,6 +250,6 @@ class BuildProgress:
         if self._live is not None:
             from rich.text import Text
 
-            self._live.console.print(Text("Warning: " + self.output.redact(text), style="yellow"))
+            self._live.console.print(Text("Warning: " + self.output.clean(text), style="yellow"))
         else:
             self.output.warn(text)

@@ -14,34 +14,58 @@ from pathlib import Path
 from .errors import RemoteUnreachable
 from .secrets import manifest_folder
 
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
-_SECRET_SCHEMES = ("http://", "https://", "ftp://", "ftps://")
+# Where a URL starts, in a location or in free text (git's stderr). What follows up to the first
+# '/' (or whitespace, which a remote cannot hold) is the authority: [userinfo@]host[:port].
+_URL_START = re.compile(r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
+_AUTHORITY_END = re.compile(r"[/\\\s]")
+_SECRET_SCHEMES = ("http", "https", "ftp", "ftps")
+
+
+def _userinfo_spans(text: str) -> list[tuple[str, int, int]]:
+    """``(scheme, start, end)`` of the userinfo of every URL in ``text``, parsed rather than matched
+    against a character class: a password may hold any character but '/' and whitespace.
+
+    The userinfo ends at the LAST '@' of the authority, as git (through curl) splits it, so a
+    password with an unencoded '@' (``https://u:p@ss@host``) is masked whole. The authority ends
+    at the first '/' only: '?' or '#' would end it for a parser, but one written unencoded in a
+    password must not let the rest of it through; masking a little too much is the safe side.
+    """
+    spans = []
+    for match in _URL_START.finditer(text):
+        start = match.end()
+        end = _AUTHORITY_END.search(text, start)
+        authority = text[start:end.start() if end else len(text)]
+        at = authority.rfind("@")
+        if at > 0:
+            spans.append((match.group("scheme").lower(), start, start + at))
+    return spans
 
 
 def mask_credentials(text: str) -> str:
-    """Hide credentials embedded in URLs inside ``text``.
+    """Hide credentials embedded in URLs inside ``text`` (a location, or free text such as git's
+    messages).
 
     For http(s) and ftp(s) the whole user part goes (a token is often given as the user name:
     ``https://TOKEN@host``); for other schemes (``ssh://git@host``) only a password after ``:``.
     """
-
-    def _mask(match: re.Match[str]) -> str:
-        scheme, userinfo = match.group("scheme"), match.group("userinfo")
-        if scheme.lower() in _SECRET_SCHEMES:
-            return f"{scheme}***@"
-        user, sep, _ = userinfo.partition(":")
-        return f"{scheme}{user}{':***' if sep else ''}@"
-
-    return _URL_USERINFO.sub(_mask, text)
+    pieces, done = [], 0
+    for scheme, start, end in _userinfo_spans(text):
+        if start < done:
+            continue  # inside the userinfo of a URL already masked
+        user, sep, _ = text[start:end].partition(":")
+        pieces += [text[done:start], "***" if scheme in _SECRET_SCHEMES else user + (":***" if sep else "")]
+        done = end
+    return "".join(pieces) + text[done:]
 
 
 def url_secret(remote: str) -> str | None:
     """The password, or else the user part (often a token), of a URL with credentials."""
-    match = _URL_USERINFO.search(remote)
-    if not match:
+    spans = _userinfo_spans(remote)
+    if not spans:
         return None
-    user, _, password = match.group("userinfo").partition(":")
-    secret = password or (user if match.group("scheme").lower() in _SECRET_SCHEMES else "")
+    scheme, start, end = spans[0]
+    user, _, password = remote[start:end].partition(":")
+    secret = password or (user if scheme in _SECRET_SCHEMES else "")
     return secret if len(secret) >= 4 else None
 
 

@@ -27,7 +27,7 @@ from .errors import SecretsError
 from .manifest import ENV_NAME_PATTERN, RESERVED_RUNTIME_ENV, Manifest
 
 __all__ = ["TEMPLATE_SUFFIXES", "SecretNeed", "manifest_folder", "merge_env", "read_secret_env",
-           "secret_env_path"]
+           "repository_root", "secret_env_path"]
 
 SecretKind = Literal["build", "runtime"]
 # Whether a command needs a secret file: a missing one is an error, is read only when it exists,
@@ -120,15 +120,20 @@ def _parse(text: str, *, field: str, shown: str, kind: SecretKind) -> dict[str, 
         elif binding.key is None:
             continue  # a comment or a blank line
         elif not _ENV_NAME.fullmatch(binding.key):
-            problems.append(f"line {line}: {binding.key!r} is not a valid environment variable name "
-                            "(letters, digits and '_', not starting with a digit)")
+            # Not quoting the name either: what dotenv takes for one may be a pasted token, or the
+            # second line of a value that spans lines without quotes (the rest of a key).
+            problems.append(f"line {line}: the name is not a valid environment variable name (letters, "
+                            "digits and '_', not starting with a digit; put quotes around a value that "
+                            "spans several lines)")
         elif kind == "runtime" and binding.key in RESERVED_RUNTIME_ENV:
-            # The same rule as runtime_env: the image sets these, and overriding them breaks it.
+            # The same rule as runtime_env: the image sets these, and overriding them breaks it. The
+            # name is one of ours, so it may be shown.
             problems.append(f"line {line}: {binding.key!r} is set by the image and cannot be overridden "
                             f"(reserved: {', '.join(sorted(RESERVED_RUNTIME_ENV))})")
         elif binding.value is None:
-            problems.append(f"line {line}: {binding.key!r} has no value (write {binding.key}=value, "
-                            f"or {binding.key}= for an empty one)")
+            # A line without '=' is as often a pasted value as a name: never shown.
+            problems.append(f"line {line}: has no '=' and no value (write NAME=value, or NAME= for an "
+                            "empty one)")
     if problems:
         raise SecretsError(f"{field}: {shown!r} is not a valid .env file:\n  " + "\n  ".join(problems))
     # interpolate=False: python-dotenv would otherwise expand ${VAR} from this machine's environment,
@@ -174,7 +179,7 @@ def find_template(path: Path, manifest_path: Path) -> Path | None:
     the manifest (the nearest parent with a ``.git``).
     """
     folders: list[Path] = [path.parent, manifest_folder(manifest_path)]
-    repo_root = _repo_root(manifest_folder(manifest_path))
+    repo_root = repository_root(manifest_folder(manifest_path))
     if repo_root is not None:
         folders.append(repo_root)
     seen: set[Path] = set()
@@ -189,7 +194,8 @@ def find_template(path: Path, manifest_path: Path) -> Path | None:
     return None
 
 
-def _repo_root(start: Path) -> Path | None:
+def repository_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding a ``.git`` (a checkout's root), if any."""
     current = start
     for _ in range(_MAX_PARENT_DEPTH):
         if (current / ".git").exists():

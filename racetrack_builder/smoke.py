@@ -9,6 +9,7 @@ the wrapper's discovery.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import re
 import time
@@ -39,7 +40,33 @@ class ExampleResult:
         return 200 <= self.status < 300
 
 
-def _request(url: str, body: Any | None = None, timeout: float = REQUEST_TIMEOUT) -> tuple[int, str]:
+class _NoAnswer(Exception):
+    """A request that got no HTTP answer (refused, closed, timed out, not HTTP). Never leaves this
+    module: the callers turn it into BuildFailed or treat it as "not ready yet"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _why(error: object, timeout: float) -> str:
+    """A failed request's cause in a few words."""
+    if isinstance(error, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(error, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError):
+        return "the job closed the connection without answering"
+    if isinstance(error, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(error, http.client.HTTPException):
+        return f"the answer was not valid HTTP ({type(error).__name__})"
+    return str(error) or type(error).__name__
+
+
+def _request(url: str, body: Any | None = None, timeout: float | None = None) -> tuple[int, str]:
+    """(status, body) of a GET, or a POST of ``body`` as JSON; :class:`_NoAnswer` when no HTTP answer
+    comes back within ``timeout`` seconds (default :data:`REQUEST_TIMEOUT`; per read, so a job that
+    keeps sending is not cut off)."""
+    timeout = REQUEST_TIMEOUT if timeout is None else timeout
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
         url,
@@ -51,7 +78,14 @@ def _request(url: str, body: Any | None = None, timeout: float = REQUEST_TIMEOUT
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1 only
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
+        try:
+            return exc.code, exc.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException):
+            return exc.code, ""  # the status came; the body was cut off
+    except urllib.error.URLError as exc:  # connecting failed: the cause is in .reason
+        raise _NoAnswer(_why(exc.reason, timeout)) from exc
+    except (OSError, http.client.HTTPException) as exc:  # RemoteDisconnected, TimeoutError reading
+        raise _NoAnswer(_why(exc, timeout)) from exc
 
 
 _PROBES = ("/live", "/ready", "/health")
@@ -63,7 +97,7 @@ def job_endpoints(base_url: str) -> list[tuple[str, str]]:
     try:
         status, body = _request(base_url + "/openapi.json")
         paths = json.loads(body)["paths"] if status == 200 else {}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (_NoAnswer, ValueError, KeyError, TypeError):
         return []
     if not isinstance(paths, dict):
         return []
@@ -97,8 +131,8 @@ def wait_ready(base_url: str, container: Container, timeout: float = READY_TIMEO
             )
         try:
             status, body = _request(base_url + "/ready", timeout=5)
-        except OSError as exc:
-            last = str(exc)
+        except _NoAnswer as exc:
+            last = exc.reason  # still starting: the port is published before gunicorn listens
         else:
             if status == 200:
                 return
@@ -138,19 +172,54 @@ def documented_examples(openapi: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return found
 
 
-def call_examples(base_url: str) -> list[ExampleResult]:
-    status, text = _request(base_url + "/openapi.json")
+def call_examples(base_url: str, container: Container) -> list[ExampleResult]:
+    """Send every documented example to the ready job at ``base_url``; BuildFailed, with the tail of
+    ``container``'s log, when its OpenAPI document or an example gets no answer at all."""
+    try:
+        status, text = _request(base_url + "/openapi.json")
+    except _NoAnswer as exc:
+        raise BuildFailed(
+            f"the job did not answer GET /openapi.json: {exc.reason}",
+            hint="the wrapper serves it once ready; the job's log below says what happened",
+            log_tail=container.logs(),
+            log_title=JOB_LOG_TITLE,
+        ) from exc
     if status != 200:
         raise BuildFailed(
             f"the job's /openapi.json answered {status}",
             log_tail=text.splitlines()[-10:],
             log_title="Its answer:",
         )
+    try:
+        examples = documented_examples(json.loads(text))
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise BuildFailed(
+            "the job's /openapi.json is not an OpenAPI document (JSON with \"paths\")",
+            hint="a job must not serve /openapi.json itself: the wrapper generates it",
+            log_tail=text.splitlines()[:10],
+            log_title="Its answer:",
+        ) from exc
     results = []
-    for path, body in documented_examples(json.loads(text)):
-        code, answer = _request(base_url + path, body)
+    for number, (path, body) in enumerate(examples, start=1):
+        try:
+            code, answer = _request(base_url + path, body)
+        except _NoAnswer as exc:
+            raise BuildFailed(
+                f"documented example {number} of {len(examples)} (POST {path}) got no answer: {exc.reason}",
+                hint=_no_answer_hint(exc.reason),
+                log_tail=container.logs(),
+                log_title=JOB_LOG_TITLE,
+            ) from exc
         results.append(ExampleResult(path=path, status=code, body=answer[:500]))
     return results
+
+
+def _no_answer_hint(reason: str) -> str:
+    if reason.startswith("no answer within"):
+        return (f"the smoke test waits {REQUEST_TIMEOUT:g}s for each example: give "
+                "docs_input_example(s) an input the job answers quickly, or make the job faster")
+    return ("the job's worker ended without answering (it crashed, was killed for memory, or ran past "
+            "FATMAN_TIMEOUT): its log below says why; fix the job or give the example an input it handles")
 
 
 @contextlib.contextmanager
@@ -227,7 +296,7 @@ def smoke_test(
     with running(engine, image, environment) as (container, base_url):
         wait_ready(base_url, container, timeout=ready_timeout)
         reporting.progress(f"{image} is ready; calling the documented examples")
-        results = call_examples(base_url)
+        results = call_examples(base_url, container)
         for warning in wrapper_warnings("\n".join(container.logs(tail=500))):
             reporting.warn(f"the job logged: {warning}")
     failed = [r for r in results if not r.ok]

@@ -180,8 +180,18 @@ _REMOTE_SCHEMES = ("https", "http", "ssh", "git", "file")
 
 
 def check_remote(value: str) -> str:
-    """https://, http://, ssh://, git://, file:// URLs, scp-like ``user@host:path`` or a local path."""
-    REMOTE_RULE.check(value)
+    """https://, http://, ssh://, git://, file:// URLs, scp-like ``user@host:path`` or a local path.
+
+    Messages show the remote with any credentials in it masked: they are printed and sent to CI logs.
+    """
+    from ..git_urls import mask_credentials  # here: git_urls imports secrets, which imports this package
+
+    masked = mask_credentials(value)
+    problem = REMOTE_RULE.problem(value)
+    if problem is not None:
+        # A URL too malformed to mask (a space in its password) is not shown at all.
+        shown = show(masked) if masked != value or "@" not in value else "the remote"
+        raise fail(problem.replace(show(value), shown))
     # The scheme rules are validate's alone: the schema stops at REMOTE_RULE (as it always has).
     example = repr(REMOTE_EXAMPLE)
     scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
@@ -189,16 +199,16 @@ def check_remote(value: str) -> str:
         name = scheme.group(1).lower()
         rest = value[scheme.end():]
         if name not in _REMOTE_SCHEMES:
-            raise fail(f"{show(value)} uses the unsupported scheme {name}:// "
+            raise fail(f"{show(masked)} uses the unsupported scheme {name}:// "
                        f"(use https://, http://, ssh://, git://, file://, user@host:path or a local path)")
         if name != "file" and (not rest or rest.startswith("/")):
-            raise fail(f"{show(value)} has no host (write it like {example})")
+            raise fail(f"{show(masked)} has no host (write it like {example})")
         if name == "file" and not rest:
-            raise fail(f"{show(value)} has no path (write it like 'file:///srv/git/my-job.git')")
+            raise fail(f"{show(masked)} has no path (write it like 'file:///srv/git/my-job.git')")
         return value
     if "::" in value:
         # git's "<transport>::<address>" form runs a remote helper program (ext:: runs commands).
-        raise fail(f"{show(value)} uses a git remote helper ('...::'), which is not allowed "
+        raise fail(f"{show(masked)} uses a git remote helper ('...::'), which is not allowed "
                    f"(use https://, ssh://, git://, file://, user@host:path or a local path)")
     return value
 
