@@ -5,6 +5,10 @@ time out, so a CI job fails instead of hanging. Git's errors become ours at this
 missing branch is the user's input (with the remote's branches listed), refused credentials and
 unreachable remotes are environment failures, a full disk says where. Credentials in URLs never
 reach a message or a chained exception.
+
+Git LFS is driven here too: the clone leaves LFS files as pointers (``GIT_LFS_SKIP_SMUDGE=1``), and
+:func:`lfs_pull` then fetches the objects of the job's folder only, under the same rules (no
+prompts, timeouts, credentials masked); what to fetch, and what to say about it, is ``lfs.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from git import GitCommandError, Repo
@@ -116,7 +121,10 @@ def git_stderr(exc: GitCommandError) -> str:
     # GitPython wraps stderr as "\n  stderr: '...'"; keep git's own words.
     stderr = stderr.strip()
     if stderr.startswith("stderr: "):
-        stderr = stderr[len("stderr: "):].strip("'")
+        stderr = stderr[len("stderr: "):]
+        # Only GitPython's own pair of quotes: git-lfs's last line ends in a quote of its own.
+        if len(stderr) >= 2 and stderr[0] == stderr[-1] == "'":
+            stderr = stderr[1:-1]
     return mask_credentials(stderr.strip())
 
 
@@ -143,6 +151,11 @@ def _clone_error(exc: GitCommandError, *, shown: str, url: str, branch: str,
     if "no space left on device" in low or "disk quota exceeded" in low:
         return NoSpaceLeft(f"no space left on device at {workspace} while cloning {shown}",
                            hint="free space there, or point TMPDIR at a bigger disk")
+    if _lfs_not_installed(low):
+        # A user's `git lfs install` (filter.lfs.required) makes git run git-lfs on checkout even
+        # with GIT_LFS_SKIP_SMUDGE; without git-lfs the clone fails, and "not found" is no network issue.
+        return git_lfs_missing(f"cloning {shown} runs git-lfs (filter.lfs in your git configuration), "
+                               "and git-lfs is not installed")
     if _MISSING_BRANCH.search(stderr):
         return SourceError(f"git.branch: branch {branch!r} does not exist in {shown}",
                            hint=_branch_hint(url, branch, env))
@@ -192,9 +205,111 @@ def shallow_clone(url: str, checkout: Path, *, branch: str, shown: str, workspac
     full disk is reported for.
     """
     env = git_environment()
+    # LFS files stay pointers: lfs_pull fetches those of git.directory only, not every one in the
+    # repository (an unrelated folder of huge models would otherwise be downloaded here).
+    env["GIT_LFS_SKIP_SMUDGE"] = "1"
     try:
         with Repo.clone_from(url, checkout, depth=1, single_branch=True, branch=branch, env=env) as repo:
             return str(repo.head.commit.hexsha)
     except GitCommandError as exc:
         raise _clone_error(exc, shown=shown, url=url, branch=branch, env=env,
                            workspace=workspace) from sanitized(exc)
+
+
+# --- Git LFS --------------------------------------------------------------------------------------
+
+# `git -c` options that make git-lfs usable in a repository nobody ran `git lfs install` for (our
+# clone, or a working tree cloned without git-lfs): the filter `git lfs install` would configure.
+LFS_FILTER_CONFIG: tuple[str, ...] = (
+    "-c", "filter.lfs.clean=git-lfs clean -- %f",
+    "-c", "filter.lfs.smudge=git-lfs smudge -- %f",
+    "-c", "filter.lfs.process=git-lfs filter-process",
+    "-c", "filter.lfs.required=true",
+)
+# git-lfs ignores git's low-speed settings; its own timeouts, set so a user's 0 (never) cannot hang us.
+_LFS_TIMEOUTS = ("-c", f"lfs.dialtimeout={SSH_CONNECT_TIMEOUT}",
+                 "-c", f"lfs.activitytimeout={LOW_SPEED_TIME}")
+# Characters git-lfs's include patterns give a meaning to (',' separates patterns): each becomes '?',
+# which matches it too.
+_LFS_PATTERN_SPECIAL = re.compile(r"[,*?\[\]\\!{}\s]")
+
+# git-lfs's words (its messages quote object ids, so no bare status codes: "401" is in many a sha256).
+_LFS_MISSING_PATTERNS = ("missing object", "object does not exist", "repository or object not found")
+_LFS_AUTH_PATTERNS = (*_AUTH_PATTERNS, "authentication required", "authorization error",
+                      "credentials for", "access denied", "forbidden")
+_LFS_UNREACHABLE_PATTERNS = ("dial tcp", "connection refused", "no such host", "i/o timeout", "timeout",
+                             "missing protocol", "network is unreachable", "no route to host",
+                             "tls handshake", "could not resolve")
+_LFS_NOT_INSTALLED = re.compile(r"'lfs' is not a git command|git-lfs: (command )?not found")
+
+
+def git_lfs_missing(what: str) -> EnvironmentFailure:
+    """The error for a job that needs Git LFS on a machine without it; ``what`` says what needs it."""
+    return EnvironmentFailure(
+        f"{what} (`git lfs` is not a git command here)",
+        hint="install Git LFS: `apt-get install git-lfs` (Debian/Ubuntu), `brew install git-lfs` (macOS) "
+             "or see https://git-lfs.com, then run `git lfs install` once",
+    )
+
+
+def _lfs_not_installed(low: str) -> bool:
+    # git's own words, or a shell's for the filter command `git lfs install` configured.
+    return bool(_LFS_NOT_INSTALLED.search(low))
+
+
+def git_lfs_installed(cwd: Path) -> bool:
+    """Whether ``git lfs`` works here (git-lfs on PATH or in git's exec path)."""
+    try:
+        Git(str(cwd)).execute(["git", "lfs", "version"], env=git_environment())
+    except GitCommandError as exc:
+        if _lfs_not_installed(git_stderr(exc).lower()):
+            return False
+        raise EnvironmentFailure(
+            f"`git lfs version` failed: {git_summary(git_stderr(exc))}") from sanitized(exc)
+    return True
+
+
+@dataclass(frozen=True)
+class LfsFailure:
+    """Why ``git lfs pull`` failed: git-lfs's own words (credentials masked) and what to do."""
+
+    words: str
+    fix: str
+
+
+def lfs_pull(repo_root: Path, directory: str) -> LfsFailure | None:
+    """``git lfs pull`` in ``repo_root`` of the LFS files under ``directory`` (repository-relative
+    POSIX path, ``"."`` for all): fetch their objects from the remote and check them out. None when
+    it succeeded.
+
+    git-lfs finds its server and credentials as for the clone (the remote's URL, a credential helper,
+    ``lfs.url`` in ``.lfsconfig``) and, like the clone, never prompts and times out.
+    """
+    include = [] if directory == "." else ["--include", _LFS_PATTERN_SPECIAL.sub("?", directory)]
+    env = git_environment()
+    env["GIT_LFS_SKIP_SMUDGE"] = "0"  # a user's own setting would leave the files pointers
+    try:
+        Git(str(repo_root)).execute(["git", *LFS_FILTER_CONFIG, *_LFS_TIMEOUTS, "lfs", "pull", *include],
+                                    env=env)
+    except GitCommandError as exc:
+        return _lfs_failure(git_stderr(exc))
+    return None
+
+
+def _lfs_failure(stderr: str) -> LfsFailure:
+    words = git_summary(stderr)
+    low = stderr.lower()
+    if "no space left on device" in low or "disk quota exceeded" in low:
+        fix = "free space there, or point TMPDIR at a bigger disk"
+    elif any(p in low for p in _LFS_MISSING_PATTERNS):
+        fix = ("the LFS server lacks these objects: push them from a clone that has them, with "
+               "`git lfs push --all <remote>`")
+    elif any(p in low for p in _LFS_AUTH_PATTERNS):
+        fix = ("give git-lfs credentials for its server: a git credential helper, or a read-only token in "
+               "the URL (git.remote's, or lfs.url's in .lfsconfig when the LFS server is elsewhere)")
+    elif any(p in low for p in _LFS_UNREACHABLE_PATTERNS):
+        fix = ("check your network or VPN and the LFS server's address: lfs.url in .lfsconfig, else "
+               "git.remote's URL + /info/lfs")
+    else:
+        fix = "run `git lfs pull` there to see more"
+    return LfsFailure(words=words, fix=fix)

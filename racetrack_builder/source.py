@@ -27,8 +27,9 @@ from . import reporting
 from .errors import disk_error
 from .git_transport import shallow_clone
 from .git_urls import mask_credentials, resolve_remote
+from .lfs import fetch_lfs_files
 from .manifest import Manifest
-from .secrets import manifest_folder, secret_env_path
+from .secrets import SecretKind, manifest_folder, secret_env_path
 from .source_files import job_root as resolve_job_root
 from .source_files import ls_files, relative_dir, select_files
 
@@ -77,7 +78,8 @@ class JobSource:
 
 def secret_paths(manifest: Manifest, manifest_path: Path) -> list[Path]:
     """The secret env files the manifest names, as absolute paths on this machine."""
-    paths = [secret_env_path(manifest, manifest_path, kind) for kind in ("build", "runtime")]
+    kinds: tuple[SecretKind, ...] = ("build", "runtime")
+    paths = [secret_env_path(manifest, manifest_path, kind) for kind in kinds]
     return [p for p in paths if p is not None]
 
 
@@ -87,8 +89,11 @@ def open_source(manifest: Manifest, manifest_path: Path, *, local: bool = False)
     the :class:`JobSource`; the temporary workspace of a clone is removed on every exit path,
     ``KeyboardInterrupt`` included. Progress and warnings go to the reporter.
 
+    Git LFS files of ``git.directory`` are fetched (only those: see ``lfs.py``).
+
     Raises :class:`SourceError` (missing branch or directory, paths leaving the repository, not a
-    git working tree), :class:`RemoteUnreachable` and :class:`AuthenticationRefused`.
+    git working tree), :class:`RemoteUnreachable`, :class:`AuthenticationRefused` and
+    :class:`EnvironmentFailure` (the job has Git LFS files and git-lfs is not installed).
     """
     if local:
         from .working_tree import working_tree_source
@@ -115,16 +120,32 @@ def _clone(manifest: Manifest, manifest_path: Path, workspace: Path) -> JobSourc
     where = f"{shown}@{branch}"
     reporting.progress(f"cloned {where} at {commit[:12]}")
     job_root = resolve_job_root(checkout, manifest.git.directory, where)
-    # The secret files live next to the manifest on this machine; a repository that also commits a
-    # file by that name (relative to the job root, where the manifest conventionally sits) must not
-    # get it baked into the image either.
+    # The secret files live on this machine, relative to the manifest's folder; a copy the repository
+    # commits must not reach the image either. The manifest's folder stands for the same folder of the
+    # clone as it is of the checkout holding the manifest (what --local reads, where the files
+    # themselves are left out). A manifest outside any checkout conventionally sits at the repository
+    # root or in git.directory: both are taken, since leaving out one file too many costs nothing.
+    # Paths below are relative to the repository root, then re-based on the job root (git.directory),
+    # which is what select_files compares with.
+    from .secrets import repository_root
+
     manifest_dir = manifest_folder(manifest_path)
-    secrets = secret_paths(manifest, manifest_path)
-    excluded_rel = {s.relative_to(manifest_dir).as_posix() for s in secrets if s.is_relative_to(manifest_dir)}
+    directory = relative_dir(job_root, checkout)
+    places = {".", directory}
+    if (manifest_repo := repository_root(manifest_dir)) is not None:
+        places.add(manifest_dir.relative_to(manifest_repo).as_posix())
+    excluded_rel = set()
+    for secret in secret_paths(manifest, manifest_path):
+        rel = Path(os.path.relpath(secret, manifest_dir)).as_posix()
+        for place in places:
+            in_job = posixpath.relpath(posixpath.normpath(posixpath.join(place, rel)), directory)
+            if in_job != ".." and not in_job.startswith("../"):
+                excluded_rel.add(in_job)
     selection = select_files(ls_files(job_root, local=False), repo_root=checkout, job_root=job_root,
                              excluded=set(), excluded_rel=excluded_rel, where=where)
     for warning in selection.warnings:
         reporting.warn(warning)
+    fetch_lfs_files(checkout, job_root, selection.files, shown=shown, local=False)
     return JobSource(repo_root=checkout, job_root=job_root, files=selection.files, commit=commit,
                      remote=shown, branch=branch, dirty=False, local=False)
 

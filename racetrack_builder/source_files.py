@@ -4,6 +4,7 @@ The same rules for a clone and for a working tree (see ``source.py``):
 
 * only files git knows about: tracked ones (plus, in a working tree, untracked ones git does not
   ignore), nothing under ``.git``, never the secret env files the manifest names;
+* Git LFS files are fetched for the job's folder, and named when they stay pointers (``lfs.py``);
 * git submodules and nested repositories are left out in both modes (a shallow clone does not
   fetch them; a working tree leaves them out too so the two agree), with a warning naming them;
 * no path may leave the repository: ``git.directory`` and every symlink among the files must
@@ -209,25 +210,8 @@ def select_files(listed: list[str], *, repo_root: Path, job_root: Path, excluded
     if env_files:
         warnings.append(f"{', '.join(env_files)} will be copied into the image; if it holds secrets, name it "
                         f"in secret_build_env_file/secret_runtime_env_file or add it to .gitignore")
-    pointers = [rel for rel in files if _is_lfs_pointer(job_root / rel)]
-    if pointers:
-        warnings.append(f"{shortlist(pointers)}: Git LFS pointer file(s), not their content; the image holds "
-                        "the pointers (commit the files themselves, or fetch them in the job at start)")
+    # Git LFS pointers are lfs.py's: it fetches their content first and names those that stay pointers.
     return Selection(tuple(sorted(files)), tuple(warnings))
-
-
-_LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
-
-
-def _is_lfs_pointer(path: Path) -> bool:
-    """A Git LFS pointer: a small text file that stands for a large one kept elsewhere."""
-    try:
-        if path.is_symlink() or path.stat().st_size > 1024:
-            return False
-        with path.open("rb") as handle:
-            return handle.read(len(_LFS_POINTER)) == _LFS_POINTER
-    except OSError:
-        return False
 
 
 def credential_warnings(job_root: Path, files: tuple[str, ...], remote: str) -> list[str]:

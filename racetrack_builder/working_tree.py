@@ -1,6 +1,7 @@
 """``--local``: the git working tree holding the manifest as the job's source, as it is.
 
-The files are chosen by the same rules as for a clone (``source_files.py``). What only a working
+The files are chosen by the same rules as for a clone (``source_files.py``), and Git LFS pointers
+of the job's folder are fetched and checked out there (``lfs.py``). What only a working
 tree can have is warned about: uncommitted changes (the image is then labelled dirty), another
 branch checked out than ``git.branch``, and a working tree that is not a clone of ``git.remote``
 (the image's labels would name a commit that remote does not have).
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from . import reporting
 from .errors import SourceError
-from .git_transport import git_text
+from .git_transport import LFS_FILTER_CONFIG, git_text
 from .git_urls import mask_credentials, repository_key
+from .lfs import fetch_lfs_files
 from .listing import shortlist
 from .manifest import Manifest
 from .secrets import manifest_folder
@@ -45,7 +47,10 @@ def working_tree_source(manifest: Manifest, manifest_path: Path) -> JobSource:
     excluded = {Path(os.path.abspath(p)) for p in secrets} | {r for p in secrets if (r := resolve(p))}
     selection = select_files(ls_files(job_root, local=True), repo_root=repo_root, job_root=job_root,
                              excluded=excluded, excluded_rel=set(), where=where)
-    changes = _uncommitted_changes(job_root, repo_root, excluded)
+    # Before the status: pointers the tree was cloned with become content, and only git's LFS filter
+    # (configured or not where it was cloned) sees those files as unchanged.
+    uses_lfs = fetch_lfs_files(repo_root, job_root, selection.files, shown=str(repo_root), local=True)
+    changes = _uncommitted_changes(job_root, repo_root, excluded, lfs=uses_lfs)
     warnings = list(selection.warnings)
     if branch and branch != manifest.git.branch:
         warnings.append(f"the working tree is on branch {branch!r} but git.branch is "
@@ -78,9 +83,12 @@ def _foreign_remote(repo_root: Path, remote: str, manifest_dir: Path) -> str | N
             f"{theirs}); the image's labels name git.remote with a commit of this working tree")
 
 
-def _uncommitted_changes(job_root: Path, repo_root: Path, excluded: set[Path]) -> list[str]:
-    """Repo-relative paths under ``job_root`` that differ from HEAD, secret files left aside."""
-    output = git_text(job_root, "status", "--porcelain=v1", "-z", "--untracked-files=all",
+def _uncommitted_changes(job_root: Path, repo_root: Path, excluded: set[Path], *,
+                         lfs: bool = False) -> list[str]:
+    """Repo-relative paths under ``job_root`` that differ from HEAD, secret files left aside; with
+    ``lfs`` git runs with the LFS filter, so a fetched LFS file matches its pointer in HEAD."""
+    config = LFS_FILTER_CONFIG if lfs else ()
+    output = git_text(job_root, *config, "status", "--porcelain=v1", "-z", "--untracked-files=all",
                       "--ignore-submodules=none", "--", ".")
     if output is None:
         return []

@@ -16,6 +16,8 @@ Typical use (the fixtures in ``tests/conftest.py`` wrap these)::
         daemon.url("adder.git")               # git://127.0.0.1:PORT/adder.git
     with GitHttpServer(tmp_path, username="ci", password="s3cret") as server:   # smart HTTP + basic auth
         server.url("adder.git", credentials=True)   # http://ci:s3cret@127.0.0.1:PORT/adder.git
+    make_lfs_bare_repo(tmp_path / "models.git", {"jobs/m/model.bin": b"..."}, lfs=["*.bin"])
+                                              # model.bin stored in Git LFS, its object on the remote
 
 File contents are given as ``{relative POSIX path: str | bytes | Symlink}``; a ``Symlink(target)``
 value makes a symbolic link whose target is written as is (relative or absolute).
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import hmac
 import os
 import socket
@@ -42,6 +45,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 __all__ = [
     "GIT_ENV",
+    "LFS_FILTER",
     "Files",
     "GitDaemon",
     "GitHttpServer",
@@ -51,8 +55,11 @@ __all__ = [
     "free_port",
     "git",
     "git_daemon",
+    "enable_lfs",
     "init_repo",
+    "lfs_object",
     "make_bare_repo",
+    "make_lfs_bare_repo",
     "push_files",
     "write_files",
 ]
@@ -158,6 +165,58 @@ def make_bare_repo(path: Path, files: Files, *, branch: str = "master",
     finally:
         _rmtree(work)
     return path
+
+
+# The filter `git lfs install` writes into a user's global configuration; set here per repository,
+# since GIT_ENV hides the global one.
+LFS_FILTER: dict[str, str] = {
+    "filter.lfs.clean": "git-lfs clean -- %f",
+    "filter.lfs.smudge": "git-lfs smudge -- %f",
+    "filter.lfs.process": "git-lfs filter-process",
+    "filter.lfs.required": "true",
+}
+
+
+def enable_lfs(repo: Path, patterns: Iterable[str]) -> None:
+    """Set Git LFS up in the working repository ``repo`` (the filter in its own configuration, no
+    hooks) and ``git lfs track`` each pattern, so files matching them are committed as LFS files."""
+    for key, value in LFS_FILTER.items():
+        git("config", key, value, cwd=repo)
+    for pattern in patterns:
+        git("lfs", "track", pattern, cwd=repo)
+
+
+def make_lfs_bare_repo(path: Path, files: Files, *, lfs: Iterable[str], branch: str = "master",
+                       push_objects: bool = True) -> Path:
+    """A bare repository at ``path`` (a file:// remote) whose files matching the ``lfs`` patterns are
+    Git LFS files (``.gitattributes`` committed too); returns ``path``.
+
+    Their objects are pushed to it (``git lfs push --all``) unless ``push_objects`` is false: then
+    the remote has the pointers but not the objects, as when someone forgot to push them.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(path), cwd=path.parent)
+    work = path.parent / f".{path.name}.work"
+    try:
+        init_repo(work, branch=branch)
+        enable_lfs(work, lfs)
+        commit_files(work, files)
+        git("remote", "add", "origin", path.as_uri(), cwd=work)
+        # --no-verify: `git lfs track` installed a pre-push hook that would push the objects too.
+        git("push", "--quiet", "--no-verify", "origin", branch, cwd=work)
+        if push_objects:
+            git("lfs", "push", "--all", path.as_uri(), cwd=work)
+    finally:
+        _rmtree(work)
+    return path
+
+
+def lfs_object(repo_git_dir: Path, content: str | bytes) -> Path:
+    """Where Git LFS keeps the object of ``content`` under a ``.git`` folder or a bare repository
+    (``lfs/objects/ab/cd/<sha256>``): whether it exists says whether it was fetched or pushed."""
+    data = content.encode() if isinstance(content, str) else content
+    oid = hashlib.sha256(data).hexdigest()
+    return repo_git_dir / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
 
 
 def push_files(bare: Path, files: Files, *, branch: str = "master", message: str = "new commit",
