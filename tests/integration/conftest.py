@@ -51,7 +51,7 @@ import requests
 from racetrack_builder.base_image import ensure_base_image
 from racetrack_builder.contract import DEFAULT_PYTHON_VERSION
 from racetrack_builder.engine import DockerEngine
-from racetrack_builder.images import DEFAULT_PYTHON_IMAGE, python_image
+from racetrack_builder.images import DEFAULT_PYTHON_IMAGE, is_template, python_image
 from tests.integration.jobs import DockerCleanup, base_image_options, image_exists, in_ci
 from tests.integration.package_index import (
     PRIVATE_MODULE,
@@ -169,6 +169,12 @@ def root_image_for(
     """``ensure(version) -> name``: the root image of that Python, present on the engine."""
 
     def ensure(version: str) -> str:
+        if not is_template(python_image_setting) and version != DEFAULT_PYTHON_VERSION:
+            message = (f"{PYTHON_IMAGE_ENV}={python_image_setting} is one image, not a template with "
+                       f"{{version}}: no root image for Python {version} (e.g. set it to {CI_PYTHON_IMAGE})")
+            if in_ci():
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
         name = python_image(python_image_setting, version)
         if not image_exists(docker_client, name):
             if not python_image_setting.startswith(CI_PYTHON_REPOSITORY + ":"):
