@@ -134,10 +134,14 @@ def cli(ctx: click.Context) -> None:
 def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
     """Check a manifest; print a summary or every problem at once."""
     from .manifest import load_manifest
+    from .manifest.advice import manifest_advice
+    from .reporting import warn
 
     out = _output(ctx)
     try:
         model = load_manifest(manifest)
+        for advice in manifest_advice(model):
+            warn(advice)
     except ManifestError as err:
         if as_json:
             out.result(

@@ -15,6 +15,8 @@ from pathlib import Path
 from .errors import UsageError
 from .job_files import check_job_files
 from .manifest import Manifest, load_manifest
+from .manifest.advice import manifest_advice
+from .reporting import warn
 from .secrets import SecretNeed, merge_env, read_secret_env
 from .source import JobSource, open_source
 
@@ -42,6 +44,8 @@ def load_job(manifest_path: Path, *, build: SecretNeed = "required", runtime: Se
     build); ``"no"``: not read at all.
     """
     manifest = load_manifest(manifest_path)
+    for advice in manifest_advice(manifest):
+        warn(advice)
     return JobSpec(
         manifest=manifest,
         manifest_path=manifest_path,

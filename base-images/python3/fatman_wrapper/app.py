@@ -17,7 +17,7 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from .auth import TokenGuard
-from .config import Settings
+from .config import SPARE_THREADS, Settings
 from .holder import JobHolder
 from .limits import ConcurrencyLimiter
 from .loader import Job, load_job
@@ -26,6 +26,13 @@ from .middleware import FatmanMiddleware
 from .responses import handle_error
 from .routes import ROUTES, RouteLabels, never_limited
 from .views import API_PREFIX, WEBVIEW_PATH, Views
+
+
+def load_waiters(threads: int) -> int:
+    """How many requests one worker lets wait for its job to load: all its threads but the spare
+    ones (``SPARE_THREADS``), which are left to the probes and ``/metrics``; with 2 or 3 threads one
+    request waits and one thread stays free, with 1 none waits."""
+    return max(min(1, threads - 1), threads - SPARE_THREADS)
 
 
 def create_app(
@@ -52,12 +59,20 @@ def create_app(
         labels.learn(API_PREFIX + path for path in job.endpoints)
         return job
 
-    holder = JobHolder(load, wait_seconds=float(settings.timeout) if background else 0.0)
+    holder = JobHolder(
+        load,
+        wait_seconds=float(settings.timeout) if background else 0.0,
+        max_waiting=load_waiters(settings.worker_threads),
+    )
     metrics = RequestMetrics(lambda: holder.job.metrics if holder.job else None)
     views = Views(holder, settings, metrics, root_path, webview_base)
     labels = RouteLabels(ROUTES, views.api_label)
 
     app = Flask("fatman_wrapper", static_folder=None)
+    # No redirect from /a//b to /a/b: Werkzeug would build its Location from the request's Host
+    # header (http://evil.example/...), even on public paths. An empty segment is 404 instead, as
+    # the static lookups already answer it. Set before the rules are added: each copies it.
+    app.url_map.merge_slashes = False
     for route in ROUTES:
         handler = types.MethodType(route.handler, views)
         if route.methods is None:

@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any, Callable
 
-from .encoding import dumps_result
+from .encoding import dumps_result, utf8
 from .errors import ApiError
 from .limits import SLOT_KEY, CallTimedOut, call_with_timeout
 from .loader import Endpoint
@@ -20,8 +20,8 @@ from .loader import Endpoint
 log = logging.getLogger("fatman_wrapper")
 
 
-def call_endpoint(endpoint: Endpoint, environ: dict[str, Any], *, body_limit: int, timeout: float) -> str:
-    """Read the request's arguments, call ``endpoint`` and return its result as strict JSON.
+def call_endpoint(endpoint: Endpoint, environ: dict[str, Any], *, body_limit: int, timeout: float) -> bytes:
+    """Read the request's arguments, call ``endpoint`` and return its result as strict JSON (UTF-8).
 
     ``body_limit``: the most bytes of body read (413 beyond); ``timeout``: seconds before 504 (0:
     none). Raises ``ApiError``: 400 for a malformed body or wrong arguments, 500 when the job raises
@@ -54,12 +54,19 @@ def call_endpoint(endpoint: Endpoint, environ: dict[str, Any], *, body_limit: in
         log.exception("/api/v1/%s raised %s", endpoint.path, type(exc).__name__)
         raise ApiError(500, str(exc) or type(exc).__name__, error_type=type(exc).__name__) from exc
     try:
-        return dumps_result(result)
+        return utf8(dumps_result(result))
     except (TypeError, ValueError) as exc:
         log.error("the result of /api/v1/%s cannot be encoded as JSON: %s", endpoint.path, exc)
         raise ApiError(
             500, f"the result cannot be encoded as JSON: {exc}", error_type="EncodingError"
         ) from exc
+    except RecursionError:  # nested deeper than the encoder's recursion limit
+        log.error("the result of /api/v1/%s nests too deeply to be encoded as JSON", endpoint.path)
+        raise ApiError(
+            500,
+            "the result nests lists or dicts too deeply to be encoded as JSON",
+            error_type="EncodingError",
+        ) from None
 
 
 def read_body(environ: dict[str, Any], limit: int) -> bytes:

@@ -249,9 +249,9 @@ def _dataclass(info: TypeInfo) -> Converter:
         for name in required:
             if name not in value:
                 raise Invalid(f"{field}.{name}", "missing required field")
-        unknown = [k for k in value if k not in convs]
-        if unknown:
-            raise Invalid(f"{field}.{unknown[0]}", f"unexpected field (expected: {', '.join(convs)})")
+        unknown = next((k for k in value if k not in convs), None)
+        if unknown is not None:
+            raise Invalid(f"{field}.{unknown}", f"unexpected field (expected: {', '.join(convs)})")
         return cls(**{k: convs[k](v, f"{field}.{k}") for k, v in value.items()})
 
     return instance

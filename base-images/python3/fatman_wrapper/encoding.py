@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import re
 from typing import Any
 
 from .typeinfo import VALUE_TYPES
@@ -76,14 +77,33 @@ def dumps(value: Any, *, allow_nan: bool = True) -> str:
     return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    return value
+# In JSON text as ``json.dumps`` writes it, a non-finite float is the bare token NaN, Infinity or
+# -Infinity; the same letters inside a string literal (matched first, whole) are left alone.
+_NON_FINITE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|-?Infinity|NaN')
+# A lone surrogate (U+D800-U+DFFF) has no UTF-8 form; one can only be inside a string literal.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _null_for_non_finite(match: re.Match[str]) -> str:
+    text = match.group()
+    return text if text[0] == '"' else "null"
+
+
+def _escaped_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def utf8(text: str) -> bytes:
+    """JSON text from ``dumps`` as the UTF-8 bytes of an answer.
+
+    A string may hold a lone surrogate (``"\\ud800"`` in a request's JSON decodes to one, and a job
+    may echo it back), which UTF-8 cannot encode: it is written as the escape ``\\ud800`` instead,
+    as JSON allows. Only text that holds one takes the slower path.
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(_escaped_surrogate, text).encode("utf-8")
 
 
 def dumps_result(value: Any) -> str:
@@ -91,12 +111,14 @@ def dumps_result(value: Any) -> str:
 
     JSON has no NaN: Python would write ``NaN``, which clients other than Python's cannot parse,
     and failing a model's whole answer for one missing value helps nobody. ``null`` is what pandas'
-    ``to_json`` writes for them too. Only results that hold such a float take the slower path.
+    ``to_json`` writes for them too. Only results that hold such a float take the slower path: one
+    more encoding and a scan of its text, without recursion, so a deeply nested result that the
+    encoder can write is written however deep it is.
     """
     try:
         return dumps(value, allow_nan=False)
     except ValueError:
-        return dumps(_finite(json.loads(dumps(value))), allow_nan=False)
+        return _NON_FINITE.sub(_null_for_non_finite, dumps(value))
 
 
 def to_jsonable(value: Any) -> Any:

@@ -32,6 +32,7 @@ class ApiError(Exception):
 
     ``error_type`` is a short machine-readable name (for user exceptions: their class name);
     ``fields`` lists per-field problems of a request body as ``{"field": ..., "problem": ...}``;
+    ``fields_omitted`` counts the problems past the ones listed (see ``signature.MAX_PROBLEMS``);
     ``headers`` are sent with the answer (the ``Allow`` of a 405).
     """
 
@@ -42,6 +43,7 @@ class ApiError(Exception):
         *,
         error_type: str = "Error",
         fields: list[dict[str, str]] | None = None,
+        fields_omitted: int = 0,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -49,6 +51,7 @@ class ApiError(Exception):
         self.message = message
         self.error_type = error_type
         self.fields = fields or []
+        self.fields_omitted = fields_omitted
         self.headers = headers or {}
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +59,8 @@ class ApiError(Exception):
         body: dict[str, Any] = {"error": self.message, "type": self.error_type, "status": self.status}
         if self.fields:
             body["fields"] = self.fields
+        if self.fields_omitted:
+            body["fields_omitted"] = self.fields_omitted
         return body
 
 

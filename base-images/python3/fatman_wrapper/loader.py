@@ -21,6 +21,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import re
 import sys
 import traceback
 import types
@@ -125,12 +126,25 @@ def _taken(top_level: str) -> bool:
 IN_LOG = " (its message and traceback are in the job's log)"
 
 
+# A module name as an ImportError carries it (``exc.name``): dotted identifiers, nothing else.
+_MODULE_NAME = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*")
+
+
 def _public_text(exc: BaseException) -> str:
-    """What answers anyone may read say of a user's exception: the text of an import or syntax
-    error (module names, a line number), only the type of any other, whose text may hold data."""
-    if isinstance(exc, (ImportError, SyntaxError)):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__ + IN_LOG
+    """What answers anyone may read say of a user's exception: its type, and for an import or
+    syntax error the facts Python records apart from its text (the missing module's name; the file
+    and line), never the text itself. A module may raise ``ImportError(f"cannot reach {dsn}")``
+    with a password in it; the log has the whole text."""
+    kind = type(exc).__name__
+    if isinstance(exc, ImportError):
+        name = exc.name
+        if isinstance(name, str) and _MODULE_NAME.fullmatch(name):
+            if isinstance(exc, ModuleNotFoundError):
+                return f"{kind}: No module named {name!r}"
+            return f"{kind} in importing module {name!r}{IN_LOG}"
+    elif isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return f"{kind} in {os.path.basename(exc.filename)} line {exc.lineno}{IN_LOG}"
+    return kind + IN_LOG
 
 
 def _module_name(file: Path, root: Path) -> str:

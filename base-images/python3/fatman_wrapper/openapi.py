@@ -140,6 +140,7 @@ _ERROR_SCHEMA = {
                 "properties": {"field": {"type": "string"}, "problem": {"type": "string"}},
             },
         },
+        "fields_omitted": {"type": "integer"},
     },
 }
 

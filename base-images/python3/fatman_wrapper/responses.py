@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
-from .encoding import dumps
+from .encoding import dumps, utf8
 from .errors import ApiError
 
 log = logging.getLogger("fatman_wrapper")
@@ -18,7 +18,7 @@ JSON = "application/json"
 
 def json_response(body: Any, status: int = 200) -> Response:
     """``body`` as a JSON answer."""
-    return Response(dumps(body), status=status, mimetype=JSON)
+    return Response(utf8(dumps(body)), status=status, mimetype=JSON)
 
 
 def error_response(err: ApiError) -> Response:

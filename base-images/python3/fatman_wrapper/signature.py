@@ -21,6 +21,28 @@ from .encoding import to_jsonable
 from .errors import ApiError, JobLoadError
 from .typeinfo import TypeInfo, classify, resolved_hints, type_name
 
+# A 400 lists at most this many wrong fields and counts the rest: a body of a million unknown keys
+# must not make an answer (and a worker's memory) a hundred times its size.
+MAX_PROBLEMS = 20
+# Field names and problems longer than this are cut in answers: a 16 MB key or value (a problem
+# quotes the wrong value) is not echoed back.
+TEXT_LIMIT = 300
+
+
+def _shown(text: str) -> str:
+    """A field name or problem as a 400 gives it: cut to ``TEXT_LIMIT`` characters."""
+    if len(text) <= TEXT_LIMIT:
+        return text
+    return text[: TEXT_LIMIT - 3] + "..."
+
+
+def _note(problems: list[dict[str, str]], field: str, problem: str) -> int:
+    """Add a problem to ``problems`` while fewer than ``MAX_PROBLEMS`` are listed: 0, else 1 (omitted)."""
+    if len(problems) >= MAX_PROBLEMS:
+        return 1
+    problems.append({"field": _shown(field), "problem": _shown(problem)})
+    return 0
+
 
 @dataclasses.dataclass(frozen=True)
 class ParameterSpec:
@@ -56,10 +78,12 @@ class EndpointSignature:
     def bind(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Check a decoded JSON object against the signature and return the keyword arguments.
 
-        Raises ``ApiError`` 400 listing every wrong field: missing, unknown (when there is no
-        ``**kwargs``) or of the wrong type.
+        Raises ``ApiError`` 400 naming the wrong fields: missing, unknown (when there is no
+        ``**kwargs``) or of the wrong type; the first ``MAX_PROBLEMS`` are listed, the rest counted.
         """
         problems: list[dict[str, str]] = []
+        omitted = 0  # problems past MAX_PROBLEMS: counted, not listed
+        unexpected: str | None = None
         kwargs: dict[str, Any] = {}
         converters = self._converters
         for key, value in payload.items():
@@ -67,23 +91,28 @@ class EndpointSignature:
             if conv is None:
                 conv = self._extra
                 if conv is None:
-                    accepted = ", ".join(converters) or "no arguments"
-                    problems.append({"field": key, "problem": f"unexpected argument (accepted: {accepted})"})
+                    if unexpected is None:  # once per request, however many unknown keys it has
+                        accepted = ", ".join(converters) or "no arguments"
+                        unexpected = f"unexpected argument (accepted: {accepted})"
+                    omitted += _note(problems, key, unexpected)
                     continue
             try:
                 kwargs[key] = conv(value, key)
             except Invalid as exc:
-                problems.append({"field": exc.field, "problem": exc.problem})
+                omitted += _note(problems, exc.field, exc.problem)
         for name in self._required:
             if name not in payload:
-                problems.append({"field": name, "problem": "missing required argument"})
+                omitted += _note(problems, name, "missing required argument")
         if problems:
             summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+            if omitted:
+                summary += f"; and {omitted} more problem(s) not listed"
             raise ApiError(
                 400,
                 f"invalid arguments for {self.name}: {summary}",
                 error_type="ValidationError",
                 fields=problems,
+                fields_omitted=omitted,
             )
         return kwargs
 

@@ -13,6 +13,7 @@ description, so that what the wrapper enforces and what it documents cannot disa
 
 from __future__ import annotations
 
+import ast
 import collections.abc as cabc
 import dataclasses
 import datetime as dt
@@ -113,12 +114,55 @@ def type_name(tp: Any) -> str:
 
 
 def resolved_hints(obj: Any) -> dict[str, Any]:
-    """Resolved annotations; string annotations that cannot be resolved count as ``Any``."""
+    """Resolved annotations; one that cannot be resolved counts as ``Any``, the others keep theirs.
+
+    ``typing.get_type_hints`` gives up on the whole object when one annotation fails: a name that
+    does not exist at run time, or ``int | None`` under ``from __future__ import annotations`` on
+    Python 3.9, which has no ``|`` for types. Then each annotation is resolved on its own, ``X | Y``
+    read as ``Union[X, Y]``, so one odd annotation does not switch off every other check.
+    """
     try:
         return typing.get_type_hints(obj)
     except Exception:  # noqa: BLE001 - user code may name types that do not exist at run time
-        raw = getattr(obj, "__annotations__", {}) or {}
-        return {k: (Any if isinstance(v, str) else v) for k, v in raw.items()}
+        pass
+    raw = getattr(obj, "__annotations__", {}) or {}
+    namespace = _namespace(obj)
+    return {name: _resolve(value, namespace) for name, value in raw.items()}
+
+
+def _namespace(obj: Any) -> dict[str, Any]:
+    """The globals an object's string annotations were written in."""
+    target = getattr(obj, "__func__", obj)
+    found = getattr(target, "__globals__", None)
+    if found is None:
+        module = sys.modules.get(getattr(obj, "__module__", "") or "")
+        found = vars(module) if module is not None else {}
+    return dict(found)
+
+
+class _UnionsFromBars(ast.NodeTransformer):
+    """``A | B`` -> ``Union[A, B]``, for Pythons before 3.10."""
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.op, ast.BitOr):
+            return node
+        typing_module = ast.Name(id="__fatman_typing__", ctx=ast.Load())
+        union = ast.Attribute(value=typing_module, attr="Union", ctx=ast.Load())
+        return ast.Subscript(value=union, slice=ast.Tuple(elts=[node.left, node.right], ctx=ast.Load()),
+                             ctx=ast.Load())
+
+
+def _resolve(value: Any, namespace: dict[str, Any]) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        tree = ast.fix_missing_locations(_UnionsFromBars().visit(ast.parse(value, mode="eval")))
+        code = compile(tree, "<annotation>", "eval")
+        # The job's own annotation text, evaluated as typing.get_type_hints would.
+        return eval(code, {**namespace, "__fatman_typing__": typing})  # noqa: S307
+    except Exception:  # noqa: BLE001 - a name that does not exist at run time, and the like
+        return Any
 
 
 _SCALARS = {bool: Kind.BOOLEAN, int: Kind.INTEGER, float: Kind.NUMBER, str: Kind.STRING}

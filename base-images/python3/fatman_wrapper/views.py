@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from . import __version__
 from .calls import call_endpoint
 from .config import Settings
-from .encoding import dumps
+from .encoding import dumps, utf8
 from .errors import ApiError
 from .holder import JobHolder
 from .loader import Job
@@ -33,6 +33,17 @@ WEBVIEW_PATH = "/api/v1/webview"
 WEBVIEW_STATIC_PATH = "/webview/static"
 UNKNOWN_API_LABEL = "/api/v1/<unknown>"  # the metrics label of every /api/v1/ path the job lacks
 UNMATCHED_LABEL = "unmatched"  # ...and of any other path no route takes
+
+
+def local_redirect(location: str, code: int) -> BaseResponse:
+    """A redirect to a path of this server, with the path as its ``Location``.
+
+    Never an absolute URL built from the request's ``Host`` header (Werkzeug before 2.1 made every
+    ``Location`` absolute that way), and never ``//...``, which a browser reads as another host.
+    """
+    response = redirect("/" + location.lstrip("/"), code=code)
+    response.autocorrect_location_header = False
+    return response
 
 
 class Views:
@@ -53,7 +64,7 @@ class Views:
         self.webview_base = webview_base  # the base_url the job's webview_app was given
         self.title = settings.name or "fatman"
         self.swagger_dir = os.path.realpath(swagger_ui_dir())
-        self._parameters: str | None = None
+        self._parameters: bytes | None = None
         self._static: StaticFiles | None = None
         self._openapi: dict[str, bytes] = {}  # per script root: the document names it as its server
 
@@ -84,7 +95,7 @@ class Views:
     # Documentation.
 
     def index(self) -> BaseResponse:
-        return redirect(f"{request.script_root}/docs", code=302)
+        return local_redirect(f"{request.script_root}/docs", 302)
 
     def docs(self) -> Response:
         root_url = request.script_root
@@ -101,7 +112,8 @@ class Views:
         script_root = request.script_root
         holder = self.holder
         # As the job's own endpoints do: a worker still loading the job waits for it, so a client
-        # reaching it (a smoke test reading the examples) never gets a document without them.
+        # reaching it (a smoke test reading the examples) never gets a document without them
+        # (unless too many requests wait already: then it gets the document of a job starting).
         holder.wait_loaded()
         body = self._openapi.get(script_root)
         if body is None or holder.job is None:
@@ -112,7 +124,7 @@ class Views:
                 server_url=script_root,
                 load_error=holder.error.summary() if holder.error else None,
             )
-            body = dumps(document).encode("utf-8")
+            body = utf8(dumps(document))
             if holder.job is not None:
                 self._openapi[script_root] = body
         return Response(body, mimetype=JSON)
@@ -183,7 +195,7 @@ class Views:
     def _parameters_of(self, job: Job) -> Response:
         body = self._parameters
         if body is None:
-            body = self._parameters = dumps(job.endpoints["perform"].signature.parameters_json())
+            body = self._parameters = utf8(dumps(job.endpoints["perform"].signature.parameters_json()))
         return Response(body, mimetype=JSON)
 
     def _static_files(self, job: Job) -> StaticFiles:
@@ -199,7 +211,7 @@ class Views:
         if found.redirect:
             query = request.query_string.decode("latin-1")
             location = f"{request.script_root}{API_PREFIX}{path}/" + (f"?{query}" if query else "")
-            return redirect(location, code=308)
+            return local_redirect(location, 308)
         assert found.file is not None  # a Found without redirect names its file
         return send_file(found.file, mimetype=found.mimetype, conditional=True)
 
@@ -234,8 +246,10 @@ class Views:
 
     def _webview_file(self, filename: str) -> Response:
         """A file of the job's static/ folder (traversal-safe), for a job with a webview."""
-        static_dir = os.path.realpath(os.path.join(self.root_path, "static"))
-        found = resolve_under(static_dir, filename) if os.path.isdir(static_dir) else None
+        # The folder itself must be inside the job root too: a static/ that is a symlink out of it
+        # (static -> ../outside) is not served, as a static endpoint's target would not be.
+        static_dir = resolve_under(self.root_path, "static", folder=True)
+        found = resolve_under(static_dir, filename) if static_dir is not None else None
         if found is None:
             raise ApiError(404, f"no file {filename!r} in the job's static/ folder", error_type="NotFound")
         return send_file(found, conditional=True)

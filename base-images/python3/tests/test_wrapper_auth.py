@@ -91,7 +91,9 @@ def test_public_prefix_matching():
     assert not guard.is_exempt("/foo/../metrics")
     assert not guard.is_exempt("/api/v1/performance")
     assert guard.is_exempt("/api/v1/perform")
-    assert TokenGuard("t", ["/"]).is_exempt("/anything")
+    # "/" opens the job's whole API, not the wrapper's own pages (see test_wrapper_audit.py).
+    assert TokenGuard("t", ["/"]).is_exempt("/api/v1/anything")
+    assert not TokenGuard("t", ["/"]).is_exempt("/metrics")
     assert parse_public_endpoints(" /a/ ,, b ") == ("/a", "/b")
 
 

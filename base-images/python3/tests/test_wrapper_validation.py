@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 VALID = {"count": 3, "ratio": 2, "name": "n", "flag": True, "tags": ["a", "b"]}
@@ -143,6 +145,8 @@ def test_postponed_annotations_are_resolved(tmp_path, monkeypatch):
     client = create_app("entry.py", root=tmp_path, settings=Settings()).test_client()
     assert client.post("/api/v1/perform", json={"x": 1, "z": 2}).get_json() == 1
     assert problems(client.post("/api/v1/perform", json={"x": "1"})) == {"x": "expected int, got string"}
+    # Python 3.9 has no `int | None` object: the wrapper reads the text as Optional[int] there.
+    written = "int | None" if sys.version_info >= (3, 10) else "Optional[int]"
     assert problems(client.post("/api/v1/perform", json={"x": 1, "z": "2"})) == {
-        "z": "expected int | None, got string"
+        "z": f"expected {written}, got string"
     }
