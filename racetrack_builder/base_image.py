@@ -137,13 +137,14 @@ def build_base_image(engine: Engine, options: BaseImageOptions) -> BuiltImage:
     # Also under a tag of these sources: another racetrack-build version on the same engine
     # retags racetrack/python3:<tag> for its own wrapper, and this version then finds its image
     # here instead of building it again (and again, each time the other builds).
-    engine.tag(built.id, sources_ref(options.ref, digest))
+    engine.tag(built.id, sources_ref(options.tag, digest, options.python_version))
     return built
 
 
-def sources_ref(ref: str, digest: str) -> str:
-    """``<base image ref>-<first 12 of the sources' digest>``: the base image of one wrapper."""
-    return f"{ref}-{digest[:12]}"
+def sources_ref(tag: str, digest: str, python_version: str = DEFAULT_PYTHON_VERSION) -> str:
+    """``racetrack/python3:<tag>[-py<version>]-<first 12 of the sources' digest>``: the base image
+    of one wrapper."""
+    return f"{base_image_ref(tag, python_version)}-{digest[:12]}"
 
 
 def _stale_reason(
@@ -180,7 +181,7 @@ def ensure_base_image(engine: Engine, options: BaseImageOptions) -> str:
     labels = engine.image_labels(options.ref)
     reason = _stale_reason(engine, options, labels)
     if reason is not None and labels is not None and CONTEXT_LABEL in labels:
-        ours = sources_ref(options.ref, context_digest(base_context_dir(options)))
+        ours = sources_ref(options.tag, context_digest(base_context_dir(options)), options.python_version)
         if _stale_reason(engine, options, engine.image_labels(ours), ours) is None:
             reporting.progress(f"using {ours} ({reason})")
             return ours
