@@ -14,10 +14,17 @@ rt_die() {
     exit 1
 }
 
-# The Python root image used for CI and local test builds when the caller does not set one.
-# Real users keep the product default (python:3.11-slim, pulled from their registry); CI machines
-# cannot pull, so they build this image locally with scripts/ensure-root-image.sh.
-RT_CI_PYTHON_IMAGE_DEFAULT="racetrack-ci/python:3.11-bookworm"
+# The Python root images used for CI and local test builds when the caller does not set one: a
+# template, `{version}` standing for the job's Python version (3.9, 3.11, 3.13). Real users keep the
+# product default (python:{version}-slim, pulled from their registry); CI machines cannot pull, so
+# they build these images locally with scripts/ensure-root-image.sh VERSION...
+RT_CI_PYTHON_IMAGE_DEFAULT="racetrack-ci/python:{version}"
+
+# The root image of one Python version: `rt_python_image TEMPLATE VERSION` puts VERSION in place of
+# `{version}`; a name without `{version}` is returned as it is.
+rt_python_image() {
+    printf '%s\n' "${1//\{version\}/$2}"
+}
 
 # Where machine-wide caches live: kept across CI runs on the same machine, outside any clone.
 RT_CACHE_DIR="${RACETRACK_CI_CACHE:-/var/cache/racetrack-ci}"
