@@ -68,10 +68,4 @@ ca_args=()
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     ca_args=(--ca-cert /etc/ssl/certs/ca-certificates.crt)
 fi
-# TRANSITION: until racetrack_builder/images.py expands `{version}` in RACETRACK_PYTHON_IMAGE, the
-# base image is built on the template's 3.11 image, named outright. Drop this once it does.
-python_image_args=()
-if [[ "$RACETRACK_PYTHON_IMAGE" == *"{version}"* ]] && ! grep -q '{version}' racetrack_builder/images.py; then
-    python_image_args=(--python-image "$(rt_python_image "$RACETRACK_PYTHON_IMAGE" 3.11)")
-fi
-.venv/bin/racetrack-build base --network host "${ca_args[@]}" "${python_image_args[@]}"
+.venv/bin/racetrack-build base --network host "${ca_args[@]}"
