@@ -32,7 +32,8 @@ MANIFEST = {
     "python": {"entrypoint_path": "entrypoint.py", "requirements_path": "requirements.txt"},
 }
 LIBRARY = {
-    "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+    "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\n'
+                      'build-backend = "setuptools.build_meta"\n\n'
                       '[project]\nname = "teamlib"\nversion = "1.0.0"\n',
     "teamlib/__init__.py": "def answer() -> int:\n    return 42\n",
 }
@@ -107,7 +108,8 @@ def test_a_source_build_finds_the_system_packages_the_job_lists(
         "requirements.txt": "psycopg2==2.9.9\n",
     })
     manifest = client_manifest(
-        tmp_path / "client", {**MANIFEST, "name": "source-build", "system_dependencies": ["libpq-dev", "gcc"]},
+        tmp_path / "client",
+        {**MANIFEST, "name": "source-build", "system_dependencies": ["libpq-dev", "gcc"]},
         remote=remote.as_uri(), build_env={"PIP_INDEX_URL": public_index},
     )
     tag = docker_cleanup.image_tag("source-build")

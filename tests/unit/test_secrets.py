@@ -156,8 +156,10 @@ def test_key_without_value_names_the_line_and_never_the_values(job: Path) -> Non
     with pytest.raises(SecretsError) as info:
         read_secret_env(make_manifest(secret_build_env_file=".env.build"), job, "build")
     # The line's text is never quoted: a line holding only a pasted token would be the secret.
-    assert str(info.value) == ("secret_build_env_file: '.env.build' is not a valid .env file:\n"
-                               "  line 2: has no '=' and no value (write NAME=value, or NAME= for an empty one)")
+    assert str(info.value) == (
+        "secret_build_env_file: '.env.build' is not a valid .env file:\n"
+        "  line 2: has no '=' and no value (write NAME=value, or NAME= for an empty one)"
+    )
     assert "s3cr3t" not in str(info.value) and "FOO" not in str(info.value)
 
 
