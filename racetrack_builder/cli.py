@@ -428,22 +428,11 @@ def run(
 ) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import DockerEngine
-    from .manifest import RESERVED_RUNTIME_ENV
     from .smoke import JOB_LOG_TITLE, job_endpoints, running, wait_ready
 
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out, tag)
-    for pair in env_pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--env {pair!r} is not NAME=VALUE")
-        if name in RESERVED_RUNTIME_ENV:
-            # The same rule as runtime_env in the manifest: the image sets these itself.
-            raise UsageError(
-                f"--env {name} is set by the image and cannot be overridden",
-                hint=f"reserved: {', '.join(sorted(RESERVED_RUNTIME_ENV))}",
-            )
-        environment[name] = value
+    environment.update(_env_options(env_pairs))
     engine = DockerEngine()
     with running(engine, image, environment, host_port=port) as (container, url):
         out.step(f"started {image} as {container.name}; waiting until ready")
@@ -483,6 +472,159 @@ def test(
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out, tag)
     _smoke(out, DockerEngine(), image, environment, ready_timeout)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".", required=False)
+@click.option("--name", help="The job's name (default: from the folder's name).")
+@_verbosity
+@click.pass_context
+def init(ctx: click.Context, directory: Path, name: str | None, quiet: bool, verbose: bool) -> None:
+    """Write a new job into DIRECTORY (default .): manifest, entrypoint, requirements, secret templates.
+
+    Never overwrites a file; in a git working tree, git.remote and git.branch come from it.
+    """
+    from .scaffold import MANIFEST, init_job
+
+    out = _output(ctx, quiet, verbose)
+    result = init_job(directory, name)
+    for note in result.notes:
+        out.info(note)
+    out.success(f"new job {result.name} in {directory}: {', '.join(result.written) or 'no new files'}")
+    if result.ignored:
+        out.info(f"  {directory / '.gitignore'}: added {', '.join(result.ignored)}")
+    manifest = directory / MANIFEST
+    out.info("Next:")
+    out.info(f"  racetrack-build serve {manifest} --reload     # serve it here; a save restarts it")
+    out.info(f"  racetrack-build call {manifest} -i numbers='[40, 2]' -i scale=1.5")
+    out.info(f"  racetrack-build build --local {manifest} --smoke-test")
+
+
+@cli.command()
+@_manifest_arg
+@click.option("--reload", "reload_", is_flag=True,
+              help="Restart the job when its files change; a job that fails to load answers 503 naming why.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=contract.PORT,
+    show_default=True,
+    help="Port on 127.0.0.1 to serve on.",
+)
+@click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable.")
+@_verbosity
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    manifest: Path,
+    reload_: bool,
+    port: int,
+    env_pairs: tuple[str, ...],
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Serve the job from this Python environment, without Docker: the same wrapper and endpoints.
+
+    Checks first that the environment has the job's requirements and the wrapper's server.
+    """
+    from .dev_server import DevServer, ServePlan, check_port_free, plan_serve
+    from .job import load_job
+    from .smoke import job_endpoints
+
+    out = _output(ctx, quiet, verbose)
+    overrides = _env_options(env_pairs)
+
+    def plan() -> ServePlan:
+        spec = load_job(manifest, build="no", runtime="required")
+        out.mask(spec.secret_values)
+        return plan_serve(spec, port=port, reload=reload_, overrides=overrides)
+
+    first = plan()
+    check_port_free(port)
+    server = DevServer(first, replan=plan)
+    try:
+        with server:
+            out.step(f"serving {first.name} {first.version} from {first.job_root} with {sys.executable}")
+            for line in server.wait_listening():
+                out.line(line)
+            out.success(f"{first.name} {first.version} is served at {first.url}"
+                        + (" (restarted when its files change)" if reload_ else ""))
+            out.info(f"  Swagger UI: {first.url}/docs")
+            for method, path in job_endpoints(first.url) or [("POST", "/api/v1/perform")]:
+                out.info(f"  {method:<4} {first.url}{path}")
+            out.info(f"  (and under {first.url}/pub/fatman/{first.name}/{first.version})")
+            out.info("Press Ctrl-C to stop.")
+            for line in server.follow():
+                out.line(line)
+            code = server.exit_code
+    except KeyboardInterrupt:
+        out.info("stopped")
+        return  # Ctrl-C (or SIGTERM) is how serve is meant to end
+    raise RacetrackError(f"the server stopped (exit code {code})", hint="its output above says why")
+
+
+@cli.command("call")
+@click.argument("target")
+@click.option("-i", "pairs", multiple=True, metavar="NAME=VALUE",
+              help="An argument; typed by the job's parameters (-i x=1.5 -i items='[1,2]').")
+@click.option("--input", "input_file", type=click.File("r"), metavar="FILE|-",
+              help="A JSON object of arguments (- for stdin); -i values go over it.")
+@click.option("--endpoint", metavar="PATH",
+              help="The endpoint: perform (default) or an auxiliary one, e.g. /explain.")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help=f"With a manifest: the port its job is served on (default {contract.PORT}).")
+@click.option("--token", envvar="FATMAN_AUTH_TOKEN", show_envvar=True, help="The job's auth token.")
+@_verbosity
+@click.pass_context
+def call_command(
+    ctx: click.Context,
+    target: str,
+    pairs: tuple[str, ...],
+    input_file: Any,
+    endpoint: str | None,
+    port: int | None,
+    token: str | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Call a running job: TARGET is its URL, or a manifest whose job `serve` or `run` serves here.
+
+    Prints the answer (indented on a terminal, as sent otherwise); a non-2xx answer is an error.
+    """
+    from . import call as calling
+
+    out = _output(ctx, quiet, verbose)
+    if token:
+        out.mask([token])
+    parsed = [calling.parse_pair(pair) for pair in pairs]
+    base = calling.read_input(input_file.read(), input_file.name) if input_file is not None else {}
+    where = calling.resolve_target(target, endpoint=endpoint, port=port)
+    client = calling.Client(where, token or None)
+    calling.check_identity(client)
+    params = calling.parameters_of(client, where.endpoint) if parsed else None
+    inputs = calling.typed_inputs(parsed, params, base)
+    out.detail(f"POST {where.url} {json.dumps(inputs)}")
+    answer = calling.call(client, inputs)
+    out.result(calling.format_result(answer, pretty=bool(getattr(out.out, "isatty", lambda: False)())))
+
+
+def _env_options(env_pairs: tuple[str, ...]) -> dict[str, str]:
+    """``--env NAME=VALUE`` options (``run``, ``serve``) as a mapping, with runtime_env's rule."""
+    from .manifest import RESERVED_RUNTIME_ENV
+
+    environment: dict[str, str] = {}
+    for pair in env_pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--env {pair!r} is not NAME=VALUE")
+        if name in RESERVED_RUNTIME_ENV:
+            # The same rule as runtime_env in the manifest: the image sets these itself.
+            raise UsageError(
+                f"--env {name} is set by the image and cannot be overridden",
+                hint=f"reserved: {', '.join(sorted(RESERVED_RUNTIME_ENV))}",
+            )
+        environment[name] = value
+    return environment
 
 
 def _image_and_env(target: str, out: Output, tag: str | None = None) -> tuple[str, dict[str, str]]:

@@ -7,6 +7,7 @@ process exit status. The codes are part of the CLI's contract and documented in 
 ====  ===========================================================================
 0     success
 1     the job's build failed (a step of the Dockerfile, the import check, a smoke test)
+      or, for ``call``, the job answered with an error (not 2xx)
 2     usage error or invalid input: bad arguments, invalid manifest, missing files in the job
 3     environment failure: engine unreachable, remote unreachable, authentication refused
 ====  ===========================================================================
@@ -118,6 +119,10 @@ class EngineUnreachable(EnvironmentFailure):
     """No Docker engine answers at DOCKER_HOST or the default socket."""
 
 
+class JobUnreachable(EnvironmentFailure):
+    """``call``: nothing answers at the job's address (no ``serve`` or ``run`` there)."""
+
+
 class NoSpaceLeft(EnvironmentFailure):
     """The disk (or quota) holding a workspace or an output folder is full."""
 
@@ -157,3 +162,13 @@ class BuildFailed(RacetrackError):
         self.step = step
         self.log_tail = log_tail or []
         self.log_title = log_title
+
+
+class JobAnswerError(RacetrackError):
+    """``call``: the job answered, but not 2xx; the message carries the job's own error."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
