@@ -136,11 +136,12 @@ def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
     from .manifest import load_manifest
     from .manifest.advice import manifest_advice
     from .reporting import warn
+    from .secrets import missing_secret_files
 
     out = _output(ctx)
     try:
         model = load_manifest(manifest)
-        for advice in manifest_advice(model):
+        for advice in [*manifest_advice(model), *missing_secret_files(model, manifest)]:
             warn(advice)
     except ManifestError as err:
         if as_json:

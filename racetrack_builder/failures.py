@@ -22,7 +22,13 @@ _NETWORK_FAILURE = re.compile(
     r"connection|Connection refused|Network is unreachable|Could not resolve",
     re.I,
 )
-_AUTH_FAILURE = re.compile(r"\b(401|403)\b.*(Unauthori[sz]ed|Forbidden)|User for \S+:", re.I)
+# An index answering 401/403, pip asking for a user, or git refusing the credentials of a
+# requirement taken from a git repository.
+_AUTH_FAILURE = re.compile(
+    r"\b(401|403)\b.*(Unauthori[sz]ed|Forbidden)|User for \S+:|fatal: Authentication failed"
+    r"|could not read Username",
+    re.I,
+)
 _CONFLICT = re.compile(r"has requirement .*, but you have|is incompatible|which is not installed")
 
 
@@ -37,7 +43,7 @@ def explain(failure: StepFailure) -> RacetrackError:
         )
     if _AUTH_FAILURE.search("\n".join(failure.tail)):
         return AuthenticationRefused(
-            f"a package index refused the build's credentials ({failure.where})",
+            f"a package index or git server refused the build's credentials ({failure.where})",
             hint="check the values in secret_build_env_file and how requirements use them",
         )
     headline, hint = _headline(failure.instruction, failure.tail)
@@ -89,7 +95,9 @@ def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
         if missing:
             return (
                 f"pip could not install the job's requirements: {missing[-1]}",
-                "check the name and version in the requirements file and the index it is served from",
+                "check the name and version in the requirements file and the index it is served from; "
+                "a release with no files for this job's Python (old pins often lack wheels for new "
+                "Pythons) needs python.python_version set to one it has, e.g. '3.9', or a newer pin",
             )
         return (
             "pip could not install the job's requirements",

@@ -143,6 +143,22 @@ def _parse(text: str, *, field: str, shown: str, kind: SecretKind) -> dict[str, 
     return {key: value for key, value in values.items() if value is not None}
 
 
+def missing_secret_files(manifest: Manifest, manifest_path: Path) -> list[str]:
+    """A warning for each secret env file the manifest names that this machine does not have:
+    ``validate`` passes without it, but a build (build secrets) or a start (runtime secrets) fails."""
+    warnings = []
+    needs: tuple[tuple[SecretKind, str], ...] = (
+        ("build", "a build"),
+        ("runtime", "run, test and --smoke-test"),
+    )
+    for kind, needed_by in needs:
+        path = secret_env_path(manifest, manifest_path, kind)
+        if path is not None and not path.exists():
+            warnings.append(f"{_field(kind)}: {_display(path, manifest_path)!r} does not exist here; "
+                            f"{needed_by} will need it ({_missing_hint(path, manifest_path, kind)})")
+    return warnings
+
+
 def merge_env(plain: Mapping[str, str], secret: Mapping[str, str]) -> dict[str, str]:
     """``plain`` (``build_env``/``runtime_env``) overlaid with ``secret``: secret values win.
 

@@ -178,6 +178,15 @@ def test_missing_secret_file_points_to_the_template(job_repo: Path) -> None:
     assert ".env.build.dist" in result.stderr
 
 
+def test_validate_passes_without_the_secret_file_but_warns_what_will_need_it(job_repo: Path) -> None:
+    (job_repo / "jobs/adder/.env.build").unlink()
+    result = run_cli("validate", str(job_repo / "jobs/adder/fatman.yaml"))
+    assert result.returncode == 0, result.stderr
+    warning = "Warning: secret_build_env_file: '.env.build' does not exist here; a build will need it"
+    assert warning in result.stderr
+    assert ".env.build.dist" in result.stderr
+
+
 def test_missing_branch_exits_2_and_unreachable_remote_exits_3(job_repo: Path, tmp_path: Path) -> None:
     manifest = job_repo / "jobs/adder/fatman.yaml"
     manifest.write_text(manifest.read_text().replace("  directory:", "  branch: nope\n  directory:"))

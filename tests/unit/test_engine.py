@@ -173,6 +173,23 @@ def test_refused_index_credentials_are_an_authentication_failure(tmp_path: Path)
     assert "secret_build_env_file" in str(err)
 
 
+def test_a_git_server_refusing_a_requirements_token_is_an_authentication_failure(tmp_path: Path) -> None:
+    """A wrong token in secret_build_env_file for a git+https requirement (found by a new user)."""
+    err = _fail_with(tmp_path, PIP_STEP, [
+        "  Running command git clone --filter=blob:none --quiet 'http://***:****@127.0.0.1:8766/lib.git'",
+        "  fatal: Authentication failed for 'http://127.0.0.1:8766/lib.git/'",
+        "  error: subprocess-exited-with-error",
+    ])
+    assert isinstance(err, AuthenticationRefused) and err.exit_code == 3
+    assert "git server refused the build's credentials" in err.message
+    assert "secret_build_env_file" in str(err)
+
+
+def test_no_matching_distribution_names_the_jobs_python_as_a_way_out(tmp_path: Path) -> None:
+    err = _fail_with(tmp_path, PIP_STEP, ["ERROR: No matching distribution found for scikit-learn==0.24.1"])
+    assert "python.python_version" in (err.hint or "")  # type: ignore[attr-defined]
+
+
 def test_running_a_missing_image_names_the_fix_instead_of_pulling(tmp_path: Path) -> None:
     class NoImages(FakeAPI):
         def inspect_image(self, ref: str) -> dict[str, Any]:
