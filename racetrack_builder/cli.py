@@ -610,20 +610,21 @@ def call_command(
 
 
 def _env_options(env_pairs: tuple[str, ...]) -> dict[str, str]:
-    """``--env NAME=VALUE`` options (``run``, ``serve``) as a mapping, with runtime_env's rule."""
-    from .manifest import RESERVED_RUNTIME_ENV
+    """``--env NAME=VALUE`` options (``run``, ``serve``) as a mapping, with runtime_env's rule for
+    the names (a variable name the image does not set itself)."""
+    from pydantic_core import PydanticCustomError
+
+    from .manifest import check_runtime_env_name
 
     environment: dict[str, str] = {}
     for pair in env_pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise UsageError(f"--env {pair!r} is not NAME=VALUE")
-        if name in RESERVED_RUNTIME_ENV:
-            # The same rule as runtime_env in the manifest: the image sets these itself.
-            raise UsageError(
-                f"--env {name} is set by the image and cannot be overridden",
-                hint=f"reserved: {', '.join(sorted(RESERVED_RUNTIME_ENV))}",
-            )
+        try:
+            check_runtime_env_name(name)
+        except PydanticCustomError as exc:  # the manifest's own rule and its message
+            raise UsageError(f"--env {exc.message()}") from None
         environment[name] = value
     return environment
 
