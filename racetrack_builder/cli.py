@@ -624,7 +624,10 @@ def _env_options(env_pairs: tuple[str, ...]) -> dict[str, str]:
         try:
             check_runtime_env_name(name)
         except PydanticCustomError as exc:  # the manifest's own rule and its message
-            raise UsageError(f"--env {exc.message()}") from None
+            message = exc.message()
+            quoted = repr(name)
+            said = f"{name} {message[len(quoted):].lstrip()}" if message.startswith(quoted) else message
+            raise UsageError(f"--env {said}") from None
         environment[name] = value
     return environment
 

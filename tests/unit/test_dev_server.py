@@ -184,4 +184,10 @@ def test_reserved_env_names_are_refused_by_the_command(job: Path) -> None:
                              "--env", "FATMAN_NAME=x"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "NO_COLOR": "1"})
     assert result.returncode == 2 and "--env FATMAN_NAME is set by the image" in result.stderr
+    for bad in ("1BAD=x", "A-B=x"):  # runtime_env's rule for names, found missing by a new user
+        refused = subprocess.run(
+            [sys.executable, "-m", "racetrack_builder", "serve", str(job / "fatman.yaml"), "--env", bad],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert refused.returncode == 2 and "is not a valid environment variable name" in refused.stderr
     assert UsageError.exit_code == 2
