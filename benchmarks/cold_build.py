@@ -17,20 +17,18 @@ runs with --no-cache. Target (issue: real jobs): ours at most 0.6x the hand-writ
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import http.server
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
+
+# The same runners and package server as the other build benchmark (run from benchmarks/ or the
+# repository root: this folder is the script's own, first on sys.path).
+from build_times import find_links_server, sh, timed
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_IMAGE = "racetrack/python3:latest"
@@ -65,32 +63,6 @@ COPY --chown=10001:10001 . /src/fatman/
 USER fatman
 CMD ["/opt/fatman/venv/bin/fatman-wrapper", "run", "entrypoint.py"]
 """
-
-
-def sh(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
-    return result.stdout
-
-
-def timed(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
-    started = time.monotonic()
-    sh(*args, cwd=cwd, env=env)
-    return time.monotonic() - started
-
-
-@contextlib.contextmanager
-def find_links_server(folder: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
 
 
 def _step_used_cache(log: str, marker: str) -> bool:

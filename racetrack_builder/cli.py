@@ -79,6 +79,11 @@ _ready_timeout_opt = click.option(
 )
 
 
+_env_opt = click.option(
+    "--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable."
+)
+
+
 _run_tag_opt = click.option(
     "--tag",
     metavar="IMAGE",
@@ -412,7 +417,7 @@ def base(
     show_default=True,
     help="Port on 127.0.0.1 to publish (0: any free one).",
 )
-@click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable.")
+@_env_opt
 @_run_tag_opt
 @_ready_timeout_opt
 @_verbosity
@@ -512,7 +517,7 @@ def init(ctx: click.Context, directory: Path, name: str | None, quiet: bool, ver
     show_default=True,
     help="Port on 127.0.0.1 to serve on.",
 )
-@click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Extra runtime variable.")
+@_env_opt
 @_verbosity
 @click.pass_context
 def serve(
