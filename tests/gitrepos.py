@@ -366,12 +366,15 @@ class GitHttpServer:
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         self.requests += 1
+        # Read the whole body first, also for a 401: a socket closed with unread data in it is
+        # reset, and the client may then see "Connection reset by peer" instead of the 401 (seen
+        # in CI when git, asked for credentials, had already sent a POST body).
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
         if not self._authorized(environ.get("HTTP_AUTHORIZATION", "")):
             start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'),
                                                 ("Content-Length", "0")])
             return [b""]
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
         cgi = {
             **os.environ, **GIT_ENV,
             "GIT_PROJECT_ROOT": str(self.base_path),
