@@ -119,21 +119,11 @@ class DockerEngine:
     @property
     def _client(self) -> Any:
         if self._docker is None:
-            import docker  # lazy: importing docker-py costs time `validate` does not have
-            from docker.errors import DockerException
+            # Lazy: importing docker-py costs time `validate` does not have. The engine is found as
+            # the Docker CLI finds it (DOCKER_HOST, TLS, ssh://, contexts); see engine_connection.
+            from .engine_connection import open_client
 
-            client = None
-            try:
-                client = docker.from_env()
-                client.ping()
-            except DockerException as exc:
-                if client is not None:
-                    client.close()
-                raise EngineUnreachable(
-                    f"no Docker engine answers ({_first_line(exc)})",
-                    hint="start the engine (e.g. `dockerd`) or point DOCKER_HOST at one",
-                ) from exc
-            self._docker = client
+            self._docker = open_client()
         return self._docker
 
     @property
@@ -141,7 +131,8 @@ class DockerEngine:
         return self._client.api
 
     def connect(self) -> None:
-        """Open the connection now (EngineUnreachable when no engine answers)."""
+        """Open the connection now: EngineUnreachable when no engine answers, another
+        EnvironmentFailure (exit 3) naming the fix when TLS, ssh or a context is wrong."""
         _ = self._client
 
     # -- images --------------------------------------------------------------------------------------

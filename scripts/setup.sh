@@ -21,7 +21,8 @@ rt_phase "system packages"
 # docker.io: the engine; debootstrap: the root image; chromium + driver: browser tests of the
 # wrapper's pages; wrk + hyperfine: benchmarks; docker-registry: the push tests. One apt-get
 # update, only for what is missing.
-rt_apt_install docker.io debootstrap chromium chromium-driver wrk hyperfine docker-registry git-lfs
+rt_apt_install docker.io debootstrap chromium chromium-driver wrk hyperfine docker-registry git-lfs \
+    openssh-server openssl iproute2
 
 rt_phase "python venv"
 if [ ! -x .venv/bin/python ]; then
