@@ -73,6 +73,9 @@ def check_server_stack() -> None:
         import gunicorn.app.base  # noqa: F401  (imported for their side effect: the imports)
         import prometheus_client  # noqa: F401
 
+        import racetrack_job_wrapper.call  # noqa: F401  (what Racetrack 2.x jobs import)
+        import racetrack_job_wrapper.entrypoint  # noqa: F401
+
         from . import app, server  # noqa: F401
     except Exception as exc:  # any failure here means the image cannot serve
         raise JobLoadError(

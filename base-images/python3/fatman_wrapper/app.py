@@ -3,8 +3,9 @@
 ``create_app`` returns a new app per call and has no import-time side effects. The job is loaded by
 ``loader.py`` and kept by ``holder.JobHolder``; the routes are the table in ``routes.py``, their
 handlers the methods of ``views.Views``; ``middleware.FatmanMiddleware`` wraps the app for the
-gateway prefix, the token, the overload limit and the metrics. Every error answer has one JSON
-shape (``ApiError.to_dict``) produced by one handler (``responses.handle_error``).
+gateway prefixes, tracing, the token, the overload limit, the metrics and the access log. Every
+error answer has one JSON shape (``ApiError.to_dict``) produced by one handler
+(``responses.handle_error``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .metrics import RequestMetrics
 from .middleware import FatmanMiddleware
 from .responses import handle_error
 from .routes import ROUTES, RouteLabels, never_limited
+from .tracing import Tracing
 from .views import API_PREFIX, WEBVIEW_PATH, Views
 
 
@@ -97,6 +99,8 @@ def create_app(
             else None
         ),
         never_limited=never_limited(ROUTES),
+        tracing=Tracing(settings.tracing_header, settings.caller_header),
+        access_log=settings.access_log,
     )
 
     if background:

@@ -16,6 +16,7 @@ from .encoding import dumps_result, utf8
 from .errors import ApiError
 from .limits import SLOT_KEY, CallTimedOut, call_with_timeout
 from .loader import Endpoint
+from .request_context import enter, leave
 
 log = logging.getLogger("fatman_wrapper")
 
@@ -28,6 +29,7 @@ def call_endpoint(endpoint: Endpoint, environ: dict[str, Any], *, body_limit: in
     or its result cannot be encoded, 504 on timeout.
     """
     kwargs = endpoint.signature.bind(parse_json_object(read_body(environ, body_limit)))
+    request_tokens = enter(environ)  # self.request_context.get() in the job
     try:
         if timeout > 0:
             result = call_with_timeout(
@@ -53,6 +55,8 @@ def call_endpoint(endpoint: Endpoint, environ: dict[str, Any], *, body_limit: in
     except Exception as exc:
         log.exception("/api/v1/%s raised %s", endpoint.path, type(exc).__name__)
         raise ApiError(500, str(exc) or type(exc).__name__, error_type=type(exc).__name__) from exc
+    finally:
+        leave(request_tokens)
     try:
         return utf8(dumps_result(result))
     except (TypeError, ValueError) as exc:

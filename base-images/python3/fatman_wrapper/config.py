@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 
 from .errors import JobLoadError
@@ -18,6 +19,19 @@ DEFAULT_GRACEFUL_TIMEOUT = 30
 DEFAULT_QUEUE_TIMEOUT = 30.0
 # Threads kept beyond max_concurrency + max_queue so probes, /metrics and 429 answers always find one.
 SPARE_THREADS = 2
+DEFAULT_HOME_PAGE = "/docs"
+DEFAULT_TRACING_HEADER = "X-Request-Tracing-Id"
+DEFAULT_CALLER_HEADER = "X-Caller-Name"
+# The two gateway prefixes a job answers under: Racetrack 2.x's and the fatman era's.
+JOB_PREFIX = "/pub/job"
+FATMAN_PREFIX = "/pub/fatman"
+# What Racetrack 2.x reads as true in LOG_STRUCTURED / LOG_CALLER_NAME.
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+# A home page: a path of this server (letters, digits and URL punctuation, an optional query), never
+# a URL, "//host", a backslash, a percent-escape (%2e%2e) or a dot segment; checked in _home_page.
+_HOME_PAGE = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*)?")
+# An HTTP header name (RFC 9110 token characters).
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$&'*+.^_`|~-]+")
 
 
 def available_cpus() -> int:
@@ -84,6 +98,74 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float) ->
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in TRUE_WORDS
+
+
+def _header(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not _HEADER_NAME.fullmatch(raw):
+        raise JobLoadError(f"{name}={raw!r} is not an HTTP header name", hint=f"set {name} to e.g. {default}")
+    return raw
+
+
+def _home_page(env: Mapping[str, str]) -> str:
+    """``FATMAN_HOME_PAGE`` (the manifest's ``jobtype_extra.home_page``): where ``/`` redirects, a
+    path under the job's own prefix such as ``/docs`` or ``/api/v1/webview/``."""
+    raw = env.get("FATMAN_HOME_PAGE", "").strip()
+    if not raw:
+        return DEFAULT_HOME_PAGE
+    page = raw if raw.startswith("/") else "/" + raw
+    segments = page.partition("?")[0].split("/")[1:]
+    # Every segment but a last (trailing-slash) one is a name; "/" itself would redirect to itself.
+    bad_segment = any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in (".", "..")
+    if not _HOME_PAGE.fullmatch(page) or bad_segment or page == "/" or page.startswith("/?"):
+        raise JobLoadError(
+            f"FATMAN_HOME_PAGE={raw!r} is not a path of this job",
+            hint="set it to a path such as /docs or /api/v1/webview/ (no URL, '..', '//' or %-escapes)",
+        )
+    return page
+
+
+def _first(env: Mapping[str, str], *names: str) -> str:
+    """The first of ``names`` set to a non-empty value (stripped), else ""."""
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return ""
+
+
+def _pub_family(env: Mapping[str, str]) -> str:
+    """The prefix the job names itself with (the webview's ``base_url``): ``FATMAN_PUB_PREFIX`` if
+    given; else the fatman era's while ``FATMAN_NAME`` is set (as in every image built so far, and
+    a 2.x gateway takes it too), Racetrack 2.x's when only ``JOB_NAME`` is."""
+    raw = env.get("FATMAN_PUB_PREFIX", "").strip().rstrip("/")
+    if raw:
+        if raw not in (JOB_PREFIX, FATMAN_PREFIX):
+            raise JobLoadError(
+                f"FATMAN_PUB_PREFIX={raw!r} is neither {JOB_PREFIX} nor {FATMAN_PREFIX}",
+                hint=f"set it to {JOB_PREFIX} (Racetrack 2.x) or {FATMAN_PREFIX}",
+            )
+        return raw
+    if not env.get("FATMAN_NAME", "").strip() and env.get("JOB_NAME", "").strip():
+        return JOB_PREFIX
+    return FATMAN_PREFIX
+
+
+def name_conflicts(env: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for a JOB_* and a FATMAN_* variable set to different values (the JOB_* one wins)."""
+    env = os.environ if env is None else env
+    found = []
+    for new, old in (("JOB_NAME", "FATMAN_NAME"), ("JOB_VERSION", "FATMAN_VERSION")):
+        a, b = env.get(new, "").strip(), env.get(old, "").strip()
+        if a and b and a != b:
+            found.append(f"{new}={a!r} and {old}={b!r} differ: serving as {a!r}")
+    return found
+
+
 def parse_public_endpoints(raw: str) -> tuple[str, ...]:
     """``"/api/v1/perform, /api/v1/webview/"`` -> ``("/api/v1/perform", "/api/v1/webview")``."""
     paths: list[str] = []
@@ -117,6 +199,21 @@ class Settings:
     # Seconds a perform/auxiliary call may take before the client gets 504; 0 = no limit.
     request_timeout: float = 0.0
     graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT
+    # Where "/" redirects, under the prefix the client came through.
+    home_page: str = DEFAULT_HOME_PAGE
+    # The gateway prefix the job names itself with (the webview's base_url); both are served.
+    pub_family: str = FATMAN_PREFIX
+    # Racetrack 2.x: headers of the request's tracing id and of its caller, and how logs look.
+    tracing_header: str = DEFAULT_TRACING_HEADER
+    caller_header: str = DEFAULT_CALLER_HEADER
+    log_structured: bool = False
+    log_caller_name: bool = False
+    access_log: bool = True
+    # Reported by /health (and /live), as the image and the infrastructure set them.
+    job_type_version: str = ""
+    git_version: str = ""
+    deployed_by_racetrack_version: str = ""
+    deployment_timestamp: str = ""
 
     @property
     def worker_threads(self) -> int:
@@ -131,24 +228,33 @@ class Settings:
 
     @property
     def pub_prefix(self) -> str:
-        """``/pub/fatman/<name>/<version>``, the path a Racetrack gateway forwards; "" if unnamed."""
+        """``/pub/fatman/<name>/<version>`` (or ``/pub/job/...``, see ``pub_family``): the prefix the
+        job names itself with, in the webview's ``base_url``; "" if unnamed."""
         if self.name and self.version:
-            return f"/pub/fatman/{self.name}/{self.version}"
+            return f"{self.pub_family}/{self.name}/{self.version}"
         return ""
 
     @property
     def pub_prefixes(self) -> tuple[str, ...]:
-        """Every path prefix a Racetrack gateway may forward a request under; none if unnamed."""
-        return (self.pub_prefix,) if self.pub_prefix else ()
+        """Every path prefix a Racetrack gateway may forward a request under, Racetrack 2.x's
+        ``/pub/job/<name>/<version>`` and the fatman era's ``/pub/fatman/<name>/<version>``, each
+        also with ``latest`` for the version (a chain call straight to this job, not through a
+        gateway that resolves it); none if unnamed."""
+        if not (self.name and self.version):
+            return ()
+        versions = (self.version,) if self.version == "latest" else (self.version, "latest")
+        return tuple(f"{family}/{self.name}/{v}" for family in (JOB_PREFIX, FATMAN_PREFIX) for v in versions)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read ``FATMAN_*`` variables; raises ``JobLoadError`` for malformed numbers."""
+        """Read ``FATMAN_*`` variables (and Racetrack 2.x's ``JOB_*``, ``LOG_*``...); raises
+        ``JobLoadError`` for malformed values. The name and the version are ``JOB_NAME`` and
+        ``JOB_VERSION`` when set, else ``FATMAN_NAME`` and ``FATMAN_VERSION`` (each on its own)."""
         env = os.environ if env is None else env
         concurrency = _int(env, "FATMAN_MAX_CONCURRENCY", 0, 0)
         return cls(
-            name=env.get("FATMAN_NAME", "").strip(),
-            version=env.get("FATMAN_VERSION", "").strip(),
+            name=_first(env, "JOB_NAME", "FATMAN_NAME"),
+            version=_first(env, "JOB_VERSION", "FATMAN_VERSION"),
             auth_token=env.get("FATMAN_AUTH_TOKEN", ""),
             public_endpoints=parse_public_endpoints(env.get("FATMAN_PUBLIC_ENDPOINTS", "")),
             host=env.get("FATMAN_HOST", "").strip() or DEFAULT_HOST,
@@ -163,4 +269,15 @@ class Settings:
             queue_timeout=_float(env, "FATMAN_QUEUE_TIMEOUT", DEFAULT_QUEUE_TIMEOUT, 0),
             request_timeout=_float(env, "FATMAN_REQUEST_TIMEOUT", 0.0, 0),
             graceful_timeout=_int(env, "FATMAN_GRACEFUL_TIMEOUT", DEFAULT_GRACEFUL_TIMEOUT, 0),
+            home_page=_home_page(env),
+            pub_family=_pub_family(env),
+            tracing_header=_header(env, "REQUEST_TRACING_HEADER", DEFAULT_TRACING_HEADER),
+            caller_header=_header(env, "CALLER_NAME_HEADER", DEFAULT_CALLER_HEADER),
+            log_structured=_flag(env, "LOG_STRUCTURED"),
+            log_caller_name=_flag(env, "LOG_CALLER_NAME"),
+            access_log=env.get("FATMAN_ACCESS_LOG", "").strip().lower() not in ("false", "f", "no", "n", "0"),
+            job_type_version=env.get("JOB_TYPE_VERSION", "").strip(),
+            git_version=env.get("GIT_VERSION", "").strip(),
+            deployed_by_racetrack_version=env.get("DEPLOYED_BY_RACETRACK_VERSION", "").strip(),
+            deployment_timestamp=env.get("JOB_DEPLOYMENT_TIMESTAMP", "").strip(),
         )

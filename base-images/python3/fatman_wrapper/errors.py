@@ -15,9 +15,9 @@ from typing import Any
 
 # An absolute file path of two or more segments ("/src/fatman/model.pkl"), not the path part of a
 # URL ("http://host/x": preceded by "/" or a word character). Summaries keep only its last segment.
-# The wrapper's own routes (/api/v1/..., /pub/fatman/...) are not file paths and stay whole.
+# The wrapper's own routes (/api/v1/..., /pub/fatman/..., /pub/job/...) are not file paths and stay whole.
 _ABSOLUTE_PATH = re.compile(
-    r"(?<![\w.:/~-])/(?!api/v1/|pub/fatman/)(?:[^\s/'\"`:;,()\[\]{}<>]+/)+([^\s/'\"`:;,()\[\]{}<>]*)"
+    r"(?<![\w.:/~-])/(?!api/v1/|pub/fatman/|pub/job/)(?:[^\s/'\"`:;,()\[\]{}<>]+/)+([^\s/'\"`:;,()\[\]{}<>]*)"
 )
 SUMMARY_LIMIT = 300
 

@@ -12,6 +12,7 @@ only when it really ends, so abandoned calls keep counting against the concurren
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -118,7 +119,9 @@ def call_with_timeout(func: Callable[[], Any], seconds: float, *, name: str, slo
 
     if slot is not None:
         slot.hold()
-    thread = threading.Thread(target=run, name=f"fatman-call {name}", daemon=True)
+    # The request's context (its tracing id, self.request_context) goes with the call.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(run,), name=f"fatman-call {name}", daemon=True)
     thread.start()
     if not done.wait(seconds):
         outcome["abandoned"] = True

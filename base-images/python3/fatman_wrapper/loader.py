@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import JobLoadError
+from .request_context import attach
 from .signature import EndpointSignature, describe_method
 from .static import StaticEntry, inspect_target
 
@@ -98,6 +99,7 @@ def resolve_entrypoint_file(entrypoint_path: str | os.PathLike, root: str | os.P
 SERVER_STACK_MODULES = frozenset(
     {
         "fatman_wrapper",
+        "racetrack_job_wrapper",
         "flask",
         "werkzeug",
         "jinja2",
@@ -458,6 +460,7 @@ def load_job(
             user_traceback=_user_traceback(exc),
             public_message=f"{cls.__name__}.__init__ raised {type(exc).__name__}{IN_LOG}",
         ) from exc
+    attach(instance)  # self.request_context, self.request_extra: after __init__, as in Racetrack 2.x
     endpoints = {
         "perform": Endpoint("perform", instance.perform, describe_method(instance.perform, "perform"))
     }

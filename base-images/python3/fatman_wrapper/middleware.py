@@ -1,4 +1,5 @@
-"""The WSGI layer every request passes first: gateway prefixes, token check, overload limit, metrics."""
+"""The WSGI layer every request passes first: gateway prefixes, tracing, token check, overload limit,
+metrics and the access log."""
 
 from __future__ import annotations
 
@@ -11,23 +12,29 @@ from werkzeug.wsgi import ClosingIterator
 from .auth import TokenGuard
 from .errors import ApiError
 from .limits import SLOT_KEY, ConcurrencyLimiter, Slot
+from .logs import log_access
 from .metrics import RequestMetrics
 from .responses import error_response
+from .tracing import Tracing
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class FatmanMiddleware:
-    """The WSGI layer around the Flask app: gateway prefixes, token check, overload limit, metrics.
+    """The WSGI layer around the Flask app: gateway prefixes, tracing, token check, overload limit,
+    metrics, access log.
 
-    * Every route is also served under each of ``prefixes`` (``/pub/fatman/<name>/<version>``): the
-      prefix moves from ``PATH_INFO`` to ``SCRIPT_NAME`` as for an app mounted there, so routing,
-      auth and metrics deal with one path and links built from the script root keep the prefix the
-      client used.
+    * Every route is also served under each of ``prefixes`` (``/pub/job/<name>/<version>``,
+      ``/pub/fatman/<name>/<version>``): the prefix moves from ``PATH_INFO`` to ``SCRIPT_NAME`` as
+      for an app mounted there, so routing, auth and metrics deal with one path and links built
+      from the script root keep the prefix the client used.
+    * Every request has a tracing id (``tracing.Tracing``), current while it runs and answered in
+      the tracing header, 401 and 429 included.
     * With a token configured, a request to a guarded path without it is answered 401 here.
     * With a ``limiter``, a request past the overload limit is answered 429 here, except to the
       ``never_limited`` paths.
-    * Each answer is counted under ``label_for(path)`` with its status and duration.
+    * Each answer is counted under ``label_for(path)`` with its status and duration, and logged
+      with ``access_log`` (at DEBUG for the ``never_limited`` paths: probes and metrics).
 
     Plain WSGI rather than Flask hooks: this runs on every request, and the hooks' context-local
     lookups cost a measurable share of a small job's throughput.
@@ -43,6 +50,8 @@ class FatmanMiddleware:
         label_for: Callable[[str], str],
         limiter: ConcurrencyLimiter | None = None,
         never_limited: Collection[str] = (),
+        tracing: Tracing | None = None,
+        access_log: bool = True,
     ) -> None:
         self.app = app
         self.prefixes = tuple(p.rstrip("/") for p in prefixes if p.rstrip("/"))
@@ -51,10 +60,22 @@ class FatmanMiddleware:
         self.label_for = label_for
         self.limiter = limiter
         self.never_limited = frozenset(never_limited)
+        self.tracing = tracing or Tracing("X-Request-Tracing-Id", "X-Caller-Name")
+        self.access_log = access_log
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
-        path = environ.get("PATH_INFO", "")
+        tracing = self.tracing
+        tracing_id, tokens = tracing.begin(environ)
+        try:
+            return self._answer(environ, start_response, started, tracing_id)
+        finally:
+            tracing.end(tokens)
+
+    def _answer(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], started: float, tracing_id: str
+    ) -> Iterable[bytes]:
+        full_path = path = environ.get("PATH_INFO", "")
         for prefix in self.prefixes:
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
                 environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
@@ -64,7 +85,7 @@ class FatmanMiddleware:
 
         def record_status(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status.append(code)
-            return start_response(code, headers, exc_info)
+            return start_response(code, self.tracing.with_header(headers, tracing_id), exc_info)
 
         slot: Slot | None = None
         if self.guard.enabled and not self.guard.allows(path, environ):
@@ -89,7 +110,11 @@ class FatmanMiddleware:
         else:
             result = self.app(environ, record_status)
         code = int(status[0][:3]) if status else 500
-        self.metrics.observe(self.label_for(path), code, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(self.label_for(path), code, elapsed)
+        if self.access_log:
+            quiet = path in self.never_limited
+            log_access(environ.get("REQUEST_METHOD", ""), full_path, code, elapsed, quiet)
         if slot is not None:
             # The slot is held until the answer (a streamed file, say) has been sent.
             return ClosingIterator(result, [slot.release])

@@ -186,9 +186,20 @@ def _static_operation(summary: str, description: str) -> dict[str, Any]:
 
 
 def build_document(
-    job: Job | None, *, title: str, version: str, server_url: str, load_error: str | None = None
+    job: Job | None,
+    *,
+    title: str,
+    version: str,
+    server_url: str,
+    load_error: str | None = None,
+    token_header: str | None = None,
 ) -> dict[str, Any]:
-    """The OpenAPI 3.0 document for ``job`` (or, while it is not loaded, for the wrapper's routes)."""
+    """The OpenAPI 3.0 document for ``job`` (or, while it is not loaded, for the wrapper's routes).
+
+    ``token_header``: the header of the token the job requires, if it requires one; the document
+    then declares it as Racetrack 2.x's does (an API key in ``X-Racetrack-Auth``), so Swagger UI's
+    "Authorize" sends it with every call it makes.
+    """
     description = job.description if job else (f"The job is not serving: {load_error}" if load_error else "")
     paths: dict[str, Any] = {}
     if job is not None:
@@ -261,13 +272,21 @@ def build_document(
             "responses": {"200": {"description": "Prometheus text format"}},
         }
     }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": title, "version": version or "0.0.0", "description": description},
         "servers": [{"url": server_url or "/"}],
         "paths": paths,
         "components": {"schemas": {"Error": _ERROR_SCHEMA}},
     }
+    if token_header:
+        document["components"]["securitySchemes"] = {
+            "RacetrackAuth": {"type": "apiKey", "in": "header", "name": token_header}
+        }
+        document["security"] = [{"RacetrackAuth": []}]
+        for probe in ("/health", "/live", "/ready"):
+            paths[probe]["get"]["security"] = []  # the probes answer anyone
+    return document
 
 
 def swagger_page(title: str, static_url: str, openapi_url: str) -> str:

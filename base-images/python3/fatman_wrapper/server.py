@@ -10,8 +10,9 @@ import sys
 import tempfile
 from typing import Any, Callable
 
-from .config import Settings
+from .config import Settings, name_conflicts
 from .errors import JobLoadError
+from .logs import configure as configure_logging
 
 log = logging.getLogger("fatman_wrapper")
 
@@ -109,13 +110,12 @@ def run(
         raise JobLoadError(f"job root '{root}' is not a directory", hint="pass --root the job's folder")
     os.chdir(root_path)
     metrics_dir, created = prepare_metrics_dir()
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
+    formatter = configure_logging(settings)
+    for conflict in name_conflicts():
+        log.warning("%s", conflict)
 
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
 
     from .metrics import mark_worker_dead
 
@@ -133,8 +133,17 @@ def run(
         # gunicorn does not kill a worker whose boot outlasts its timeout.
         return create_app(entrypoint_path, class_name, root=root_path, settings=settings, background=True)
 
+    class WrapperLogger(Logger):  # type: ignore[misc]
+        """gunicorn's own lines in the wrapper's format (JSON with LOG_STRUCTURED) on stderr."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            if settings.log_structured:
+                for handler in self.error_log.handlers:
+                    handler.setFormatter(formatter)
+
     options = gunicorn_options(settings, host or settings.host, port or settings.port)
-    options.update(child_exit=child_exit, on_exit=on_exit)
+    options.update(child_exit=child_exit, on_exit=on_exit, logger_class=WrapperLogger)
 
     class FatmanServer(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

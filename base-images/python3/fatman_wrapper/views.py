@@ -13,16 +13,18 @@ import os
 from flask import Response, redirect, request, send_file
 from werkzeug.wrappers import Response as BaseResponse
 
-from . import __version__
+from .auth import TOKEN_HEADER
 from .calls import call_endpoint
 from .config import Settings
 from .encoding import dumps, utf8
 from .errors import ApiError
+from .health import health_body, live_body
 from .holder import JobHolder
 from .loader import Job
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import RequestMetrics
 from .openapi import build_document, swagger_page, swagger_ui_dir
+from .request_context import enter, leave
 from .responses import JSON, json_response
 from .static import StaticFiles, resolve_under
 
@@ -71,18 +73,11 @@ class Views:
     # Probes and metrics.
 
     def health(self) -> Response:
-        body = self.holder.status()
         job = self.holder.job
-        body.update(
-            name=self.settings.name or None,
-            version=self.settings.version or None,
-            wrapper_version=__version__,
-            entrypoint_class=job.class_name if job else None,
-        )
-        return json_response(body, 200 if job else 503)
+        return json_response(health_body(self.holder.status(), job, self.settings), 200 if job else 503)
 
     def live(self) -> Response:
-        return json_response({"status": "alive"})
+        return json_response(live_body(self.settings))
 
     def ready(self) -> Response:
         return json_response(self.holder.status(), 200 if self.holder.job else 503)
@@ -95,7 +90,8 @@ class Views:
     # Documentation.
 
     def index(self) -> BaseResponse:
-        return local_redirect(f"{request.script_root}/docs", 302)
+        # The home page (FATMAN_HOME_PAGE, /docs by default) under the prefix the client came through.
+        return local_redirect(f"{request.script_root}{self.settings.home_page}", 302)
 
     def docs(self) -> Response:
         root_url = request.script_root
@@ -123,6 +119,7 @@ class Views:
                 version=self.settings.version,
                 server_url=script_root,
                 load_error=holder.error.summary() if holder.error else None,
+                token_header=TOKEN_HEADER if self.settings.auth_token else None,
             )
             body = utf8(dumps(document))
             if holder.job is not None:
@@ -231,7 +228,11 @@ class Views:
         environ = dict(request.environ)
         environ["PATH_INFO"] = self.webview_base + environ.get("PATH_INFO", "")[len(WEBVIEW_PATH) :]
         environ["SCRIPT_NAME"] = ""
-        return Response.from_app(job.webview, environ)
+        tokens = enter(request.environ)  # self.request_context.get() in the job's webview too
+        try:
+            return Response.from_app(job.webview, environ)
+        finally:
+            leave(tokens)
 
     def webview_static(self, filename: str) -> Response:
         job = self.holder.require()

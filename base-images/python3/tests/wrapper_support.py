@@ -18,12 +18,29 @@ def job_path(name: str) -> Path:
     return path
 
 
+# Racetrack 2.x's variables the wrapper reads, beside FATMAN_* and JOB_*.
+WRAPPER_VARIABLES = frozenset(
+    {
+        "PROMETHEUS_MULTIPROC_DIR",
+        "LOG_STRUCTURED",
+        "LOG_CALLER_NAME",
+        "REQUEST_TRACING_HEADER",
+        "CALLER_NAME_HEADER",
+        "GIT_VERSION",
+        "DEPLOYED_BY_RACETRACK_VERSION",
+        "PUB_URL",
+        "AUTH_TOKEN",
+    }
+)
+
+
 def server_env(**extra: str) -> dict[str, str]:
-    """The environment for a real server subprocess: no inherited FATMAN_* or metrics settings."""
+    """The environment for a real server subprocess: no inherited FATMAN_*, JOB_*, logging or
+    metrics settings."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("FATMAN_") and k.upper() != "PROMETHEUS_MULTIPROC_DIR"
+        if not k.startswith(("FATMAN_", "JOB_")) and k.upper() not in WRAPPER_VARIABLES
     }
     env.update(extra)
     return env

@@ -1,0 +1,56 @@
+"""The bodies of ``/health`` and ``/live``: the wrapper's own fields and Racetrack 2.x's beside them.
+
+``/health`` keeps its fields (``status``: ``ready``/``starting``/``failed``, ``name``, ``version``,
+``wrapper_version``, ``entrypoint_class``, and ``type``/``error`` after a failure) and adds 2.x's:
+``service: "job"``, ``job_name``, ``job_version``, ``live``, ``ready``, ``job_type_version``,
+``git_version``, ``deployed_by_racetrack_version`` and ``deployment_timestamp``. 2.x's
+``status: pass/fail`` is not taken over: ``status`` keeps its meaning here, ``ready`` says the same.
+``job_type_version`` is ``JOB_TYPE_VERSION`` (set by the image), else the wrapper's own version (the
+job type is this base image's wrapper); the other 2.x values are null while unset.
+
+``/live`` answers ``{"status": "alive"}``; when the infrastructure sets ``JOB_DEPLOYMENT_TIMESTAMP``
+(Racetrack 2.x does, and waits for ``/live`` to report it after a deployment) it adds ``live: true``
+and ``deployment_timestamp``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+from .config import Settings
+from .loader import Job
+
+
+def _timestamp(raw: str) -> int | str | None:
+    if not raw:
+        return None
+    return int(raw) if raw.isdigit() else raw
+
+
+def health_body(status: dict[str, Any], job: Job | None, settings: Settings) -> dict[str, Any]:
+    """``status`` (``JobHolder.status()``) with every field of ``/health``."""
+    body = dict(status)
+    body.update(
+        name=settings.name or None,
+        version=settings.version or None,
+        wrapper_version=__version__,
+        entrypoint_class=job.class_name if job else None,
+        service="job",
+        job_name=settings.name or None,
+        job_version=settings.version or None,
+        live=True,
+        ready=job is not None,
+        job_type_version=settings.job_type_version or __version__,
+        git_version=settings.git_version or None,
+        deployed_by_racetrack_version=settings.deployed_by_racetrack_version or None,
+        deployment_timestamp=_timestamp(settings.deployment_timestamp),
+    )
+    return body
+
+
+def live_body(settings: Settings) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "alive"}
+    if settings.deployment_timestamp:
+        body.update(live=True, deployment_timestamp=_timestamp(settings.deployment_timestamp))
+    return body
