@@ -8,7 +8,7 @@ needs, :func:`open_job` fetches the source on top and checks the files the manif
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,14 +36,16 @@ class JobSpec:
         return [*self.build_secrets.values(), *self.runtime_secrets.values()]
 
 
-def load_job(manifest_path: Path, *, build: SecretNeed = "required", runtime: SecretNeed = "no") -> JobSpec:
-    """Read and validate the manifest and the secret env files as the command needs them.
+def load_job(manifest_path: Path, *, build: SecretNeed = "required", runtime: SecretNeed = "no",
+             overrides: Iterable[str] = ()) -> JobSpec:
+    """Read and validate the manifest (fatman.yaml or job.yaml, with ``-e KEY=VALUE`` ``overrides``
+    applied) and the secret env files as the command needs them.
 
     ``"required"``: a missing file is an error; ``"if-present"``: read when it exists (a plain build
     reads the runtime secrets only to mask them, so a CI builder without the production file can
     build); ``"no"``: not read at all.
     """
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path, overrides)
     for advice in manifest_advice(manifest):
         warn(advice)
     return JobSpec(

@@ -139,10 +139,13 @@ def image_labels(
     labels += [
         ("org.racetrack.lang", manifest.lang),
         ("org.racetrack.python.version", manifest.python.python_version),
-        ("org.racetrack.git.branch", manifest.git.branch),
+        # No branch (a job.yaml may leave it out): the remote's default branch, no label.
+        *([("org.racetrack.git.branch", manifest.git.branch)] if manifest.git.branch is not None else []),
         ("org.racetrack.git.directory", manifest.git.directory),
         ("org.racetrack.public-endpoints", ",".join(manifest.public_endpoints)),
     ]
+    # A job.yaml's fields the build has no use for (replicas, resources...); none for a fatman.yaml.
+    labels += manifest.racetrack_labels()
     return labels
 
 

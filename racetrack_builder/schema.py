@@ -1,4 +1,4 @@
-"""The JSON Schema of ``fatman.yaml``, generated from the pydantic model.
+"""The JSON Schema of ``fatman.yaml`` and of ``job.yaml`` (Racetrack 2.x), generated from the pydantic models.
 
 Editors use it for completion and checking, e.g. with yaml-language-server, by a first line
 ``# yaml-language-server: $schema=fatman.schema.json``. It is written in JSON Schema draft-07, the
@@ -17,35 +17,51 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from racetrack_builder.manifest import EXTENSION_PREFIX, Manifest
+from racetrack_builder.manifest import EXTENSION_PREFIX, FATMAN, JOB, Format, Manifest
+from racetrack_builder.manifest.job_model import JobYaml
 
 SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 SCHEMA_TITLE = "fatman.yaml"
+SCHEMA_TITLES: dict[Format, str] = {FATMAN: SCHEMA_TITLE, JOB: "job.yaml"}
+_DESCRIPTIONS: dict[Format, str] = {
+    FATMAN: "Manifest of a Racetrack job built with racetrack-build: the job's name, owner, type, "
+            "source and how to run it.",
+    JOB: "Manifest of a Racetrack 2.x job (job.yaml) built with racetrack-build: the job's name, "
+         "owner, job type, source, settings and deployment.",
+}
 
 
-def manifest_schema() -> dict[str, Any]:
-    """The JSON Schema (draft-07) of a fatman.yaml manifest, as a dict."""
+def manifest_schema(fmt: Format = FATMAN) -> dict[str, Any]:
+    """The JSON Schema (draft-07) of a fatman.yaml (or, with ``fmt="job"``, a job.yaml), as a dict."""
+    model = JobYaml if fmt == JOB else Manifest
     # mode="validation": the schema of what users write (inputs), not of what the model dumps.
-    schema = Manifest.model_json_schema(mode="validation", ref_template="#/definitions/{model}")
+    schema = model.model_json_schema(mode="validation", ref_template="#/definitions/{model}")
     schema["definitions"] = schema.pop("$defs", {})
     ordered: dict[str, Any] = {
         "$schema": SCHEMA_DIALECT,
-        "title": SCHEMA_TITLE,
-        "description": "Manifest of a Racetrack job built with racetrack-build: the job's name, "
-                       "owner, type, source and how to run it.",
+        "title": SCHEMA_TITLES[fmt],
+        "description": _DESCRIPTIONS[fmt],
     }
     schema.pop("title", None)
     schema.pop("description", None)
     ordered.update(schema)
-    # Extension fields (x-...): ignored by validate, so allowed here too.
-    ordered["patternProperties"] = {f"^{EXTENSION_PREFIX}": {}}
+    if fmt == FATMAN:
+        # Extension fields (x-...): ignored by validate, so allowed here too. Racetrack 2.x has none.
+        ordered["patternProperties"] = {f"^{EXTENSION_PREFIX}": {}}
+    else:
+        # Exactly one of jobtype and its deprecated name lang; jobtype_extra or one deprecated name.
+        ordered["allOf"] = [
+            {"oneOf": [{"required": ["jobtype"]}, {"required": ["lang"]}]},
+            {"oneOf": [{"required": [name]} for name in
+                       ("jobtype_extra", "python", "golang", "docker", "wrapper_properties")]},
+        ]
     _tidy(ordered)
     return ordered
 
 
-def manifest_schema_json(indent: int = 2) -> str:
+def manifest_schema_json(indent: int = 2, fmt: Format = FATMAN) -> str:
     """The schema as JSON text, keys in a stable order, ending with a newline."""
-    return json.dumps(manifest_schema(), indent=indent, ensure_ascii=False) + "\n"
+    return json.dumps(manifest_schema(fmt), indent=indent, ensure_ascii=False) + "\n"
 
 
 def _tidy(node: Any) -> None:

@@ -1,4 +1,10 @@
-"""The ``fatman.yaml`` manifest: its rules, model and loading.
+"""The manifest, ``fatman.yaml`` (2022) or ``job.yaml`` (Racetrack 2.x): its rules, models and loading.
+
+A job.yaml is validated by its own model (:mod:`.job_model`, rules only 2.x has in
+:mod:`.job_fields`, the shared fields' rules in :mod:`.fields`) and becomes a
+:class:`~.job_manifest.JobManifest`, which is a :class:`Manifest`: the build takes both alike.
+``extends`` (:mod:`.overlays`) and ``-e`` overrides (:mod:`.overrides`) are merged before
+validation, remembering which file or override gave each value (:mod:`.sources`).
 
 Loading is three steps, each in its own module (see :mod:`.loading`): YAML is read with the
 position of every key and value (:mod:`racetrack_builder.yaml_lines`), the data is validated by a
@@ -47,7 +53,10 @@ from .fields import (
     check_text,
     check_version,
 )
+from .formats import FATMAN, FILE_NAMES, FORMATS, JOB, Format, format_by_name, format_of
+from .job_manifest import JobManifest
 from .loading import MAX_MANIFEST_BYTES, load_manifest, parse_manifest
+from .lookup import find_manifest, manifest_in
 from .model import (
     EXTENSION_PREFIX,
     Endpoint,
@@ -60,9 +69,23 @@ from .model import (
     RuntimeEnvName,
     Text,
 )
+from .overrides import Override, parse_override, parse_overrides
 from .problems import MAX_PROBLEMS
 
 __all__ = [
+    "FATMAN",
+    "FILE_NAMES",
+    "FORMATS",
+    "JOB",
+    "Format",
+    "JobManifest",
+    "Override",
+    "find_manifest",
+    "format_by_name",
+    "format_of",
+    "manifest_in",
+    "parse_override",
+    "parse_overrides",
     "BRANCH_PATTERN",
     "DOCKER_TAG_PATTERN",
     "EMAIL_PATTERN",

@@ -42,8 +42,11 @@ def public_endpoint_advice(endpoint: str) -> str | None:
 
 
 def manifest_advice(manifest: Manifest) -> list[str]:
-    """Warnings about a validated manifest, in the order of its fields; empty when there are none."""
-    warnings = []
+    """Warnings about a validated manifest, in the order of its fields; empty when there are none.
+
+    First those found while reading it (a job.yaml's deprecated fields, located).
+    """
+    warnings = list(manifest.notices)
     for endpoint in manifest.public_endpoints:
         advice = public_endpoint_advice(endpoint)
         if advice is not None:

@@ -34,6 +34,9 @@ RESERVED_RUNTIME_ENV: frozenset[str] = frozenset(
         "FATMAN_NAME",
         "FATMAN_VERSION",
         "FATMAN_PUBLIC_ENDPOINTS",
+        # Racetrack 2.x's names of the job's identity, which the image sets beside the FATMAN_ ones.
+        "JOB_NAME",
+        "JOB_VERSION",
         "PATH",
         "PYTHONPATH",
         "VIRTUAL_ENV",

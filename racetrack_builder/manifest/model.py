@@ -202,6 +202,26 @@ class Manifest(_Strict):
         _, _, tag = self.lang.partition(":")
         return tag or "latest"
 
+    # What a job.yaml adds (see job_manifest.JobManifest); a fatman.yaml has none of it.
+
+    @property
+    def check_requirements(self) -> bool:
+        """Whether the build runs ``pip check`` after installing the requirements."""
+        return True
+
+    def wrapper_env(self) -> list[tuple[str, str]]:
+        """Variables the image sets for the wrapper beyond the job's identity (none here)."""
+        return []
+
+    def racetrack_labels(self) -> list[tuple[str, str]]:
+        """Image labels carrying fields the build has no use for (none here)."""
+        return []
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """Warnings found while reading the manifest (deprecated fields...), located."""
+        return ()
+
 
 # What a missing git: or python: section is shown as, in the "is missing (add ...)" message.
 SECTION_EXAMPLES: dict[str, dict[str, str]] = {

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,6 +25,22 @@ from racetrack_builder.yaml_lines import LoadedDocument, Position, YamlSyntaxErr
 
 from .fields import is_identifier, version_suggestion
 from .rules import show
+
+
+class Document(Protocol):
+    """What the messages need of a document: a LoadedDocument, or merged layers (sources.Layers)."""
+
+    data: Any
+
+    @property
+    def problems(self) -> list[Any]: ...
+
+    def entry(self, path: Sequence[Any]) -> Any: ...
+
+    def locate(self, path: Sequence[Any], *, key: bool = False) -> Position: ...
+
+    def start_of(self, path: Sequence[Any]) -> Position: ...
+
 
 # Past this many problems the rest is noise; the last Problem says how many were left out.
 MAX_PROBLEMS = 100
@@ -37,20 +55,26 @@ class Layout:
     section_examples: Mapping[str, Mapping[str, Any]]
     # Mappings whose values are text (env, labels): a missing value there gets its own hint.
     text_sections: tuple[str, ...]
-    # Top-level keys starting with this are the user's own (suggested for an unknown key).
-    extension_prefix: str
+    # Top-level keys starting with this are the user's own (suggested for an unknown key); None
+    # when the format has no such keys.
+    extension_prefix: str | None
+    # The fields a manifest must have, when the model cannot say (one of two fields, say).
+    required: tuple[str, ...] | None = None
 
     @cached_property
     def sections(self) -> dict[str, type[BaseModel]]:
         """The model of each section by its dotted path; "" is the top level."""
         found: dict[str, type[BaseModel]] = {"": self.model}
         for name, info in self.model.model_fields.items():
-            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-                found[name] = info.annotation
+            section = _section_model(info.annotation)
+            if section is not None:
+                found[name] = section
         return found
 
     def required_fields(self) -> list[str]:
         """The dotted paths of the fields a manifest must have, in the model's order."""
+        if self.required is not None:
+            return list(self.required)
         required = []
         for name, info in self.model.model_fields.items():
             if not info.is_required():
@@ -67,6 +91,17 @@ class Layout:
         """``add the required fields a, b and c``."""
         *first, last = self.required_fields()
         return f"add the required fields {', '.join(first)} and {last}"
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a section field: ``Section`` or ``Section | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(models) == 1:
+            return _section_model(models[0])
+    return None
 
 
 # --- YAML ------------------------------------------------------------------------------------------
@@ -112,8 +147,15 @@ def yaml_problems(doc: LoadedDocument) -> list[Problem]:
 # --- pydantic ---------------------------------------------------------------------------------------
 
 
-def validation_problems(err: ValidationError, doc: LoadedDocument, layout: Layout) -> list[Problem]:
-    """Every pydantic error as a located Problem, except echoes of a YAML problem."""
+def validation_problems(
+    err: ValidationError, doc: Document, layout: Layout,
+    attribute: Callable[[Problem, tuple[Any, ...]], Problem] | None = None,
+) -> list[Problem]:
+    """Every pydantic error as a located Problem, except echoes of a YAML problem.
+
+    ``attribute`` (for data merged from several sources, see sources.Layers) names the source of
+    the problem about a path.
+    """
     # Values the YAML layer could not give (recursive alias, too deep) would only echo its problem.
     blocked = [p.path for p in doc.problems if p.kind in ("alias", "depth")]
     problems = []
@@ -122,14 +164,17 @@ def validation_problems(err: ValidationError, doc: LoadedDocument, layout: Layou
         path = tuple(step for step in loc if step != "[key]")
         if any(path[: len(b)] == b for b in blocked):
             continue
-        problems.append(_to_problem(error, loc, doc, layout))
+        problem = _to_problem(error, loc, doc, layout)
+        problems.append(attribute(problem, path) if attribute is not None else problem)
     return problems
 
 
-def sorted_and_capped(problems: list[Problem]) -> list[Problem]:
-    """Problems without repeats, in file order, at most MAX_PROBLEMS (the last one counting the rest)."""
+def sorted_and_capped(problems: list[Problem],
+                      key: Callable[[Problem], Any] | None = None) -> list[Problem]:
+    """Problems without repeats, in file order (or ``key``'s), at most MAX_PROBLEMS (the last one
+    counting the rest)."""
     unique = list(dict.fromkeys(problems))
-    unique.sort(key=lambda p: (p.line or 0, p.column or 0, p.field))
+    unique.sort(key=key or (lambda p: (p.line or 0, p.column or 0, p.field)))
     if len(unique) > MAX_PROBLEMS:
         left = len(unique) - MAX_PROBLEMS + 1
         unique = unique[: MAX_PROBLEMS - 1] + [Problem("", f"... and {left} more problems (fix the ones "
@@ -216,7 +261,7 @@ def _hint_line(path: tuple[Any, ...], layout: Layout) -> str:
     return f"{name}: {_example_value(example)}{under}"
 
 
-def _to_problem(error: Mapping[str, Any], loc: tuple[Any, ...], doc: LoadedDocument,
+def _to_problem(error: Mapping[str, Any], loc: tuple[Any, ...], doc: Document,
                 layout: Layout) -> Problem:
     is_key = bool(loc) and loc[-1] == "[key]"
     path = tuple(step for step in loc if step != "[key]")
@@ -267,11 +312,11 @@ def _unknown_field_message(path: tuple[Any, ...], layout: Layout) -> str:
     # The key is echoed only when plain: an odd one (a newline, a control character) is not.
     plain = re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name)
     keep = (f", or name it '{layout.extension_prefix}{name if plain else '...'}' to keep it as your own"
-            if not section else "")
+            if not section and layout.extension_prefix else "")
     return f"is not a known field (remove it{keep}; fields allowed {where}: {', '.join(allowed)})"
 
 
-def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: LoadedDocument, layout: Layout) -> str:
+def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: Document, layout: Layout) -> str:
     hint = _hint_line(path, layout)
     in_text_section = len(path) == 2 and path[0] in layout.text_sections
     if value is None:

@@ -5,6 +5,8 @@
 FROM registry.example.com/racetrack/python3:1.0
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="1.2.3" \
+    JOB_NAME="adder" \
+    JOB_VERSION="1.2.3" \
     DJANGO_DEBUG="true" \
     TORCH_MODEL_ZOO="zoo" \
     FATMAN_PUBLIC_ENDPOINTS="/api/v1/perform,/api/v1/webview"

@@ -5,6 +5,8 @@
 FROM racetrack/python3:latest
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="0.0.1" \
+    JOB_NAME="adder" \
+    JOB_VERSION="0.0.1" \
     FATMAN_PUBLIC_ENDPOINTS=""
 CMD ["/opt/fatman/venv/bin/fatman-wrapper", "run", "entrypoint.py"]
 # The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR

@@ -29,6 +29,8 @@ FROM racetrack/python3:latest
 COPY --from=builder /opt/fatman/job /opt/fatman/job
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="0.0.1" \
+    JOB_NAME="adder" \
+    JOB_VERSION="0.0.1" \
     FATMAN_PUBLIC_ENDPOINTS=""
 CMD ["/opt/fatman/venv/bin/fatman-wrapper", "run", "entrypoint.py"]
 # The job's packages come first on sys.path and can shadow the wrapper's own (Flask pinned without a
