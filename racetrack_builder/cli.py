@@ -19,6 +19,8 @@ import click
 from . import __version__, contract
 from .console import BuildProgress, ConsoleReporter, Output
 from .errors import BuildFailed, ManifestError, RacetrackError, UsageError
+from .manifest_args import extra_vars_opt as _extra_vars_opt
+from .manifest_args import manifest_arg as _manifest_arg  # a manifest file, or a folder holding one
 from .reporting import reporting_to
 
 if TYPE_CHECKING:
@@ -99,7 +101,6 @@ def _verbosity(func: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
-_manifest_arg = click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
 _local_opt = click.option(
     "--local",
     is_flag=True,
@@ -134,9 +135,10 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @_manifest_arg
+@_extra_vars_opt
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result on stdout.")
 @click.pass_context
-def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
+def validate(ctx: click.Context, manifest: Path, extra_vars: tuple[Any, ...], as_json: bool) -> None:
     """Check a manifest; print a summary or every problem at once."""
     from .manifest import load_manifest
     from .manifest.advice import manifest_advice
@@ -145,7 +147,7 @@ def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
 
     out = _output(ctx)
     try:
-        model = load_manifest(manifest)
+        model = load_manifest(manifest, extra_vars)
         for advice in [*manifest_advice(model), *missing_secret_files(model, manifest)]:
             warn(advice)
     except ManifestError as err:
@@ -185,6 +187,7 @@ def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
 
 @cli.command()
 @_manifest_arg
+@_extra_vars_opt
 @click.option(
     "-o",
     "--output",
@@ -204,6 +207,7 @@ def validate(ctx: click.Context, manifest: Path, as_json: bool) -> None:
 def render(
     ctx: click.Context,
     manifest: Path,
+    extra_vars: tuple[Any, ...],
     out_dir: Path | None,
     local: bool,
     ca_cert: Path | None,
@@ -219,7 +223,7 @@ def render(
     out = _output(ctx, quiet, verbose)
     if out_dir is not None:
         check_output_folder(out_dir)  # before a clone that would be thrown away
-    spec = load_job(manifest)
+    spec = load_job(manifest, overrides=extra_vars)
     out.mask(spec.secret_values)
     with open_job(spec, local=local) as job:
         options = RenderOptions(
@@ -248,16 +252,24 @@ def render(
 
 
 @cli.command()
+@click.argument("manifest", required=False)
+@click.option("--format", "fmt", type=click.Choice(["fatman", "job"]),
+              help="fatman (fatman.yaml, the default) or job (job.yaml, Racetrack 2.x).")
 @click.pass_context
-def schema(ctx: click.Context) -> None:
-    """Print the JSON Schema of fatman.yaml (for editors and yaml-language-server)."""
+def schema(ctx: click.Context, manifest: str | None, fmt: str | None) -> None:
+    """Print the JSON Schema of fatman.yaml, or job.yaml (for editors and yaml-language-server).
+
+    The format is --format's, else that of MANIFEST's name (job.yaml, fatman.yaml; a folder's).
+    """
+    from .manifest_args import schema_format
     from .schema import manifest_schema_json
 
-    _output(ctx).result(manifest_schema_json())
+    _output(ctx).result(manifest_schema_json(fmt=schema_format(fmt, manifest)))
 
 
 @cli.command()
 @_manifest_arg
+@_extra_vars_opt
 @_local_opt
 @click.option("--tag", help="Image name and tag (default NAME:VERSION from the manifest).")
 @click.option("--registry", help="Registry prefix for the tag, e.g. 127.0.0.1:5000.")
@@ -278,6 +290,7 @@ def schema(ctx: click.Context) -> None:
 def build(
     ctx: click.Context,
     manifest: Path,
+    extra_vars: tuple[Any, ...],
     local: bool,
     tag: str | None,
     registry: str | None,
@@ -315,7 +328,7 @@ def build(
     # The runtime secrets never enter the image: a plain build reads them only to mask their
     # values, so a CI builder without the production file can build. The smoke test starts the
     # job, so it needs the file, read before the long build to fail early.
-    spec = load_job(manifest, runtime="required" if smoke_test else "if-present")
+    spec = load_job(manifest, runtime="required" if smoke_test else "if-present", overrides=extra_vars)
     out.mask(spec.secret_values)
     with open_job(spec, local=local) as job:
 
@@ -419,6 +432,7 @@ def base(
 )
 @_env_opt
 @_run_tag_opt
+@_extra_vars_opt
 @_ready_timeout_opt
 @_verbosity
 @click.pass_context
@@ -427,6 +441,7 @@ def run(
     target: str,
     port: int,
     env_pairs: tuple[str, ...],
+    extra_vars: tuple[Any, ...],
     tag: str | None,
     ready_timeout: float,
     quiet: bool,
@@ -437,7 +452,7 @@ def run(
     from .smoke import JOB_LOG_TITLE, job_endpoints, running, wait_ready
 
     out = _output(ctx, quiet, verbose)
-    image, environment = _image_and_env(target, out, tag)
+    image, environment = _image_and_env(target, out, tag, extra_vars)
     environment.update(_env_options(env_pairs))
     engine = DockerEngine()
     with running(engine, image, environment, host_port=port) as (container, url):
@@ -466,17 +481,19 @@ def run(
 @cli.command()
 @click.argument("target")
 @_run_tag_opt
+@_extra_vars_opt
 @_ready_timeout_opt
 @_verbosity
 @click.pass_context
 def test(
-    ctx: click.Context, target: str, tag: str | None, ready_timeout: float, quiet: bool, verbose: bool
+    ctx: click.Context, target: str, tag: str | None, extra_vars: tuple[Any, ...], ready_timeout: float,
+    quiet: bool, verbose: bool,
 ) -> None:
     """Smoke-test a built job: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import DockerEngine
 
     out = _output(ctx, quiet, verbose)
-    image, environment = _image_and_env(target, out, tag)
+    image, environment = _image_and_env(target, out, tag, extra_vars)
     _smoke(out, DockerEngine(), image, environment, ready_timeout)
 
 
@@ -508,6 +525,7 @@ def init(ctx: click.Context, directory: Path, name: str | None, quiet: bool, ver
 
 @cli.command()
 @_manifest_arg
+@_extra_vars_opt
 @click.option("--reload", "reload_", is_flag=True,
               help="Restart the job when its files change; a job that fails to load answers 503 naming why.")
 @click.option(
@@ -523,6 +541,7 @@ def init(ctx: click.Context, directory: Path, name: str | None, quiet: bool, ver
 def serve(
     ctx: click.Context,
     manifest: Path,
+    extra_vars: tuple[Any, ...],
     reload_: bool,
     port: int,
     env_pairs: tuple[str, ...],
@@ -541,7 +560,7 @@ def serve(
     overrides = _env_options(env_pairs)
 
     def plan() -> ServePlan:
-        spec = load_job(manifest, build="no", runtime="required")
+        spec = load_job(manifest, build="no", runtime="required", overrides=extra_vars)
         out.mask(spec.secret_values)
         return plan_serve(spec, port=port, reload=reload_, overrides=overrides)
 
@@ -598,13 +617,14 @@ def call_command(
     Prints the answer (indented on a terminal, as sent otherwise); a non-2xx answer is an error.
     """
     from . import call as calling
+    from .manifest_args import manifest_target
 
     out = _output(ctx, quiet, verbose)
     if token:
         out.mask([token])
     parsed = [calling.parse_pair(pair) for pair in pairs]
     base = calling.read_input(input_file.read(), input_file.name) if input_file is not None else {}
-    where = calling.resolve_target(target, endpoint=endpoint, port=port)
+    where = calling.resolve_target(manifest_target(target), endpoint=endpoint, port=port)
     client = calling.Client(where, token or None)
     calling.check_identity(client)
     params = calling.parameters_of(client, where.endpoint) if parsed else None
@@ -637,15 +657,19 @@ def _env_options(env_pairs: tuple[str, ...]) -> dict[str, str]:
     return environment
 
 
-def _image_and_env(target: str, out: Output, tag: str | None = None) -> tuple[str, dict[str, str]]:
-    """An image ref and the runtime secrets to start it with, from a manifest path (its
+def _image_and_env(
+    target: str, out: Output, tag: str | None = None, extra_vars: tuple[Any, ...] = ()
+) -> tuple[str, dict[str, str]]:
+    """An image ref and the runtime secrets to start it with, from a manifest path or folder (its
     NAME:VERSION image, or ``tag``) or an image name."""
-    path = Path(target)
+    from .manifest_args import manifest_target
+
+    path = Path(manifest_target(target))
     if path.is_file() or target.endswith((".yaml", ".yml")):
         from .images import check_image_ref, job_image_ref
         from .job import load_job
 
-        spec = load_job(path, build="no", runtime="required")
+        spec = load_job(path, build="no", runtime="required", overrides=extra_vars)
         out.mask(spec.secret_values)
         manifest = spec.manifest
         image = check_image_ref(tag, "--tag") if tag else job_image_ref(manifest.name, manifest.version)
@@ -654,6 +678,8 @@ def _image_and_env(target: str, out: Output, tag: str | None = None) -> tuple[st
         raise UsageError(
             "--tag goes with a manifest", hint="give the image as TARGET, or the manifest with --tag"
         )
+    if extra_vars:
+        raise UsageError("-e goes with a manifest", hint="give the manifest (or its folder) as TARGET")
     return target, {}
 
 
