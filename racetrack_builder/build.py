@@ -1,13 +1,16 @@
 """Build a job's image: base image, rendered context, docker-py build, tag.
 
-The context is written to a temporary folder that is removed on every exit path; secret build
-values travel only as build arguments.
+The context is written to a temporary folder that is removed on every exit path. A job with
+requirements is built in three steps: its "system" stage (base image + apt), the install step on
+top of it (install.py: the only place secret build values go), then the rest of the Dockerfile
+FROM the installed packages.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,12 +18,15 @@ from pathlib import Path
 
 from . import reporting
 from .base_image import BaseImageOptions, ensure_base_image
+from .build_tools import ensure_build_tools
 from .certs import extra_certificates
 from .contract import IMAGE_CA_BUNDLE
 from .engine import BuiltImage, Engine
 from .images import check_image_ref, job_image_ref
+from .install import CACHE_REPOSITORY, InstallRequest, install_requirements
 from .job import Job
-from .render import RenderOptions, build_args, write_context
+from .render import PACKAGES_IMAGE_ARG, RenderOptions, build_args, plan_job_requirements, write_context
+from .requirements import RequirementsPlan
 
 
 @dataclass(frozen=True)
@@ -53,21 +59,20 @@ def build_job(
     ``verify``, and given its real tag only when ``verify`` returns: a failing check leaves neither
     a new image under the tag nor a clobbered previous one.
     """
+    started = time.monotonic()
     ref = check_image_ref(
         job_image_ref(job.manifest.name, job.manifest.version, tag=options.tag, registry=options.registry),
         "--tag" if options.tag else "--registry with NAME:VERSION" if options.registry else "NAME:VERSION",
     )
     reporting.phase("base image")
-    base = ensure_base_image(
-        engine,
-        BaseImageOptions(
-            tag=job.manifest.base_image_tag,
-            python_version=job.manifest.python.python_version,
-            python_image=options.python_image,
-            ca_cert=options.ca_cert,
-            network=options.network,
-        ),
+    base_options = BaseImageOptions(
+        tag=job.manifest.base_image_tag,
+        python_version=job.manifest.python.python_version,
+        python_image=options.python_image,
+        ca_cert=options.ca_cert,
+        network=options.network,
     )
+    base = ensure_base_image(engine, base_options)
     reporting.phase(job.manifest.name)
     with tempfile.TemporaryDirectory(prefix="racetrack-context-") as tmp:
         context = write_context(
@@ -78,19 +83,24 @@ def build_job(
                 base_image=base,
                 secret_build_names=tuple(job.build_secrets),
                 manifest_file=job.manifest_path.name,
+                install="engine",
             ),
             ca_cert_path=options.ca_cert,
         )
         apt_ca = (
             _apt_certificates(engine, base, options.ca_cert) if job.manifest.system_dependencies else None
         )
+        args = build_args(context, apt_ca)
         target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
+        packages = _packages_image(job, engine, options, base_options, context.path, args)
+        if packages is not None:
+            args[PACKAGES_IMAGE_ARG] = packages
         image = engine.build(
             context.path,
             tag=target,
-            buildargs=build_args(context, job.build_secrets, apt_ca),
-            network=options.network,
-            nocache=options.nocache,
+            buildargs=args,
+        network=options.network,
+        nocache=options.nocache,
         )
     if verify is not None:
         try:
@@ -104,7 +114,64 @@ def build_job(
             raise
         engine.untag(target)
         image = replace(image, ref=ref)
+    # The whole build's time: base image, install and the job's own steps.
+    image = replace(image, duration=time.monotonic() - started)
     return BuildResult(image=image, base_image=base, commit=job.source.commit)
+
+
+def _packages_image(
+    job: Job,
+    engine: Engine,
+    options: BuildOptions,
+    base_options: BaseImageOptions,
+    context: Path,
+    args: dict[str, str],
+) -> str | None:
+    """The image with the job's requirements installed (install.py), None when it has none: the
+    "system" stage is built first, as the image the install runs in."""
+    plan = plan_job_requirements(job.manifest, job.source)
+    if plan is None:
+        return None
+    # A tag of this build only, so builds of the same job at once never cross; the install runs
+    # on the image id, and the tag goes when it is done.
+    system_tag = f"{CACHE_REPOSITORY}:{job.manifest.name}-system-{uuid.uuid4().hex[:12]}"
+    system = engine.build(
+        context,
+        tag=system_tag,
+        buildargs=args,
+        network=options.network,
+        nocache=options.nocache,
+        target="system",
+    )
+    try:
+        reporting.phase("install tools")
+        tools = ensure_build_tools(engine, base_options)
+        reporting.phase(job.manifest.name)
+        return install_requirements(engine, _install_request(job, options, system.id, tools, plan))
+    finally:
+        with contextlib.suppress(Exception):
+            engine.untag(system_tag)
+
+
+def _install_request(
+    job: Job, options: BuildOptions, system_image: str, tools: str, plan: RequirementsPlan
+) -> InstallRequest:
+    return InstallRequest(
+        job_name=job.manifest.name,
+        system_image=system_image,
+        tools_volume=tools,
+        requirements_path=job.manifest.python.requirements_path or "",
+        plan=plan,
+        job_root=job.source.job_root,
+        job_files=tuple(job.source.files),
+        python_version=job.manifest.python.python_version,
+        build_env=job.manifest.build_env,
+        secrets=job.build_secrets,
+        ca_cert=options.ca_cert,
+        network=options.network,
+        nocache=options.nocache,
+        check_requirements=job.manifest.check_requirements,
+    )
 
 
 def _apt_certificates(engine: Engine, base_image: str, ca_cert: Path | None) -> str | None:

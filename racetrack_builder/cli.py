@@ -216,9 +216,11 @@ def render(
     verbose: bool,
 ) -> None:
     """Print the job's Dockerfile, or write a self-contained build context with -o."""
+    from .build_tools import tools_ref
     from .images import job_image_ref
     from .job import load_job, open_job
     from .render import RenderOptions, check_output_folder, render_dockerfile, write_context
+    from .secrets import secret_env_path
 
     out = _output(ctx, quiet, verbose)
     if out_dir is not None:
@@ -238,17 +240,26 @@ def render(
         context = write_context(
             job.manifest, job.source, out_dir, options, ca_cert_path=ca_cert, apt_ca_file=True
         )
-        secret_names = [n for n in context.build_arg_names if n in job.build_secrets]
+        secret_file = secret_env_path(job.manifest, spec.manifest_path, "build")
     out.success(f"build context written to {out_dir} ({len(job.source.files)} job files)")
-    if secret_names:
-        # Not `set -a; . FILE`: a .env file is not always valid shell (`NAME = 'value'` is not).
+    if context.installs:
+        # BuildKit: the install step mounts the build tools image and takes the secrets as a file.
+        tools = tools_ref(job.manifest.python.python_version)
         out.info(
-            f"Secret values are not in the folder: export {', '.join(secret_names)} with their values "
-            f"from {job.manifest.secret_build_env_file}, then build it with:"
+            f"The install step needs BuildKit and the build tools image {tools} (`racetrack-build base` "
+            "makes it; push it where your builder pulls from). Kaniko ignores RUN --mount: build such a "
+            "job with racetrack-build."
+        )
+    if context.secret_names:
+        out.info(
+            "Secret values are not in the folder: BuildKit reads them from "
+            f"{job.manifest.secret_build_env_file} as a secret. Build it with:"
         )
     else:
         out.info("Build it with:")
-    out.info("  " + context.docker_build_command(job_image_ref(job.manifest.name, job.manifest.version)))
+    out.info("  " + context.docker_build_command(
+        job_image_ref(job.manifest.name, job.manifest.version), str(secret_file) if secret_file else None
+    ))
 
 
 @cli.command()
@@ -399,8 +410,9 @@ def base(
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """Build the python3 base images (a build does it when its own is missing or stale)."""
+    """Build the python3 base images and the install tools (a build makes its own when missing)."""
     from .base_image import BaseImageOptions, build_base_image
+    from .build_tools import ensure_build_tools, tools_ref
     from .engine import DockerEngine
 
     out = _output(ctx, quiet, verbose)
@@ -419,6 +431,9 @@ def base(
         out.success(
             f"built {image.ref} ({image.id[7:19]}, {image.size / 1e6:.1f} MB) in {image.duration:.1f}s"
         )
+        with BuildProgress(out, f"install tools (Python {version})"):
+            ensure_build_tools(engine, options)
+        out.success(f"install tools ready: {tools_ref(version)}")
 
 
 @cli.command()
@@ -732,7 +747,20 @@ def _json_error(out: Output, err: RacetrackError) -> str:
         document["problems"] = [p.to_dict() for p in err.problems]
     if isinstance(err, BuildFailed):
         document["log_tail"] = [out.redact(line) for line in err.log_tail]
+        if err.details:
+            document["diagnosis"] = _redacted(out, err.details)
     return json.dumps(document, indent=2)
+
+
+def _redacted(out: Output, value: Any) -> Any:
+    """``value`` (JSON data) with every string masked."""
+    if isinstance(value, str):
+        return out.redact(value)
+    if isinstance(value, list):
+        return [_redacted(out, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(out, v) for k, v in value.items()}
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:

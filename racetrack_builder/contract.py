@@ -26,6 +26,7 @@ GID = 10001
 JOB_ROOT = "/src/fatman"
 # The wrapper and its dependencies, in a venv of their own.
 WRAPPER_VENV = "/opt/fatman/venv"
+WRAPPER_PYTHON = f"{WRAPPER_VENV}/bin/python"
 # The wrapper's console script (see base-images/python3/pyproject.toml).
 WRAPPER_SCRIPT = f"{WRAPPER_VENV}/bin/fatman-wrapper"
 # The job's own packages: site-packages ahead of the venv on PYTHONPATH, scripts on PATH.

@@ -10,10 +10,11 @@ and the tail of its output (explained by ``failures.py``).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,28 @@ class BuiltImage:
     id: str
     size: int  # bytes
     duration: float  # seconds
+
+
+@dataclass(frozen=True)
+class CommitRun:
+    """A container the tool runs to make an image layer (the install step, see install.py)."""
+
+    image: str
+    command: list[str]
+    ref: str  # the tag the committed image gets
+    files: bytes  # a tar archive unpacked at / before the start
+    user: str = "root"
+    network: str | None = None
+    volumes: Mapping[str, str] = field(default_factory=dict)  # volume name -> read-only mount point
+    changes: tuple[str, ...] = ()  # Dockerfile instructions applied by the commit (USER, CMD)
+    on_line: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    exit_code: int
+    lines: list[str]
+    image_id: str | None  # set when the command succeeded and the container was committed
 
 
 class Container(Protocol):
@@ -89,8 +112,24 @@ class Engine(Protocol):
         network: str | None = None,
         nocache: bool = False,
         labels: Mapping[str, str] | None = None,
+        target: str | None = None,
     ) -> BuiltImage:
-        """Build ``context`` and tag the result; steps and output go to the reporter."""
+        """Build ``context`` (up to the stage ``target``) and tag the result; steps and output go to
+        the reporter."""
+
+    def architecture(self) -> str:
+        """The engine's machine architecture, as ``uname -m`` names it (``x86_64``, ``aarch64``)."""
+
+    def tags_of(self, repository: str) -> list[tuple[str, int]]:
+        """``(ref, created)`` of each tag of ``repository`` on the engine (created: Unix time)."""
+
+    def fill_volume(self, volume: str, image: str, path: str) -> None:
+        """Make the named volume ``volume`` hold what ``image`` has at ``path``, unless it exists."""
+
+    def run_and_commit(self, request: CommitRun) -> CommitResult:
+        """Run ``request.command`` in a new container of ``request.image`` with ``request.files``
+        (a tar) unpacked at /; on exit 0, commit the container as ``request.ref``. The container is
+        removed on every path; its output goes to ``request.on_line`` as it comes."""
 
     def push(self, ref: str) -> str | None:
         """Push ``ref``; the registry's digest of it when the engine reports one."""
@@ -236,6 +275,7 @@ class DockerEngine:
         network: str | None = None,
         nocache: bool = False,
         labels: Mapping[str, str] | None = None,
+        target: str | None = None,
     ) -> BuiltImage:
         """The tag is set only when every step succeeded."""
         started = time.monotonic()
@@ -252,6 +292,7 @@ class DockerEngine:
                 pull=False,
                 decode=True,
                 labels=dict(labels or {}) or None,
+                target=target,
             )
             for chunk in chunks:
                 failure = stream.feed(chunk)
@@ -324,6 +365,81 @@ class DockerEngine:
                 init=True,
             )
         return _DockerContainer(started)
+
+    def architecture(self) -> str:
+        with _converted("ask the engine for its architecture"):
+            return str(self._api.info().get("Architecture") or "")
+
+    def tags_of(self, repository: str) -> list[tuple[str, int]]:
+        with _converted(f"list the images of {repository}"):
+            images = self._api.images(name=repository)
+        return [
+            (ref, int(image.get("Created") or 0))
+            for image in images
+            for ref in image.get("RepoTags") or []
+            if ref.rpartition(":")[0] == repository
+        ]
+
+    def fill_volume(self, volume: str, image: str, path: str) -> None:
+        from docker.errors import NotFound
+
+        with _converted(f"fill the volume {volume}"):
+            try:
+                self._api.inspect_volume(volume)
+                return
+            except NotFound:
+                pass
+            # The engine copies what the image has at the mount point into a new, empty named
+            # volume when a container first mounts it; the container itself does nothing.
+            with interrupts.deferred():
+                container = self._api.create_container(
+                    image, command=["true"], network_disabled=True,
+                    host_config=self._api.create_host_config(binds={volume: {"bind": path, "mode": "rw"}}),
+                )
+            try:
+                self._api.start(container["Id"])
+                self._api.wait(container["Id"], timeout=120)
+            finally:
+                self._api.remove_container(container["Id"], force=True)
+
+    def run_and_commit(self, request: CommitRun) -> CommitResult:
+        lines: list[str] = []
+        with _converted("run the install step"):
+            host_config = self._api.create_host_config(
+                binds={name: {"bind": where, "mode": "ro"} for name, where in request.volumes.items()},
+                network_mode=request.network,
+            )
+            with interrupts.deferred():
+                container = self._api.create_container(
+                    request.image, command=request.command, user=request.user, host_config=host_config
+                )
+            try:
+                self._api.put_archive(container["Id"], "/", request.files)
+                self._api.start(container["Id"])
+                pending = b""
+                for chunk in self._api.logs(container["Id"], stream=True, follow=True):
+                    pending += bytes(chunk)
+                    *complete, pending = pending.split(b"\n")
+                    for raw in complete:
+                        line = raw.decode("utf-8", "replace").rstrip("\r")
+                        lines.append(line)
+                        if request.on_line:
+                            request.on_line(line)
+                if pending:
+                    lines.append(pending.decode("utf-8", "replace"))
+                status = self._api.wait(container["Id"])
+                code = int(status.get("StatusCode", 1) if isinstance(status, dict) else status)
+                image_id = None
+                if code == 0:
+                    repository, tag = _split_ref(request.ref)
+                    committed = self._api.commit(
+                        container["Id"], repository=repository, tag=tag, changes=list(request.changes)
+                    )
+                    image_id = committed["Id"]
+            finally:
+                with contextlib.suppress(Exception):
+                    self._api.remove_container(container["Id"], force=True)
+        return CommitResult(exit_code=code, lines=lines, image_id=image_id)
 
     def remove_container(self, name: str) -> None:
         from docker.errors import NotFound

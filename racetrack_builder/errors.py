@@ -157,11 +157,15 @@ class BuildFailed(RacetrackError):
 
     def __init__(self, message: str, *, hint: str | None = None, step: str | None = None,
                  log_tail: list[str] | None = None,
-                 log_title: str = "Last lines of the failing step:") -> None:
+                 log_title: str = "Last lines of the failing step:",
+                 details: dict[str, object] | None = None) -> None:
         super().__init__(message, hint=hint)
         self.step = step
         self.log_tail = log_tail or []
         self.log_title = log_title
+        # What a diagnosis found, field by field (the install step's: requirement, where, cause,
+        # fix...), for --json.
+        self.details = details or {}
 
 
 class JobAnswerError(RacetrackError):

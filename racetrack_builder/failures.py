@@ -29,7 +29,17 @@ _AUTH_FAILURE = re.compile(
     r"|could not read Username",
     re.I,
 )
-_CONFLICT = re.compile(r"has requirement .*, but you have|is incompatible|which is not installed")
+# A wheel's shared library that the image lacks, and the Debian packages of the usual ones (the
+# install step's own failures are explained inside it: base-images/build-tools/racetrack_install.py).
+_MISSING_LIBRARY = re.compile(r"(lib[\w+.-]+\.so(?:\.\d+)*): cannot open shared object file")
+_LIBRARY_PACKAGES = {
+    "libgomp.so.1": "libgomp1", "libGL.so.1": "libgl1", "libglib-2.0.so.0": "libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0", "libSM.so.6": "libsm6", "libXext.so.6": "libxext6",
+    "libXrender.so.1": "libxrender1", "libsndfile.so.1": "libsndfile1", "libpq.so.5": "libpq5",
+    "libgfortran.so.5": "libgfortran5", "libxml2.so.2": "libxml2", "libmagic.so.1": "libmagic1",
+    "libzbar.so.0": "libzbar0", "libgeos_c.so.1": "libgeos-c1v5", "libgdal.so.32": "libgdal32",
+    "libaio.so.1": "libaio1", "libodbc.so.2": "libodbc2", "libfreetype.so.6": "libfreetype6",
+}
 
 
 def explain(failure: StepFailure) -> RacetrackError:
@@ -63,9 +73,19 @@ def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
             "not work with the rest; pin a matching set (e.g. Flask 2.0.x with Werkzeug 2.0.x)",
         )
     if wrapper and '"check"' in instruction:
+        library = _MISSING_LIBRARY.search(text)
+        if library:
+            name = library.group(1)
+            package = _LIBRARY_PACKAGES.get(name)
+            return (
+                f"the job cannot be imported inside the image: a package needs the system library {name}",
+                f"add {package} to system_dependencies" if package else
+                f"add the Debian package that provides {name} to system_dependencies "
+                f"(`apt-file search {name}` names it)",
+            )
         return (
             "the job cannot be imported inside the image",
-            "fix the error in the step's output below; the build runs the import the service runs at start",
+            "fix the error the step's output shows; the build runs the import the service runs at start",
         )
     if _TLS_FAILURE.search(text):
         return (
@@ -84,23 +104,4 @@ def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
                 "check the names in system_dependencies against Debian's packages for the base image",
             )
         return "installing system_dependencies with apt failed", None
-    if "pip check" in instruction and _CONFLICT.search(text):
-        conflicts = [line.strip() for line in tail if _CONFLICT.search(line)]
-        return (
-            f"a job requirement conflicts with the wrapper's own dependencies: {'; '.join(conflicts[-3:])}",
-            "pin a version of the job's requirement that the wrapper supports, or drop the pin",
-        )
-    if "pip install" in instruction:
-        missing = [line.strip() for line in tail if "No matching distribution found" in line]
-        if missing:
-            return (
-                f"pip could not install the job's requirements: {missing[-1]}",
-                "check the name and version in the requirements file and the index it is served from; "
-                "a release with no files for this job's Python (old pins often lack wheels for new "
-                "Pythons) needs python.python_version set to one it has, e.g. '3.9', or a newer pin",
-            )
-        return (
-            "pip could not install the job's requirements",
-            "check python.requirements_path, the index it needs and secret_build_env_file",
-        )
     return "a build step failed", None

@@ -16,13 +16,13 @@ import json
 import re
 import shlex
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, contract
-from .contract import CA_BUNDLE_ARG, CA_BUNDLE_FILE, WRAPPER_SCRIPT
+from .build_tools import TOOLS_MOUNT, TOOLS_PATH, tools_ref
+from .contract import CA_BUNDLE_ARG, CA_BUNDLE_FILE, WRAPPER_PYTHON, WRAPPER_SCRIPT
 from .errors import RenderError, disk_error
 from .images import base_image_ref
 from .requirements import RequirementsPlan, plan_requirements
@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 
 TEMPLATE = "job.Dockerfile.j2"
 JOB_DIR = "job"
+# In a context for BuildKit: what the install step reads (install.py's plan and files).
+INSTALL_DIR = "racetrack-install"
+# The build argument naming the image install.py made (the engine install's FROM).
+PACKAGES_IMAGE_ARG = "RACETRACK_PACKAGES_IMAGE"
+# The BuildKit secret holding the secret build env file.
+SECRET_ID = "racetrack-build-env"
 # Written by ``render -o --ca-cert`` beside the Dockerfile: the value of CA_BUNDLE_ARG for a builder
 # other than ours. In the context folder but never COPYed, so no layer holds it.
 APT_CA_FILE = "apt-ca.pem"
@@ -105,6 +111,10 @@ class RenderOptions:
     secret_build_names: tuple[str, ...] = ()  # names only: values never reach the renderer
     ca_cert: bool = False  # a CA bundle will be in the context (pip) and a build arg (apt)
     manifest_file: str = "fatman.yaml"
+    # Who installs the requirements: "buildkit", a RUN step with secret and tool mounts, for a
+    # context built by another builder; "engine", this tool's install container (install.py),
+    # whose committed image the Dockerfile starts FROM.
+    install: str = "buildkit"
 
 
 def image_labels(
@@ -196,6 +206,8 @@ class Rendered:
 
     dockerfile: str
     build_arg_names: tuple[str, ...]
+    requirements: RequirementsPlan | None = None
+    secret_names: tuple[str, ...] = ()  # the secret build env the install step needs
 
 
 def render(manifest: Manifest, source: JobSource, options: RenderOptions | None = None) -> Rendered:
@@ -212,11 +224,8 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
     final_args = [(name, value) for name, value in manifest.build_env.items() if name not in secret]
     requirements = plan_job_requirements(manifest, source)
     system_dependencies = list(manifest.system_dependencies)
-    # What the install step needs from apt: the job's system packages (a source build links against
-    # them) and git for requirements taken from git repositories.
-    builder_packages = system_dependencies + (
-        ["git"] if requirements and requirements.needs_git and "git" not in system_dependencies else []
-    )
+    if options.install not in ("buildkit", "engine"):
+        raise RenderError(f"unknown install mode {options.install!r}")
 
     default_base = base_image_ref(manifest.base_image_tag, manifest.python.python_version)
     base_image = _reject_control(options.base_image or default_base, "image")
@@ -228,7 +237,13 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
         "base_image": base_image,
         "secret_build_names": secret_names,
         "final_args": final_args,
-        "builder_packages": builder_packages,
+        "install": options.install,
+        "install_dir": INSTALL_DIR,
+        "tools_image": tools_ref(manifest.python.python_version),
+        "tools_path": TOOLS_PATH,
+        "tools_mount": TOOLS_MOUNT,
+        "secret_id": SECRET_ID,
+        "wrapper_python": WRAPPER_PYTHON,
         "ca_cert": options.ca_cert,
         "requirements": requirements,
         "system_dependencies": system_dependencies,
@@ -239,12 +254,17 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
         "command": wrapper_command(manifest, "run"),
     }
     dockerfile = _environment().get_template(TEMPLATE).render(context)
-    # Secrets are declared only in the builder stage, which exists only for requirements; the CA
-    # argument only in the apt step.
-    arg_names = list(secret_names) if requirements else []
+    # No secret is a build argument: the install step gets them as a file (a BuildKit secret, or
+    # install.py's container). The CA argument exists only for the apt step.
+    arg_names = []
     if options.ca_cert and system_dependencies:
         arg_names.append(CA_BUNDLE_ARG)
-    return Rendered(dockerfile=dockerfile, build_arg_names=tuple(arg_names))
+    return Rendered(
+        dockerfile=dockerfile,
+        build_arg_names=tuple(arg_names),
+        requirements=requirements,
+        secret_names=secret_names if requirements else (),
+    )
 
 
 def render_dockerfile(manifest: Manifest, source: JobSource, options: RenderOptions | None = None) -> str:
@@ -258,19 +278,24 @@ class BuildContext:
 
     path: Path
     dockerfile: str
-    build_arg_names: tuple[str, ...]  # secret build variables (+ the CA bundle for apt, if any)
+    build_arg_names: tuple[str, ...]  # the CA bundle for apt, if any
     apt_ca_path: Path | None = None  # the certificates apt needs, when written beside the context
+    installs: bool = False  # a BuildKit install step: the build needs BuildKit and the tools image
+    secret_names: tuple[str, ...] = ()  # the secret build env the install step reads
 
-    def docker_build_command(self, tag: str) -> str:
-        """A plain `docker build` command line for this context: secret values are taken from the
-        environment (``--build-arg NAME``); apt's certificates from ``apt_ca_path`` when written."""
+    def docker_build_command(self, tag: str, secret_file: str | None = None) -> str:
+        """A `docker build` command line for this context: the secret build env file as a BuildKit
+        secret; apt's certificates from ``apt_ca_path`` when written."""
         args = ""
+        if self.secret_names:
+            args += f" --secret id={SECRET_ID},src={shlex.quote(secret_file or 'SECRET_BUILD_ENV_FILE')}"
         for name in self.build_arg_names:
             if name == CA_BUNDLE_ARG and self.apt_ca_path is not None:
                 args += f' --build-arg {name}="$(cat {shlex.quote(str(self.apt_ca_path))})"'
             else:
                 args += f" --build-arg {name}"
-        return f"docker build{args} -t {shlex.quote(tag)} {shlex.quote(str(self.path))}"
+        builder = "DOCKER_BUILDKIT=1 docker build" if self.installs else "docker build"
+        return f"{builder}{args} -t {shlex.quote(tag)} {shlex.quote(str(self.path))}"
 
 
 def _copy_job_files(source: JobSource, dest: Path) -> None:
@@ -334,6 +359,8 @@ def write_context(
         _copy_job_files(source, out_dir / JOB_DIR)
         if ca_cert_path is not None:
             shutil.copyfile(ca_cert_path, out_dir / CA_BUNDLE_FILE)
+        if rendered.requirements is not None and options.install == "buildkit":
+            _write_install_dir(manifest, source, rendered.requirements, out_dir / INSTALL_DIR, ca_cert_path)
         if apt_ca is not None:
             apt_ca_path = out_dir / APT_CA_FILE
             apt_ca_path.write_text(apt_ca, encoding="utf-8")
@@ -347,7 +374,29 @@ def write_context(
         dockerfile=rendered.dockerfile,
         build_arg_names=rendered.build_arg_names,
         apt_ca_path=apt_ca_path,
+        installs=rendered.requirements is not None and options.install == "buildkit",
+        secret_names=rendered.secret_names,
     )
+
+
+def _write_install_dir(
+    manifest: Manifest, source: JobSource, plan: RequirementsPlan, dest: Path, ca_cert_path: Path | None
+) -> None:
+    """What the BuildKit install step reads: the plan and the files it installs from."""
+    from .install import install_files, install_plan
+
+    dest.mkdir()
+    plan_document = install_plan(
+        manifest.python.requirements_path or "", plan, manifest.build_env, manifest.python.python_version,
+        manifest.check_requirements,
+    )
+    (dest / "plan.json").write_text(json.dumps(plan_document, indent=2) + "\n", encoding="utf-8")
+    for rel in install_files(plan, tuple(source.files)):
+        target = dest / JOB_DIR / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source.job_root / rel, target, follow_symlinks=False)
+    if ca_cert_path is not None:
+        shutil.copyfile(ca_cert_path, dest / CA_BUNDLE_FILE)
 
 
 def _certificates_beyond_stock(ca_cert_path: Path) -> str:
@@ -362,12 +411,10 @@ def _certificates_beyond_stock(ca_cert_path: Path) -> str:
     return extra_certificates(bundle, certifi.contents(), str(ca_cert_path))
 
 
-def build_args(
-    context: BuildContext, secret_env: Mapping[str, str], apt_ca: str | None = None
-) -> dict[str, str]:
-    """The build arguments to hand a builder with the context: secret values, and for apt the CA
-    certificates the image lacks (see certs.py)."""
-    args = {name: value for name, value in secret_env.items() if name in context.build_arg_names}
+def build_args(context: BuildContext, apt_ca: str | None = None) -> dict[str, str]:
+    """The build arguments to hand a builder with the context: for apt, the CA certificates the
+    image lacks (see certs.py). Never a secret: the install step takes those as a file."""
+    args: dict[str, str] = {}
     if CA_BUNDLE_ARG in context.build_arg_names:
         args[CA_BUNDLE_ARG] = apt_ca or ""
     return args

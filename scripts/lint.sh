@@ -10,3 +10,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 .venv/bin/python -m mypy racetrack_builder
 .venv/bin/python -m mypy base-images/python3/fatman_wrapper
 .venv/bin/python -m mypy --python-version 3.9 --no-site-packages base-images/python3/fatman_wrapper
+# The install step's script runs on the job's Python (3.9 and newer), with the standard library only.
+.venv/bin/python -m mypy --python-version 3.9 --no-site-packages base-images/build-tools/racetrack_install.py

@@ -117,9 +117,9 @@ def secret_build(
 
 def test_image_has_the_private_package_and_works_without_runtime_secrets(
         secret_build: SecretBuild, docker_client: docker.DockerClient) -> None:
-    # -v printed pip's output: the private package came from the index the build secrets open.
+    # -v printed uv's output: the private package came from the index the build secrets open.
     # (Log lines are masked, and the secret user name "racetrack" is part of the package's name.)
-    assert re.search(r"Successfully installed .*private-demo-1\.0\.0", secret_build.build.stderr), \
+    assert re.search(r"\+ \S*private-demo==1\.0\.0", secret_build.build.stderr), \
         secret_build.build.describe()
     with serve(docker_client, secret_build.image) as job:
         answer = job.post("/api/v1/perform", json={"name": "racetrack"})
@@ -180,7 +180,7 @@ def test_history_and_image_configuration_hold_no_secret(secret_build: SecretBuil
                                                         docker_client: docker.DockerClient) -> None:
     history = subprocess.run(["docker", "history", "--no-trunc", secret_build.image], capture_output=True,
                              text=True, timeout=60, check=True).stdout
-    assert "pip install" in history or "COPY" in history, history  # the command saw the real history
+    assert "racetrack_install.py" in history and "COPY" in history, history  # the real history
     assert secret_build.hits(history) == []
     inspected = docker_client.api.inspect_image(secret_build.image)
     config = inspected["Config"]
@@ -243,9 +243,10 @@ def test_rendered_context_holds_no_secret(secret_build: SecretBuild, tmp_path: P
     result = run_cli("render", secret_build.manifest, "-o", out, "-v")
     assert result.returncode == 0, result.describe()
     dockerfile = (out / "Dockerfile").read_text()
-    # The secret names are declared as build arguments without a value; the values are not there.
+    # The install step takes the secret build env as a BuildKit secret; no name is a build argument.
+    assert "--mount=type=secret,id=racetrack-build-env" in dockerfile, dockerfile
     for name in secret_build.build_secrets:
-        assert re.search(rf"^(ARG |\s+){name}\b(?!=)", dockerfile, flags=re.MULTILINE), dockerfile
+        assert name not in dockerfile, dockerfile
     scanned = 0
     for path in out.rglob("*"):
         if path.is_file():
@@ -258,8 +259,8 @@ def test_rendered_context_holds_no_secret(secret_build: SecretBuild, tmp_path: P
 
 def test_cli_output_holds_no_secret(secret_build: SecretBuild, tmp_path: Path) -> None:
     verbose = secret_build.build
-    # -v with --no-cache printed every line of the pip step, which saw the secrets.
-    assert "Looking in indexes" in verbose.stderr or "Successfully installed" in verbose.stderr
+    # -v with --no-cache printed every line of the install step, which saw the secrets.
+    assert "installing requirements" in verbose.stderr and "Resolved" in verbose.stderr
     assert secret_build.hits(verbose.stdout + verbose.stderr) == [], verbose.describe()
     quiet = run_cli("build", secret_build.manifest, "--network", "host", "--tag", secret_build.image)
     assert quiet.returncode == 0, quiet.describe()
@@ -274,3 +275,106 @@ def test_json_summary_survives_secret_values(secret_build: SecretBuild) -> None:
     summary = json.loads(secret_build.build.stdout)
     assert summary["image"] == secret_build.image
     assert summary["base_image"] == "racetrack/python3:latest"
+
+
+# -- the whole engine ----------------------------------------------------------------------------------
+def _engine_findings(
+    docker_client: docker.DockerClient, hits: Callable[[bytes | str], list[str]]
+) -> list[str]:
+    """What the engine holds that names a secret: the history and configuration of every image,
+    intermediate and dangling ones included, and the configuration of every container."""
+    findings = []
+    for image in docker_client.api.images(all=True):
+        image_id = image["Id"]
+        for what, data in (("inspect", docker_client.api.inspect_image(image_id)),
+                           ("history", docker_client.api.history(image_id))):
+            findings += [f"image {image_id[7:19]} {what}: {h}" for h in hits(json.dumps(data))]
+    for container in docker_client.api.containers(all=True):
+        inspected = docker_client.api.inspect_container(container["Id"])
+        findings += [f"container {container['Id'][:12]}: {h}" for h in hits(json.dumps(inspected))]
+    return findings
+
+
+class _Hanging:
+    """A server on 127.0.0.1 that accepts connections and never answers: an install that asks it
+    for a package waits, so the build can be stopped while the install container runs."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/simple/"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _variant(secret_build: SecretBuild, base: Path, requirements: str, name: str) -> Path:
+    """examples/secret-env with other requirements, committed to a new remote, with the same
+    secret files: a manifest whose build hands the install the same secrets."""
+    tree = examples_tree([EXAMPLE])
+    tree[f"examples/{EXAMPLE}/requirements.txt"] = requirements.encode()
+    remote = gitrepos.make_bare_repo(base / "remote.git", tree, branch="main")
+    secret_dir = secret_build.manifest.parent
+    return client_manifest(
+        base / "client", EXAMPLE, remote=remote.as_uri(), name=name,
+        secret_files={n: (secret_dir / n).read_text() for n in (".env.build", ".env.runtime")},
+    )
+
+
+def test_nothing_in_the_engine_holds_a_secret_after_builds_that_pass_fail_or_are_stopped(
+        secret_build: SecretBuild, docker_client: docker.DockerClient, tmp_path: Path) -> None:
+    # The packages image the passing build committed: every file of it (docker save).
+    name = secret_build.image.split(":")[0]
+    installed = [tag for image in docker_client.api.images(name="racetrack-build/installed")
+                 for tag in image.get("RepoTags") or [] if f":{name}-" in tag]
+    assert installed, "the build left no install image to scan"
+    with tempfile.TemporaryFile() as saved:
+        for chunk in docker_client.images.get(installed[0]).save(named=True):
+            saved.write(chunk)
+        saved.seek(0)
+        assert secret_build.hits(saved.read()) == []
+
+    # A build whose install fails once the secrets are in: a version the private index lacks.
+    private = "--index-url http://${PRIVATE_INDEX_USER}:${PRIVATE_INDEX_PASSWORD}@${PRIVATE_INDEX_HOST}/simple/\n"
+    failing = _variant(secret_build, tmp_path / "failing", private + "racetrack-private-demo==9.9.9\n",
+                       f"{name}-failing")
+    failed = run_cli("build", failing, "--network", "host", "--json")
+    assert failed.returncode == 1, failed.describe()
+    diagnosis = json.loads(failed.stdout)["diagnosis"]
+    assert diagnosis["where"] == "requirements.txt:2" and diagnosis["kind"] == "no-version", diagnosis
+    assert secret_build.hits(failed.stdout + failed.stderr) == []
+
+    # A build stopped with Ctrl-C while the install container runs (its index never answers).
+    hanging = _Hanging()
+    try:
+        stopped_manifest = _variant(
+            secret_build, tmp_path / "stopped",
+            f"--extra-index-url {hanging.url}\n" + private + "racetrack-private-demo==1.0.0\n",
+            f"{name}-stopped",
+        )
+        process = subprocess.Popen([*CLI, "build", str(stopped_manifest), "--network", "host", "--no-cache"],
+                                   env=cli_environment(), cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stderr is not None
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "installing requirements" in line:
+                break
+        else:
+            pytest.fail("the build never reached its install step:\n" + "".join(seen))
+        threading.Event().wait(3)  # the container is up and uv waits on the index
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=RUN_STOP_TIMEOUT_S)
+        assert process.returncode == 130, "".join(seen) + rest
+    finally:
+        hanging.close()
+    leftover = [c["Id"][:12] for c in docker_client.api.containers(all=True)
+                if "racetrack_install.py" in " ".join([c.get("Command") or ""])]
+    assert leftover == [], "the stopped install left its container"
+
+    findings = _engine_findings(docker_client, secret_build.hits)
+    assert findings == [], findings

@@ -6,8 +6,10 @@ Regenerate the golden files after an intended template change with
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -129,38 +131,43 @@ SCENARIOS: dict[str, tuple[dict[str, Any], dict[str, str], RenderOptions]] = {
 def test_golden_dockerfile(scenario: str, tmp_path: Path) -> None:
     extra, files, options = SCENARIOS[scenario]
     text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), options)
+    # The tools image is named for the digest of its sources, which change with the install script.
+    text = re.sub(r"(racetrack/build-tools:py[0-9.]+-)[0-9a-f]{12}", r"\1DIGEST", text)
     golden = GOLDEN / f"{scenario}.Dockerfile"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text(), f"rendered Dockerfile differs from {golden}"
 
 
-def test_secret_names_are_build_args_without_defaults_and_never_in_final_stage(tmp_path: Path) -> None:
+def test_no_secret_is_a_build_arg_and_the_buildkit_install_reads_them_as_a_secret(tmp_path: Path) -> None:
     extra, files, options = SCENARIOS["secrets"]
     rendered = render(_manifest(**extra), _source(tmp_path, files), options)
     text = rendered.dockerfile
-    builder, final = text.split("# ---- the job image")
-    # The plain ones with their values, then the secret names alone, after any apt step.
-    assert re.search(r"^ARG PIP_INDEX_URL=\S+\nARG INDEX_USER \\\n    INDEX_TOKEN\n", builder, re.M), (
-        builder
-    )
-    # The secret wins over build_env's value of the same name: no default may shadow the build arg.
-    assert "plain-loses" not in text
-    assert "INDEX_" not in final
-    assert rendered.build_arg_names == ("INDEX_USER", "INDEX_TOKEN")
+    assert "INDEX_USER" not in text and "INDEX_TOKEN" not in text
+    assert "plain-loses" not in text  # build_env goes to the install step in its plan, not here
+    assert rendered.build_arg_names == ()
+    assert rendered.secret_names == ("INDEX_USER", "INDEX_TOKEN")
+    assert "--mount=type=secret,id=racetrack-build-env,required=false" in text
+    assert "--secrets /run/secrets/racetrack-build-env" in text
+
+
+def test_the_engine_install_starts_the_job_stage_from_the_installed_packages(tmp_path: Path) -> None:
+    extra, files, options = SCENARIOS["secrets"]
+    text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), replace(options, install="engine"))
+    assert text.index("ARG RACETRACK_PACKAGES_IMAGE") < text.index("FROM ")
+    system, final = text.split("# ---- the job image")
+    assert final.lstrip("- \n").startswith("FROM ${RACETRACK_PACKAGES_IMAGE}")
+    assert "--mount" not in text and "INDEX_" not in text
 
 
 def test_code_is_copied_after_packages_so_code_changes_reuse_pip_and_apt_layers(tmp_path: Path) -> None:
     extra, files, options = SCENARIOS["system_dependencies_ca"]
     text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), options)
-    final = text.split("# ---- the job image")[1]
-    assert (
-        final.index("apt-get")
-        < final.index("COPY --from=builder")
-        < final.index("COPY --chown=10001:10001 job/")
-    )
-    builder = text.split("# ---- the job image")[0]
-    assert "COPY job/ " not in builder, "the builder stage must not depend on the job's code"
+    system, final = text.split("# ---- the job image")
+    assert "apt-get" in system and "COPY" not in system
+    assert final.index("racetrack_install.py") < final.index("COPY --chown=10001:10001 job/")
+    install_step = final[final.index("RUN --mount"):final.index("USER fatman")]
+    assert "source=job" not in install_step, "the install step must not depend on the job's code"
 
 
 @pytest.mark.parametrize(
@@ -255,17 +262,22 @@ def test_write_context_holds_dockerfile_and_job_files_but_no_secret(tmp_path: Pa
     manifest = _manifest(**extra, system_dependencies=["curl"])
     context = write_context(manifest, source, tmp_path / "out", options, ca_cert_path=ca)
     listed = sorted(p.relative_to(context.path).as_posix() for p in context.path.rglob("*") if p.is_file())
-    assert listed == ["Dockerfile", "ca-bundle.pem", "job/entrypoint.py", "job/requirements.txt"]
-    assert context.build_arg_names == ("INDEX_USER", "INDEX_TOKEN", CA_BUNDLE_ARG)
-    args = build_args(context, {"INDEX_USER": "u", "INDEX_TOKEN": "t0ken-value", "UNUSED": "x"}, "PEM")
-    assert args == {"INDEX_USER": "u", "INDEX_TOKEN": "t0ken-value", CA_BUNDLE_ARG: "PEM"}
+    assert listed == [
+        "Dockerfile", "ca-bundle.pem", "job/entrypoint.py", "job/requirements.txt",
+        "racetrack-install/ca-bundle.pem", "racetrack-install/job/requirements.txt",
+        "racetrack-install/plan.json",
+    ]
+    plan = json.loads((context.path / "racetrack-install/plan.json").read_text())
+    assert plan["requirements"] == "requirements.txt" and plan["files"] == ["requirements.txt"]
+    assert context.build_arg_names == (CA_BUNDLE_ARG,)
+    assert build_args(context, "PEM") == {CA_BUNDLE_ARG: "PEM"}
     for path in context.path.rglob("*"):
         if path.is_file():
             assert "t0ken-value" not in path.read_text()
     assert re.search(
-        r"docker build --build-arg INDEX_USER --build-arg INDEX_TOKEN "
+        r"DOCKER_BUILDKIT=1 docker build --secret id=racetrack-build-env,src=/home/me/.env.build "
         r"--build-arg RACETRACK_CA_BUNDLE -t adder:0.0.1 ",
-        context.docker_build_command("adder:0.0.1"),
+        context.docker_build_command("adder:0.0.1", "/home/me/.env.build"),
     )
 
 
@@ -289,7 +301,7 @@ def test_a_context_for_other_builders_carries_apts_certificates_beside_it(tmp_pa
     assert "apt-ca.pem" not in context.dockerfile  # never COPYed: no layer holds it
     command = context.docker_build_command("adder:0.0.1")
     assert f'--build-arg RACETRACK_CA_BUNDLE="$(cat {context.apt_ca_path})"' in command
-    assert "--build-arg INDEX_TOKEN " in command
+    assert "--secret id=racetrack-build-env,src=SECRET_BUILD_ENV_FILE " in command
 
 
 def test_write_context_refuses_a_non_empty_folder(tmp_path: Path) -> None:

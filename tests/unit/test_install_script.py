@@ -1,0 +1,272 @@
+"""The install step's script (base-images/build-tools/racetrack_install.py), run here on the host's
+Python: variables, installer choice, secrets handling, the wrapper-copy pruning and the diagnosis of
+real installer messages (uv's and pip's wording, as they print them)."""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "base-images" / "build-tools" / "racetrack_install.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("racetrack_install", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ri = _load()
+
+
+def _plan(**extra: object) -> object:
+    data = {
+        "requirements": "requirements.txt",
+        "files": ["requirements.txt"],
+        "build_env": {},
+        "wrapper_python": "/opt/fatman/venv/bin/python",
+        "site_packages": "/x",
+        "bin": "/y",
+        "python_version": "3.11",
+    }
+    data.update(extra)
+    return ri.Plan(data)
+
+
+# -- inputs -------------------------------------------------------------------------------------------
+def test_variables_are_expanded_as_pip_does_and_unknown_ones_stay() -> None:
+    text = "private @ https://${USER_1}:${TOKEN}@host/p.whl ${lower} ${MISSING}\n"
+    assert ri.expand_variables(text, {"USER_1": "u", "TOKEN": "t", "lower": "no"}) == (
+        "private @ https://u:t@host/p.whl ${lower} ${MISSING}\n"
+    )
+
+
+def test_uv_is_the_installer_unless_the_build_env_needs_pip() -> None:
+    assert ri.installer_for({"PIP_INDEX_URL": "http://127.0.0.1/simple", "OTHER": "x"}) == ("uv", None)
+    installer, why = ri.installer_for({"PIP_PRE": "1", "PIP_NO_BINARY": ":all:"})
+    assert installer == "pip" and "PIP_NO_BINARY, PIP_PRE" in why
+    assert ri.installer_for({"RACETRACK_INSTALLER": "pip"})[0] == "pip"
+
+
+def test_the_environment_gives_uv_pips_settings_and_the_secrets_win(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    env = ri.installer_env(
+        {"PATH": "/usr/bin"},
+        {
+            "PIP_INDEX_URL": "http://plain/simple",
+            "PIP_EXTRA_INDEX_URL": "http://a/simple\nhttp://b/simple",
+            "TOKEN": "plain",
+        },
+        {"TOKEN": "secret"},
+        ca,
+    )
+    assert env["UV_DEFAULT_INDEX"] == "http://plain/simple"
+    assert env["UV_INDEX"] == "http://a/simple http://b/simple"
+    assert env["TOKEN"] == "secret"
+    assert env["SSL_CERT_FILE"] == env["GIT_SSL_CAINFO"] == str(ca)
+    assert env["PATH"].startswith(f"{ri.TOOLS}/bin:")
+
+
+def test_the_secrets_file_is_gone_once_read(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.json"
+    path.write_text(json.dumps({"TOKEN": "s3cr3t"}))
+    assert ri.take_secrets(path) == {"TOKEN": "s3cr3t"}
+    assert not path.exists()
+    assert ri.take_secrets(path) == {}
+
+
+def test_a_buildkit_secret_is_the_env_file_itself(tmp_path: Path) -> None:
+    path = tmp_path / "build-env"
+    path.write_text("# comment\nexport USER=ci\nTOKEN='a b#c'\nHOST=\"h\" \nPLAIN=x  # note\n")
+    assert ri.take_secrets(path) == {"USER": "ci", "TOKEN": "a b#c", "HOST": "h", "PLAIN": "x"}
+
+
+def test_requirements_are_found_through_includes(tmp_path: Path) -> None:
+    (tmp_path / "req").mkdir()
+    (tmp_path / "requirements.txt").write_text("-r req/base.txt\n# c\nnumpy==1.26.4\n")
+    (tmp_path / "req" / "base.txt").write_text(
+        "--index-url https://x/simple\nscikit-learn==0.24.1 ; python_version < '4'\n"
+        "mylib @ git+https://${U}:${T}@git/x.git\n-e git+https://git/y.git#egg=ylib\n"
+    )
+    found = ri.requirement_lines(tmp_path, "requirements.txt")
+    assert found["scikit-learn"] == ("scikit-learn==0.24.1 ; python_version < '4'", "req/base.txt", 2)
+    assert found["numpy"] == ("numpy==1.26.4", "requirements.txt", 3)
+    assert found["mylib"][1:] == ("req/base.txt", 3)
+    assert found["ylib"][1:] == ("req/base.txt", 4)
+
+
+# -- the wrapper's own packages -----------------------------------------------------------------------
+def _dist(site: Path, name: str, version: str, files: dict[str, str]) -> None:
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Name: {name}\nVersion: {version}\n")
+    record = [f"{rel},," for rel in files] + [f"{info.name}/METADATA,,", f"{info.name}/RECORD,,"]
+    (info / "RECORD").write_text("\n".join(record) + "\n")
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
+
+
+def test_copies_of_the_wrappers_packages_are_removed_and_other_versions_kept(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    _dist(site, "flask", "3.1.3", {"flask/__init__.py": "", "bin/flask": "#!"})
+    (site / "flask" / "__pycache__").mkdir()
+    (site / "flask" / "__pycache__" / "__init__.cpython-311.pyc").write_text("")
+    _dist(site, "werkzeug", "2.0.3", {"werkzeug/__init__.py": ""})
+    _dist(site, "python_dateutil", "2.9.0", {"dateutil/__init__.py": ""})
+    removed = ri.drop_wrapper_copies(site, {"flask": "3.1.3", "werkzeug": "3.1.9"})
+    assert removed == ["flask==3.1.3"]
+    assert sorted(p.name for p in site.iterdir()) == [
+        "dateutil",
+        "python_dateutil-2.9.0.dist-info",
+        "werkzeug",
+        "werkzeug-2.0.3.dist-info",
+    ]
+
+
+# -- diagnosis ----------------------------------------------------------------------------------------
+@pytest.fixture
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(ri, "WORK", tmp_path)
+    (tmp_path / "job").mkdir()
+    return tmp_path / "job"
+
+
+def _diagnose(
+    lines: str,
+    wrapper: dict[str, str] | None = None,
+    secrets: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> dict[str, object]:
+    return ri.diagnose(
+        lines.splitlines(),
+        _plan(),
+        env or {"UV_DEFAULT_INDEX": "http://127.0.0.1:9/simple"},
+        wrapper or {},
+        secrets,
+    )
+
+
+def test_a_package_that_does_not_exist_is_named_with_a_guess(job: Path) -> None:
+    (job / "requirements.txt").write_text("flask\nsklearn==1.0\n")
+    found = _diagnose(
+        "error: No solution found when resolving dependencies\n"
+        "  cause: Because sklearn was not found in the package registry and you require sklearn==1.0, "
+        "we can conclude that your requirements are unsatisfiable."
+    )
+    assert found["requirement"] == "sklearn==1.0" and found["where"] == "requirements.txt:2"
+    assert found["kind"] == "not-found"
+    assert "did you mean 'scikit-learn'?" in str(found["fix"])
+
+
+def test_a_version_that_does_not_exist_is_named(job: Path) -> None:
+    (job / "requirements.txt").write_text("numpy==0.0.99\n")
+    found = _diagnose(
+        "  cause: Because there is no version of numpy==0.0.99 and you require numpy==0.0.99, "
+        "we can conclude that your requirements are unsatisfiable."
+    )
+    assert (found["kind"], found["where"]) == ("no-version", "requirements.txt:1")
+    assert "numpy ==0.0.99" in str(found["cause"])
+
+
+def test_a_conflict_with_the_wrappers_pin_says_whose_it_is(job: Path) -> None:
+    (job / "requirements.txt").write_text("werkzeug==1.0.1\n")
+    found = _diagnose(
+        "  cause: Because you require werkzeug==1.0.1 and flask==3.1.3 depends on werkzeug>=3.1, "
+        "we can conclude that your requirements are unsatisfiable.",
+        wrapper={"flask": "3.1.3", "werkzeug": "3.1.9"},
+    )
+    assert found["kind"] == "conflict" and found["where"] == "requirements.txt:1"
+    assert "flask is the wrapper's own (flask==3.1.3)" in str(found["cause"])
+
+
+def test_pip_checks_finding_names_both_sides(job: Path) -> None:
+    (job / "requirements.txt").write_text("werkzeug==1.0.1\n")
+    found = _diagnose(
+        "flask 3.1.3 has requirement werkzeug>=3.1, but you have werkzeug 1.0.1.",
+        wrapper={"flask": "3.1.3", "werkzeug": "3.1.9"},
+    )
+    assert found["kind"] == "conflict"
+    assert "flask 3.1.3 (the wrapper's own) needs werkzeug>=3.1" in str(found["cause"])
+    assert found["requirement"] == "werkzeug==1.0.1"
+
+
+def test_a_source_build_names_the_debian_packages(job: Path) -> None:
+    (job / "requirements.txt").write_text("psycopg2==2.9.9\n")
+    found = _diagnose(
+        "  × Failed to build `psycopg2==2.9.9`\n  ├─▶ The build backend returned an error\n"
+        "      Error: pg_config executable not found.\n"
+    )
+    assert found["where"] == "requirements.txt:1" and found["kind"] == "source-build"
+    assert found["fix"] == "add libpq-dev, gcc to system_dependencies"
+
+
+def test_refused_credentials_name_the_secret_variables_and_mask_the_url(job: Path) -> None:
+    found = _diagnose(
+        "error: Failed to fetch: `http://ci:tok3n@127.0.0.1:8080/simple/private-demo/`\n"
+        "  Caused by: HTTP status client error (401 Unauthorized) for url (http://127.0.0.1:8080/)",
+        secrets=("INDEX_TOKEN", "INDEX_USER"),
+    )
+    assert found["kind"] == "auth"
+    assert "tok3n" not in json.dumps(found)
+    assert "INDEX_TOKEN, INDEX_USER" in str(found["fix"])
+
+
+class _Index(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        page = b"<a>x</a>"
+        if self.path == "/simple/numpy/":
+            page = "".join(
+                f'<a href="#">numpy-1.19.5-cp{v}-cp{v}-manylinux2010_x86_64.whl</a>\n'
+                for v in ("36", "37", "38")
+            ).encode()
+        if self.path == "/simple/scikit-learn/":
+            page = (
+                "".join(
+                    f'<a href="#">scikit_learn-0.24.1-cp{v}-cp{v}-manylinux2010_x86_64.whl</a>\n'
+                    for v in ("36", "37", "38", "39")
+                ).encode()
+                + b'<a href="#">scikit-learn-0.24.1.tar.gz</a>'
+            )
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def index() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    server.shutdown()
+    server.server_close()
+
+
+def test_no_wheel_for_this_python_names_the_pythons_the_index_has(job: Path, index: str) -> None:
+    (job / "requirements.txt").write_text("numpy==1.19.5\nscikit-learn==0.24.1\nsix\n")
+    found = _diagnose(
+        "  × Failed to build `scikit-learn==0.24.1`\n  ├─▶ The build backend returned an error\n"
+        "      error: some compiler failure deep in numpy.distutils\n",
+        env={"UV_DEFAULT_INDEX": index},
+    )
+    assert found["kind"] == "no-distribution"
+    assert found["wheel_pythons"] == ["3.6", "3.7", "3.8", "3.9"]
+    assert "no wheel for Python 3.11 (it has wheels for Python 3.6, 3.7, 3.8, 3.9)" in str(found["cause"])
+    assert "numpy==1.19.5 has none either" in str(found["cause"])
+    # The newest Python both pins have wheels for.
+    assert "set python.python_version to '3.8'" in str(found["fix"])
+    assert "pin newer releases of scikit-learn and numpy" in str(found["fix"])
