@@ -25,7 +25,14 @@ from .engine import BuiltImage, Engine
 from .images import check_image_ref, job_image_ref
 from .install import CACHE_REPOSITORY, InstallRequest, install_requirements
 from .job import Job
-from .render import PACKAGES_IMAGE_ARG, RenderOptions, build_args, plan_job_requirements, write_context
+from .render import (
+    PACKAGES_IMAGE_ARG,
+    BuildContext,
+    RenderOptions,
+    build_args,
+    plan_job_requirements,
+    write_context,
+)
 from .requirements import RequirementsPlan
 
 
@@ -92,7 +99,7 @@ def build_job(
         )
         args = build_args(context, apt_ca)
         target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
-        packages = _packages_image(job, engine, options, base_options, context.path, args)
+        packages = _packages_image(job, engine, options, base_options, context, args)
         if packages is not None:
             args[PACKAGES_IMAGE_ARG] = packages
         image = engine.build(
@@ -124,24 +131,24 @@ def _packages_image(
     engine: Engine,
     options: BuildOptions,
     base_options: BaseImageOptions,
-    context: Path,
+    context: BuildContext,
     args: dict[str, str],
 ) -> str | None:
     """The image with the job's requirements installed (install.py), None when it has none: the
     "system" stage is built first, as the image the install runs in."""
     plan = plan_job_requirements(job.manifest, job.source)
-    if plan is None:
+    if plan is None or context.system_dockerfile is None:
         return None
     # A tag of this build only, so builds of the same job at once never cross; the install runs
     # on the image id, and the tag goes when it is done.
     system_tag = f"{CACHE_REPOSITORY}:{job.manifest.name}-system-{uuid.uuid4().hex[:12]}"
     system = engine.build(
-        context,
+        context.path,
         tag=system_tag,
         buildargs=args,
         network=options.network,
         nocache=options.nocache,
-        target="system",
+        dockerfile=context.system_dockerfile,
     )
     try:
         reporting.phase("install tools")

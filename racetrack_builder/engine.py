@@ -52,6 +52,8 @@ class CommitResult:
     exit_code: int
     lines: list[str]
     image_id: str | None  # set when the command succeeded and the container was committed
+    run_seconds: float = 0.0  # from the create to the command's exit
+    commit_seconds: float = 0.0
 
 
 class Container(Protocol):
@@ -112,10 +114,10 @@ class Engine(Protocol):
         network: str | None = None,
         nocache: bool = False,
         labels: Mapping[str, str] | None = None,
-        target: str | None = None,
+        dockerfile: str | None = None,
     ) -> BuiltImage:
-        """Build ``context`` (up to the stage ``target``) and tag the result; steps and output go to
-        the reporter."""
+        """Build ``context`` (its ``dockerfile``, default ``Dockerfile``) and tag the result; steps
+        and output go to the reporter."""
 
     def architecture(self) -> str:
         """The engine's machine architecture, as ``uname -m`` names it (``x86_64``, ``aarch64``)."""
@@ -275,7 +277,7 @@ class DockerEngine:
         network: str | None = None,
         nocache: bool = False,
         labels: Mapping[str, str] | None = None,
-        target: str | None = None,
+        dockerfile: str | None = None,
     ) -> BuiltImage:
         """The tag is set only when every step succeeded."""
         started = time.monotonic()
@@ -292,7 +294,7 @@ class DockerEngine:
                 pull=False,
                 decode=True,
                 labels=dict(labels or {}) or None,
-                target=target,
+                dockerfile=dockerfile,
             )
             for chunk in chunks:
                 failure = stream.feed(chunk)
@@ -404,6 +406,8 @@ class DockerEngine:
 
     def run_and_commit(self, request: CommitRun) -> CommitResult:
         lines: list[str] = []
+        started = time.monotonic()
+        commit_seconds = 0.0
         with _converted("run the install step"):
             host_config = self._api.create_host_config(
                 binds={name: {"bind": where, "mode": "ro"} for name, where in request.volumes.items()},
@@ -430,16 +434,19 @@ class DockerEngine:
                 status = self._api.wait(container["Id"])
                 code = int(status.get("StatusCode", 1) if isinstance(status, dict) else status)
                 image_id = None
+                ran = time.monotonic() - started
                 if code == 0:
                     repository, tag = _split_ref(request.ref)
                     committed = self._api.commit(
                         container["Id"], repository=repository, tag=tag, changes=list(request.changes)
                     )
                     image_id = committed["Id"]
+                    commit_seconds = time.monotonic() - started - ran
             finally:
                 with contextlib.suppress(Exception):
                     self._api.remove_container(container["Id"], force=True)
-        return CommitResult(exit_code=code, lines=lines, image_id=image_id)
+        return CommitResult(exit_code=code, lines=lines, image_id=image_id, run_seconds=ran,
+                            commit_seconds=commit_seconds)
 
     def remove_container(self, name: str) -> None:
         from docker.errors import NotFound

@@ -112,6 +112,7 @@ def install_requirements(engine: Engine, request: InstallRequest) -> str:
     )
     if result.exit_code != 0 or result.image_id is None:
         raise install_failure(result.lines, request)
+    reporting.log(f"installed in {result.run_seconds:.1f}s, committed in {result.commit_seconds:.1f}s")
     _forget_older(engine, request.job_name, ref)
     return ref
 

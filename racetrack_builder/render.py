@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 TEMPLATE = "job.Dockerfile.j2"
 JOB_DIR = "job"
+# Engine install: the system stage's Dockerfile, beside the job stage's.
+SYSTEM_DOCKERFILE = "system.Dockerfile"
 # In a context for BuildKit: what the install step reads (install.py's plan and files).
 INSTALL_DIR = "racetrack-install"
 # The build argument naming the image install.py made (the engine install's FROM).
@@ -210,9 +212,19 @@ class Rendered:
     secret_names: tuple[str, ...] = ()  # the secret build env the install step needs
 
 
-def render(manifest: Manifest, source: JobSource, options: RenderOptions | None = None) -> Rendered:
+# What a Dockerfile holds: both stages; the system stage alone; the job's stage alone, FROM the
+# packages image the engine install made (install="engine" with requirements: build.py builds the
+# system stage, installs on it, then builds the job's stage, so apt never runs twice).
+STAGES = ("all", "system", "job")
+
+
+def render(
+    manifest: Manifest, source: JobSource, options: RenderOptions | None = None, *, stage: str = "all"
+) -> Rendered:
     """Render the job's Dockerfile."""
     options = options or RenderOptions()
+    if stage not in STAGES:
+        raise RenderError(f"unknown stage {stage!r}")
     secret_names = tuple(dict.fromkeys(options.secret_build_names))
     for name in secret_names:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
@@ -226,6 +238,8 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
     system_dependencies = list(manifest.system_dependencies)
     if options.install not in ("buildkit", "engine"):
         raise RenderError(f"unknown install mode {options.install!r}")
+    if stage == "job" and not (requirements and options.install == "engine"):
+        raise RenderError("the job's stage alone exists only for an engine install of requirements")
 
     default_base = base_image_ref(manifest.base_image_tag, manifest.python.python_version)
     base_image = _reject_control(options.base_image or default_base, "image")
@@ -238,6 +252,7 @@ def render(manifest: Manifest, source: JobSource, options: RenderOptions | None 
         "secret_build_names": secret_names,
         "final_args": final_args,
         "install": options.install,
+        "stage": stage,
         "install_dir": INSTALL_DIR,
         "tools_image": tools_ref(manifest.python.python_version),
         "tools_path": TOOLS_PATH,
@@ -282,6 +297,7 @@ class BuildContext:
     apt_ca_path: Path | None = None  # the certificates apt needs, when written beside the context
     installs: bool = False  # a BuildKit install step: the build needs BuildKit and the tools image
     secret_names: tuple[str, ...] = ()  # the secret build env the install step reads
+    system_dockerfile: str | None = None  # engine install: the system stage's Dockerfile, by name
 
     def docker_build_command(self, tag: str, secret_file: str | None = None) -> str:
         """A `docker build` command line for this context: the secret build env file as a BuildKit
@@ -348,6 +364,10 @@ def write_context(
         options = replace(options, ca_cert=True)
     check_output_folder(out_dir)
     rendered = render(manifest, source, options)
+    system_dockerfile = None
+    if options.install == "engine" and rendered.requirements is not None:
+        system_dockerfile = render(manifest, source, options, stage="system").dockerfile
+        rendered = render(manifest, source, options, stage="job")
     apt_ca = None
     if apt_ca_file and ca_cert_path is not None and CA_BUNDLE_ARG in rendered.build_arg_names:
         apt_ca = _certificates_beyond_stock(ca_cert_path)  # may refuse: before anything is written
@@ -356,6 +376,8 @@ def write_context(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "Dockerfile").write_text(rendered.dockerfile, encoding="utf-8")
+        if system_dockerfile is not None:
+            (out_dir / SYSTEM_DOCKERFILE).write_text(system_dockerfile, encoding="utf-8")
         _copy_job_files(source, out_dir / JOB_DIR)
         if ca_cert_path is not None:
             shutil.copyfile(ca_cert_path, out_dir / CA_BUNDLE_FILE)
@@ -376,6 +398,7 @@ def write_context(
         apt_ca_path=apt_ca_path,
         installs=rendered.requirements is not None and options.install == "buildkit",
         secret_names=rendered.secret_names,
+        system_dockerfile=SYSTEM_DOCKERFILE if system_dockerfile is not None else None,
     )
 
 

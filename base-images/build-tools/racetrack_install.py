@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
@@ -54,7 +55,6 @@ _UV_SETTINGS = {
     "PIP_EXTRA_INDEX_URL": "UV_INDEX",
     "PIP_FIND_LINKS": "UV_FIND_LINKS",
     "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
-    "PIP_NO_INDEX": "UV_NO_INDEX",
 }
 # PIP_* settings that change nothing an install into an image needs.
 _HARMLESS_PIP_SETTINGS = {
@@ -195,7 +195,10 @@ def installer_for(build_env: dict[str, str]) -> tuple[str, str | None]:
     unknown = sorted(
         name
         for name in build_env
-        if name.startswith("PIP_") and name not in _UV_SETTINGS and name not in _HARMLESS_PIP_SETTINGS
+        if name.startswith("PIP_")
+        and name not in _UV_SETTINGS
+        and name not in _HARMLESS_PIP_SETTINGS
+        and name != "PIP_NO_INDEX"
     )
     if unknown:
         return "pip", f"build_env sets {', '.join(unknown)}, which uv has no equivalent for"
@@ -234,9 +237,7 @@ def installer_env(
             continue
         if pip_name in env and uv_name not in env:
             value = env[pip_name]
-            if pip_name == "PIP_NO_INDEX":
-                value = "1" if value.lower() in ("1", "true", "yes", "on") else "0"
-            elif pip_name in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST"):
+            if pip_name in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST"):
                 value = " ".join(value.split())
             env[uv_name] = value
     system_bundle = "/etc/ssl/certs/ca-certificates.crt"
@@ -248,7 +249,6 @@ def installer_env(
         env[_FILE_INDEX] = file_index
     env["PATH"] = f"{TOOLS}/bin:" + env.get("PATH", "/usr/bin:/bin")
     env["UV_CACHE_DIR"] = str(WORK / "cache")
-    env["UV_LINK_MODE"] = "copy"
     env["UV_NO_PROGRESS"] = "1"
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env["PIP_NO_CACHE_DIR"] = "1"
@@ -272,7 +272,14 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def install_command(installer: str, plan: Plan, requirements: Path, constraints: Path | None) -> list[str]:
+def truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def install_command(
+    installer: str, plan: Plan, requirements: Path, constraints: Path | None, no_index: bool = False
+) -> list[str]:
+    """uv's command, or pip's. PIP_NO_INDEX becomes uv's --no-index: uv has no variable for it."""
     if installer == "uv":
         command = [
             str(TOOLS / "bin" / "uv"),
@@ -300,6 +307,8 @@ def install_command(installer: str, plan: Plan, requirements: Path, constraints:
         ]
     if constraints is not None:
         command += ["-c", str(constraints)]
+    if no_index and installer == "uv":
+        command.append("--no-index")
     return command
 
 
@@ -571,6 +580,7 @@ def diagnose(
     )
     if pip_check:
         owner, owner_version, needed, name, have = pip_check[0]
+        have = have.rstrip(".")  # pip ends its sentence after the version
         mine = normalise(owner) in wrapper and normalise(name) not in known
         about(name if normalise(name) in known else owner)
         who = (
@@ -785,6 +795,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.source is not None:
         shutil.copytree(str(args.source), str(WORK), dirs_exist_ok=True)
+    started = time.monotonic()
     plan = Plan(json.loads((WORK / "plan.json").read_text(encoding="utf-8")))
     secrets = take_secrets(args.secrets)
     ca_bundle = WORK / "ca-bundle.pem"
@@ -813,7 +824,8 @@ def main(argv: list[str]) -> int:
         if why:
             print(f"racetrack: installing with pip: {why}", flush=True)
         requirements = job / plan.requirements
-        rc, lines = run(install_command(installer, plan, requirements, constraints), env, job)
+        no_index = truthy(env.get("PIP_NO_INDEX"))
+        rc, lines = run(install_command(installer, plan, requirements, constraints, no_index), env, job)
         if rc != 0 and _conflicts_with_wrapper(lines, wrapper):
             # The job pins another version of a package the wrapper has: it may shadow the
             # wrapper's own (its packages come first on sys.path), as with pip. The check below
@@ -823,7 +835,7 @@ def main(argv: list[str]) -> int:
                 "installing them to come first",
                 flush=True,
             )
-            rc, lines = run(install_command(installer, plan, requirements, None), env, job)
+            rc, lines = run(install_command(installer, plan, requirements, None, no_index), env, job)
         for rel, text in originals.items():
             (job / rel).write_text(text, encoding="utf-8")  # the diagnosis quotes the files as written
         if rc != 0:
@@ -845,6 +857,7 @@ def main(argv: list[str]) -> int:
                 flush=True,
             )
             return 0
+        print(f"racetrack: installed in {time.monotonic() - started:.1f}s", flush=True)
         check_env = dict(os.environ, PYTHONPATH=plan.site_packages, PIP_DISABLE_PIP_VERSION_CHECK="1")
         rc, lines = run([plan.wrapper_python, "-m", "pip", "check"], check_env, WORK)
         if rc != 0:

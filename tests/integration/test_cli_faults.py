@@ -435,14 +435,17 @@ def test_engine_stops_answering_during_the_build(job: Path, tmp_path: Path, cli_
     seen: list[bytes] = []
 
     def second_step(_total: int, chunk: bytes) -> bool:
-        seen.append(chunk[-200:])
-        return b"Step 2/" in b"".join(seen[-2:])
+        # The recent answer bytes as a whole: one chunk may carry several steps.
+        seen.append(chunk)
+        recent = b"".join(seen)[-4096:]
+        seen[:] = [recent]
+        return b"Step 2/" in recent
 
     with unix_proxy(tmp_path / "docker.sock", second_step) as proxy:
         result = run_cli("build", job, "--tag", tag, "--no-cache", *(["--smoke-test"] if smoke else []),
                          env={"TMPDIR": str(cli_tmp), "DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}"},
                          timeout=300)
-        assert proxy.cut.is_set(), "the engine was never cut: the test proved nothing"
+        assert proxy.cut.is_set(), "the engine was never cut: the test proved nothing\n" + result.describe()
     assert_clean_exit(result, EXIT_ENVIRONMENT, r"Docker engine stopped answering")
     assert leftovers(cli_tmp) == []
     no_trace_of_the_build(docker_client, repository)

@@ -270,3 +270,20 @@ def test_no_wheel_for_this_python_names_the_pythons_the_index_has(job: Path, ind
     # The newest Python both pins have wheels for.
     assert "set python.python_version to '3.8'" in str(found["fix"])
     assert "pin newer releases of scikit-learn and numpy" in str(found["fix"])
+
+
+def test_pip_no_index_becomes_uvs_flag_for_uv_has_no_variable_for_it() -> None:
+    assert ri.installer_for({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "http://127.0.0.1/w/"}) == ("uv", None)
+    command = ri.install_command("uv", _plan(), Path("/r.txt"), None, no_index=ri.truthy("true"))
+    assert command[-1] == "--no-index"
+    assert "--no-index" not in ri.install_command("uv", _plan(), Path("/r.txt"), None)
+    env = ri.installer_env({}, {"PIP_FIND_LINKS": "http://a/ http://b/"}, {}, None)
+    assert env["UV_FIND_LINKS"] == "http://a/ http://b/" and "UV_NO_INDEX" not in env
+
+
+def test_a_files_index_url_wins_over_pip_index_url_as_with_pip() -> None:
+    texts = ["-r base.txt\n", "--index-url https://private/simple/\nprivate-lib==1\n"]
+    index = ri.file_index_url(texts)
+    assert index == "https://private/simple/"
+    env = ri.installer_env({}, {"PIP_INDEX_URL": "https://public/simple"}, {}, None, index)
+    assert "UV_DEFAULT_INDEX" not in env

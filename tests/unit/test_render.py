@@ -151,13 +151,22 @@ def test_no_secret_is_a_build_arg_and_the_buildkit_install_reads_them_as_a_secre
     assert "--secrets /run/secrets/racetrack-build-env" in text
 
 
-def test_the_engine_install_starts_the_job_stage_from_the_installed_packages(tmp_path: Path) -> None:
-    extra, files, options = SCENARIOS["secrets"]
-    text = render_dockerfile(_manifest(**extra), _source(tmp_path, files), replace(options, install="engine"))
-    assert text.index("ARG RACETRACK_PACKAGES_IMAGE") < text.index("FROM ")
-    system, final = text.split("# ---- the job image")
-    assert final.lstrip("- \n").startswith("FROM ${RACETRACK_PACKAGES_IMAGE}")
-    assert "--mount" not in text and "INDEX_" not in text
+def test_the_engine_install_splits_the_stages_so_apt_runs_once(tmp_path: Path) -> None:
+    extra, files, options = SCENARIOS["system_dependencies_ca"]
+    manifest, source = _manifest(**extra), _source(tmp_path / "src", files)
+    engine = replace(options, install="engine")
+    system = render(manifest, source, engine, stage="system").dockerfile
+    job = render(manifest, source, engine, stage="job").dockerfile
+    assert "apt-get" in system and "FROM ${RACETRACK_PACKAGES_IMAGE}" not in system
+    assert "apt-get" not in job and "AS system" not in job
+    assert job.index("ARG RACETRACK_PACKAGES_IMAGE") < job.index("FROM ${RACETRACK_PACKAGES_IMAGE}")
+    assert "--mount" not in system + job
+    context = write_context(manifest, source, tmp_path / "out", engine)
+    assert context.system_dockerfile == "system.Dockerfile"
+    assert (context.path / "system.Dockerfile").read_text() == system
+    assert (context.path / "Dockerfile").read_text() == job
+    with pytest.raises(RenderError, match="only for an engine install"):
+        render(manifest, source, options, stage="job")
 
 
 def test_code_is_copied_after_packages_so_code_changes_reuse_pip_and_apt_layers(tmp_path: Path) -> None:
