@@ -34,11 +34,13 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import secrets
 import shutil
 import subprocess
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -52,6 +54,7 @@ from racetrack_builder.base_image import ensure_base_image
 from racetrack_builder.contract import DEFAULT_PYTHON_VERSION
 from racetrack_builder.engine import DockerEngine
 from racetrack_builder.images import DEFAULT_PYTHON_IMAGE, is_template, python_image
+from tests import gitrepos
 from tests.integration.jobs import DockerCleanup, base_image_options, image_exists, in_ci
 from tests.integration.package_index import (
     PRIVATE_MODULE,
@@ -286,3 +289,55 @@ def private_index(_index_dirs: dict[str, Path]) -> Iterator[PackageIndex]:
             requirement=f"{PRIVATE_PACKAGE}=={PRIVATE_PACKAGE_VERSION}",
             import_check=f"from {PRIVATE_MODULE} import secret_greeting; print(secret_greeting('racetrack'))",
         )
+
+
+# -- a registry on 127.0.0.1 (the push tests, and the secrets scan of what is pushed) ---------------
+REGISTRY_BINARY = "docker-registry"
+START_TIMEOUT_S = 30.0
+REGISTRY_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a registry serving from a temporary folder, for this test only."""
+    binary = shutil.which(REGISTRY_BINARY)
+    if binary is None:
+        message = (f"{REGISTRY_BINARY} is not installed; install Debian's package: "
+                   "apt-get install -y docker-registry")
+        # As the conftest's in_ci(): CI must never go green by skipping.
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
+    port = gitrepos.free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(REGISTRY_CONFIG.format(storage=tmp_path / "storage", port=port))
+    log_path = tmp_path / "registry.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{REGISTRY_BINARY} exited ({process.returncode}):\n"
+                            f"{log_path.read_text()[-2000:]}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"{REGISTRY_BINARY} did not answer within {START_TIMEOUT_S:.0f}s; see {log_path}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        gitrepos.stop_process(process)

@@ -14,6 +14,7 @@ The user *with* the password (``racetrack:PASSWORD``, as in the index URL) is se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import docker
+import docker.errors
 import pytest
 import requests
 
@@ -378,3 +379,29 @@ def test_nothing_in_the_engine_holds_a_secret_after_builds_that_pass_fail_or_are
 
     findings = _engine_findings(docker_client, secret_build.hits)
     assert findings == [], findings
+
+
+def test_nothing_pushed_holds_a_secret(secret_build: SecretBuild, registry: str, tmp_path: Path,
+                                       docker_client: docker.DockerClient) -> None:
+    """The image pushed to a registry on 127.0.0.1: every blob of its storage (layers unpacked)."""
+    import gzip
+
+    name, version = secret_build.image.rsplit(":", 1)
+    pushed = run_cli("build", secret_build.manifest, "--network", "host", "--registry", registry, "--push",
+                     "--json")
+    assert pushed.returncode == 0, pushed.describe()
+    assert pushed.json()["digest"], pushed.describe()
+    assert secret_build.hits(pushed.stdout + pushed.stderr) == []
+    storage = tmp_path / "storage"
+    blobs = 0
+    for path in storage.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":  # a layer: gzip'd tar
+            data = gzip.decompress(data)
+            blobs += 1
+        assert secret_build.hits(data) == [], path
+    assert blobs >= 3, f"the scan read {blobs} layers: the push left no layers to read"
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        docker_client.images.remove(f"{registry}/{name}:{version}", force=True)
