@@ -19,7 +19,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,11 +82,20 @@ def endpoint_path(endpoint: str | None) -> str:
     return path if path.startswith(API_PREFIX + "/") else API_PREFIX + path
 
 
-def resolve_target(target: str, *, endpoint: str | None = None, port: int | None = None) -> Target:
-    """A URL or a manifest path as a :class:`Target`; UsageError when it is neither."""
+def resolve_target(target: str, *, endpoint: str | None = None, port: int | None = None,
+                   overrides: Iterable[Any] = ()) -> Target:
+    """A URL or a manifest path as a :class:`Target`; UsageError when it is neither.
+
+    ``overrides`` are ``-e KEY.PATH=VALUE`` overrides (texts or parsed), applied to the manifest as
+    every other command applies them, so the identity checked is the one ``serve``/``run`` were
+    given with the same ``-e`` (``-e version=2.0.0``); a URL takes none.
+    """
+    overrides = tuple(overrides)
     if re.match(r"^https?://", target, re.IGNORECASE):
         if port is not None:
             raise UsageError("--port goes with a manifest", hint="put the port in the URL")
+        if overrides:
+            raise UsageError("-e goes with a manifest", hint="give the manifest (or its folder) as TARGET")
         parts = urllib.parse.urlsplit(target)
         path = parts.path.rstrip("/")
         base_path, sep, rest = path.partition(API_PREFIX + "/")
@@ -97,15 +106,17 @@ def resolve_target(target: str, *, endpoint: str | None = None, port: int | None
         return Target(base_url=base, endpoint=endpoint_path(endpoint))
     manifest_path = Path(target)
     if manifest_path.is_dir():
-        manifest_path = manifest_path / "fatman.yaml"
+        from .manifest import manifest_in
+
+        manifest_path = manifest_in(manifest_path) or manifest_path / "fatman.yaml"
     if manifest_path.is_file() or target.endswith((".yaml", ".yml")):
         from .manifest import load_manifest
 
-        manifest = load_manifest(manifest_path)
+        manifest = load_manifest(manifest_path, overrides)
         return Target(base_url=f"http://127.0.0.1:{port or contract.PORT}", endpoint=endpoint_path(endpoint),
                       expected=(manifest.name, manifest.version))
     raise UsageError(f"{target!r} is neither a URL nor a manifest file",
-                     hint="give the job's URL (http://127.0.0.1:7000) or its fatman.yaml")
+                     hint="give the job's URL (http://127.0.0.1:7000) or its fatman.yaml (or job.yaml)")
 
 
 class Client:

@@ -614,6 +614,7 @@ def serve(
 @click.option("--port", type=click.IntRange(1, 65535),
               help=f"With a manifest: the port its job is served on (default {contract.PORT}).")
 @click.option("--token", envvar="FATMAN_AUTH_TOKEN", show_envvar=True, help="The job's auth token.")
+@_extra_vars_opt
 @_verbosity
 @click.pass_context
 def call_command(
@@ -624,6 +625,7 @@ def call_command(
     endpoint: str | None,
     port: int | None,
     token: str | None,
+    extra_vars: tuple[Any, ...],
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -639,7 +641,8 @@ def call_command(
         out.mask([token])
     parsed = [calling.parse_pair(pair) for pair in pairs]
     base = calling.read_input(input_file.read(), input_file.name) if input_file is not None else {}
-    where = calling.resolve_target(manifest_target(target), endpoint=endpoint, port=port)
+    where = calling.resolve_target(manifest_target(target), endpoint=endpoint, port=port,
+                                   overrides=extra_vars)
     client = calling.Client(where, token or None)
     calling.check_identity(client)
     params = calling.parameters_of(client, where.endpoint) if parsed else None

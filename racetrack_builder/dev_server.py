@@ -102,17 +102,23 @@ def job_root_of(spec: JobSpec) -> Path:
 
 
 def job_environment(spec: JobSpec, overrides: Mapping[str, str]) -> dict[str, str]:
-    """The variables the job image sets, with the same values: the job's identity, runtime_env with
-    the secret runtime env over it (secrets win), then ``overrides`` (``--env``)."""
+    """The variables the job image sets, with the same values (templates/job.Dockerfile.j2's ENV):
+    the job's identity under both generations' names (``FATMAN_*`` and Racetrack 2.x's ``JOB_*``),
+    what the manifest sets for the wrapper (``wrapper_env()``: a job.yaml's job type version,
+    prefix, limits and home page), runtime_env with the secret runtime env over it (secrets win),
+    then ``overrides`` (``--env``)."""
     manifest = spec.manifest
     env = {
         "FATMAN_NAME": manifest.name,
         "FATMAN_VERSION": manifest.version,
+        "JOB_NAME": manifest.name,
+        "JOB_VERSION": manifest.version,
         "FATMAN_PUBLIC_ENDPOINTS": ",".join(manifest.public_endpoints),
         # As in the image: logs appear as they are written, and no __pycache__ in the job's folder.
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    env.update(manifest.wrapper_env())
     env.update(merge_env(manifest.runtime_env, spec.runtime_secrets))
     env.update(overrides)
     return env

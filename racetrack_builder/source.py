@@ -25,7 +25,7 @@ from typing import Any
 
 from . import reporting
 from .errors import disk_error
-from .git_transport import shallow_clone
+from .git_transport import git_text, shallow_clone
 from .git_urls import mask_credentials, resolve_remote
 from .lfs import fetch_lfs_files
 from .manifest import Manifest
@@ -36,6 +36,8 @@ from .source_files import ls_files, relative_dir, select_files
 __all__ = ["JobSource", "open_source", "secret_paths"]
 
 WORKSPACE_PREFIX = "racetrack-build-"
+# What messages call the branch cloned when git.branch is not given (a job.yaml may leave it out).
+DEFAULT_BRANCH = "the remote's default branch"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class JobSource:
     """What was cloned, as written in the manifest but with credentials masked; with ``local=True``
     the working tree's path."""
     branch: str | None
-    """The branch cloned, or the working tree's current branch (``None`` when HEAD is detached)."""
+    """The branch cloned (without git.branch, the remote's default one, as the clone named it), or the
+    working tree's current branch (``None`` when HEAD is detached)."""
     dirty: bool
     """``local=True`` only: the job's folder has uncommitted changes (tracked files modified or staged,
     untracked files git does not ignore)."""
@@ -114,11 +117,18 @@ def _clone(manifest: Manifest, manifest_path: Path, workspace: Path) -> JobSourc
     remote, branch = manifest.git.remote, manifest.git.branch
     shown = mask_credentials(remote)
     checkout = workspace / "repo"
-    reporting.progress(f"cloning {shown} (branch {branch})")
+    # A job.yaml may leave git.branch out: the clone takes the remote's default branch (its HEAD).
+    reporting.progress(f"cloning {shown} ({f'branch {branch}' if branch else DEFAULT_BRANCH})")
     commit = shallow_clone(resolve_remote(remote, manifest_path), checkout, branch=branch, shown=shown,
                            workspace=workspace)
-    where = f"{shown}@{branch}"
-    reporting.progress(f"cloned {where} at {commit[:12]}")
+    cloned: str | None = branch
+    if not branch:
+        cloned = git_text(checkout, "symbolic-ref", "--quiet", "--short", "HEAD") or None
+        where = f"{shown}@{cloned or 'HEAD'}"
+        reporting.progress(f"cloned {where} ({DEFAULT_BRANCH}) at {commit[:12]}")
+    else:
+        where = f"{shown}@{branch}"
+        reporting.progress(f"cloned {where} at {commit[:12]}")
     job_root = resolve_job_root(checkout, manifest.git.directory, where)
     # The secret files live on this machine, relative to the manifest's folder; a copy the repository
     # commits must not reach the image either. The manifest's folder stands for the same folder of the
@@ -147,7 +157,7 @@ def _clone(manifest: Manifest, manifest_path: Path, workspace: Path) -> JobSourc
         reporting.warn(warning)
     fetch_lfs_files(checkout, job_root, selection.files, shown=shown, local=False)
     return JobSource(repo_root=checkout, job_root=job_root, files=selection.files, commit=commit,
-                     remote=shown, branch=branch, dirty=False, local=False)
+                     remote=shown, branch=cloned, dirty=False, local=False)
 
 
 def _remove_tree(path: Path) -> None:

@@ -52,7 +52,9 @@ def working_tree_source(manifest: Manifest, manifest_path: Path) -> JobSource:
     uses_lfs = fetch_lfs_files(repo_root, job_root, selection.files, shown=str(repo_root), local=True)
     changes = _uncommitted_changes(job_root, repo_root, excluded, lfs=uses_lfs)
     warnings = list(selection.warnings)
-    if branch and branch != manifest.git.branch:
+    # Without git.branch (a job.yaml may leave it out) any branch is the one meant: the remote's
+    # default branch, which this tree cannot tell.
+    if branch and manifest.git.branch and branch != manifest.git.branch:
         warnings.append(f"the working tree is on branch {branch!r} but git.branch is "
                         f"{manifest.git.branch!r}; building the working tree as it is")
     mismatch = _foreign_remote(repo_root, manifest.git.remote, manifest_dir)

@@ -80,9 +80,36 @@ def cache_root() -> Path:
 # ---- the examples ----------------------------------------------------------------------------------
 
 
+# The manifest file names of the two generations: the fatman era's and Racetrack 2.x's.
+MANIFEST_FILES = ("fatman.yaml", "job.yaml")
+
+
 def example_names() -> list[str]:
     """Every folder under examples/ holding a fatman.yaml, sorted."""
     return sorted(p.parent.name for p in EXAMPLES_DIR.glob("*/fatman.yaml"))
+
+
+def v2_example_names() -> list[str]:
+    """Every ``examples/v2-*`` folder (Racetrack 2.x jobs, described by a job.yaml), sorted."""
+    return sorted(p.name for p in EXAMPLES_DIR.glob("v2-*") if p.is_dir())
+
+
+def examples_built_elsewhere() -> frozenset[str]:
+    """fatman.yaml examples that another module builds and checks, so test_examples.py leaves them
+    out: the data-science examples of ``test_data_science_examples.EXAMPLES``, read from that
+    module so there is one list of them."""
+    from tests.integration import test_data_science_examples  # imported late: it imports this module
+
+    return frozenset(test_data_science_examples.EXAMPLES)
+
+
+def example_manifest_file(name: str) -> str:
+    """The manifest file name of ``examples/<name>``: fatman.yaml or job.yaml (never both)."""
+    found = [f for f in MANIFEST_FILES if (EXAMPLES_DIR / name / f).is_file()]
+    if len(found) != 1:
+        raise FileNotFoundError(f"examples/{name} holds {found or 'no manifest'}; "
+                                f"want one of {MANIFEST_FILES}")
+    return found[0]
 
 
 def example_files(name: str) -> dict[str, bytes]:
@@ -97,15 +124,17 @@ def example_files(name: str) -> dict[str, bytes]:
         path = folder / rel
         if path.is_file():  # a tracked file deleted in the working tree is not part of the example
             files[rel] = path.read_bytes()
-    if "fatman.yaml" not in files:
-        raise FileNotFoundError(f"examples/{name} has no fatman.yaml that git would commit")
+    manifest_file = example_manifest_file(name)
+    if manifest_file not in files:
+        raise FileNotFoundError(f"examples/{name} has no {manifest_file} that git would commit")
     return files
 
 
 def example_manifest(name: str) -> dict[str, Any]:
-    """The example's fatman.yaml as plain data."""
-    data = yaml.safe_load((EXAMPLES_DIR / name / "fatman.yaml").read_text(encoding="utf-8"))
-    assert isinstance(data, dict), f"examples/{name}/fatman.yaml is not a mapping"
+    """The example's fatman.yaml (or job.yaml) as plain data."""
+    manifest_file = example_manifest_file(name)
+    data = yaml.safe_load((EXAMPLES_DIR / name / manifest_file).read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"examples/{name}/{manifest_file} is not a mapping"
     return data
 
 
@@ -113,7 +142,7 @@ def example_requirements(name: str, *, exclude: Sequence[str] = ()) -> list[str]
     """The requirement lines of the example's requirements file (options and comments left out), for
     ``wheelhouse()``; ``exclude`` drops packages served elsewhere (the private index's)."""
     manifest = example_manifest(name)
-    rel = (manifest.get("python") or {}).get("requirements_path")
+    rel = (manifest.get("jobtype_extra") or manifest.get("python") or {}).get("requirements_path")
     if not rel:
         return []
     # git.directory is examples/<name>[/sub] in the project's repository; the job root is that folder.
@@ -135,14 +164,18 @@ def example_requirements(name: str, *, exclude: Sequence[str] = ()) -> list[str]
 def client_manifest(folder: Path, name_or_data: str | Mapping[str, Any], *, remote: str,
                     branch: str | None = None, directory: str | None = None,
                     build_env: Mapping[str, str] | None = None,
-                    secret_files: Mapping[str, str] | None = None, **fields: Any) -> Path:
+                    secret_files: Mapping[str, str] | None = None, file_name: str | None = None,
+                    **fields: Any) -> Path:
     """Write the manifest the user would hand to the CLI into ``folder`` and return its path.
 
     It is the example's manifest (or ``name_or_data`` itself) with ``git.remote`` replaced, and
     ``git.branch`` / ``git.directory`` when given; ``build_env`` entries are added to the manifest's
     own; other keyword arguments replace top-level fields. ``secret_files`` (file name -> text) are
-    written next to it, where ``secret_*_env_file`` paths are resolved.
+    written next to it, where ``secret_*_env_file`` paths are resolved. The file is called
+    ``file_name``: by default the example's own (fatman.yaml or job.yaml), else fatman.yaml.
     """
+    if file_name is None:
+        file_name = example_manifest_file(name_or_data) if isinstance(name_or_data, str) else "fatman.yaml"
     if isinstance(name_or_data, str):
         data = example_manifest(name_or_data)
     else:
@@ -158,7 +191,7 @@ def client_manifest(folder: Path, name_or_data: str | Mapping[str, Any], *, remo
         data["build_env"] = {**(data.get("build_env") or {}), **build_env}
     data.update(fields)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "fatman.yaml"
+    path = folder / file_name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     for file_name, text in (secret_files or {}).items():
         (folder / file_name).write_text(text, encoding="utf-8")
@@ -373,17 +406,33 @@ def wait_ready(url: str, container: Container, timeout: float = READY_TIMEOUT_S)
 
 @contextlib.contextmanager
 def serve(client: docker.DockerClient, image: str, *, environment: Mapping[str, str] | None = None,
-          name: str | None = None) -> Iterator[JobServer]:
-    """Start ``image`` with its port published on 127.0.0.1 only, wait until ready, yield it; the
-    container is removed on every exit path."""
+          name: str | None = None, network: str | None = None) -> Iterator[JobServer]:
+    """Start ``image``, wait until ready, yield it; the container is removed on every exit path.
+
+    By default its port is published on 127.0.0.1 only. With ``network="host"`` the container shares
+    the host's network instead, listening on 127.0.0.1 only (``FATMAN_HOST``) on a free port of its
+    own (``FATMAN_PORT``), so jobs started this way reach each other over loopback, never through a
+    bridge address.
+    """
+    env = dict(environment or {})
+    options: dict[str, Any]
+    if network == "host":
+        port = gitrepos.free_port()
+        env.update(FATMAN_HOST="127.0.0.1", FATMAN_PORT=str(port))
+        options = {"network_mode": "host"}
+    elif network is None:
+        options = {"ports": {"7000/tcp": ("127.0.0.1", None)}}
+    else:
+        raise ValueError(f"serve() runs containers on the host network or with a published port, "
+                         f"not {network!r}")
     container = client.containers.run(
-        image, detach=True, environment=dict(environment or {}), init=True,
-        name=name or f"{TEST_PREFIX}-serve-{uuid.uuid4().hex[:10]}",
-        ports={"7000/tcp": ("127.0.0.1", None)},
+        image, detach=True, environment=env, init=True,
+        name=name or f"{TEST_PREFIX}-serve-{uuid.uuid4().hex[:10]}", **options,
     )
     try:
         container.reload()
-        port = int(container.attrs["NetworkSettings"]["Ports"]["7000/tcp"][0]["HostPort"])
+        if network != "host":
+            port = int(container.attrs["NetworkSettings"]["Ports"]["7000/tcp"][0]["HostPort"])
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, container)
         yield JobServer(container, url)

@@ -1,5 +1,8 @@
-"""Every example in examples/ builds from a real git repository through the CLI, and its image
-serves every endpoint the example promises, at the root and under /pub/fatman/<name>/<version>.
+"""Every fatman.yaml example in examples/ builds from a real git repository through the CLI, and its
+image serves every endpoint the example promises, at the root and under /pub/fatman/<name>/<version>.
+The examples another module builds (``jobs.examples_built_elsewhere()``: the data-science ones of
+test_data_science_examples.py) are left to it, and the Racetrack 2.x ones (``examples/v2-*``,
+job.yaml) to test_v2_examples.py.
 
 The examples are committed into one bare repository laid out like this project (``examples/<name>``
 on ``main``), except ``subdirectory-branch``, which lives only on its own branch in a subfolder.
@@ -35,6 +38,7 @@ from tests.integration.jobs import (
     example_manifest,
     example_names,
     example_requirements,
+    examples_built_elsewhere,
     examples_tree,
     openapi_examples,
     private_index_secrets,
@@ -55,6 +59,12 @@ DAEMON_EXAMPLE = "adder"
 SMOKE_TESTED_EXAMPLE = "system-dependencies"
 BASE_IMAGE = "racetrack/python3:latest"
 PRIVATE_PACKAGE = "racetrack-private-demo"
+
+
+def checked_example_names() -> list[str]:
+    """The fatman.yaml examples this module builds and checks: all but those built elsewhere."""
+    elsewhere = examples_built_elsewhere()
+    return [name for name in example_names() if name not in elsewhere]
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,7 @@ class BuiltExample:
 def examples_remote(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bare repository with the examples, as described in the module docstring."""
     base = tmp_path_factory.mktemp("examples-remotes")
-    on_main = [n for n in example_names() if n != SUBDIR_EXAMPLE]
+    on_main = [n for n in checked_example_names() if n != SUBDIR_EXAMPLE]
     branch = example_manifest(SUBDIR_EXAMPLE)["git"]["branch"]
     assert branch != MAIN, "the subdirectory-branch example must use a branch other than the default one"
     return gitrepos.make_bare_repo(base / REMOTE, examples_tree(on_main), branch=MAIN,
@@ -361,10 +371,13 @@ CHECKS: dict[str, Callable[[JobServer, BuiltExample, str, dict[str, Any]], None]
 
 
 def test_every_example_has_a_check() -> None:
-    assert sorted(CHECKS) == example_names()
+    assert sorted(CHECKS) == checked_example_names()
+    # What is left out is really built elsewhere: each is an example, and none is checked twice.
+    assert examples_built_elsewhere() <= set(example_names())
+    assert not examples_built_elsewhere() & set(CHECKS)
 
 
-@pytest.mark.parametrize("name", example_names())
+@pytest.mark.parametrize("name", checked_example_names())
 def test_example_builds_and_serves(name: str, build_example: Callable[[str], BuiltExample],
                                    docker_client: docker.DockerClient) -> None:
     example = build_example(name)

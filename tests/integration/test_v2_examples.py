@@ -1,0 +1,397 @@
+"""Every Racetrack 2.x example (``examples/v2-*``, described by a ``job.yaml``) builds from a real git
+repository through the CLI, and its image answers as a 2.x job: under ``/pub/job/<name>/<version>``
+and the fatman era's ``/pub/fatman/<name>/<version>``, with ``JobEntrypoint`` classes, auxiliary
+endpoints, structured JSON log lines carrying the tracing id and the caller's name, and a chain call
+from ``v2-chain-caller`` to ``v2-chain-callee`` with both jobs running.
+
+The examples are committed into one bare repository laid out like this project (``examples/<name>``
+on ``main``). A job.yaml's ``git.remote`` must be an ``https://`` URL (as in Racetrack 2.x), so the
+repository is served by ``git http-backend`` over TLS on 127.0.0.1 with a certificate made here,
+which git trusts through ``GIT_SSL_CAINFO``. pip inside the builds is pointed at the suite's local
+index (``--network host``). Each example is built once per module and shared by the tests below.
+
+Containers run with host networking, each listening on 127.0.0.1 on a port of its own
+(``FATMAN_HOST``/``FATMAN_PORT``, see ``jobs.serve``), so the caller reaches the callee over loopback,
+never through a bridge address.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+from tests import gitrepos
+from tests.integration.jobs import (
+    CliResult,
+    DockerCleanup,
+    JobServer,
+    client_manifest,
+    example_manifest,
+    example_manifest_file,
+    examples_tree,
+    openapi_examples,
+    run_cli,
+    serve,
+    v2_example_names,
+)
+
+pytestmark = pytest.mark.docker
+
+REMOTE = "v2-examples.git"
+MAIN = "main"
+BASE_IMAGE = "racetrack/python3:latest"
+TRACING_HEADER = "X-Request-Tracing-Id"
+CALLER_HEADER = "X-Caller-Name"
+CALLEE = "v2-chain-callee"
+CALLER = "v2-chain-caller"
+
+
+@dataclass(frozen=True)
+class BuiltExample:
+    """A v2 example built into an image by the CLI."""
+
+    name: str
+    tag: str
+    manifest: dict[str, Any]  # as handed to the CLI (remote rewritten)
+    result: CliResult
+    commit: str
+
+    @property
+    def job_name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", "0.0.1"))
+
+    @property
+    def prefixes(self) -> tuple[str, str]:
+        """Racetrack 2.x's gateway prefix and the fatman era's."""
+        return (f"/pub/job/{self.job_name}/{self.version}", f"/pub/fatman/{self.job_name}/{self.version}")
+
+
+class HttpsGitServer(gitrepos.GitHttpServer):
+    """``GitHttpServer`` over TLS: ``https://127.0.0.1:PORT/NAME``, with ``certificate`` and ``key``
+    (a certificate for ``IP:127.0.0.1``) as the server's identity."""
+
+    def __init__(self, base_path: Path, *, certificate: Path, key: Path) -> None:
+        super().__init__(base_path)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(certificate, key)
+
+    def __enter__(self) -> HttpsGitServer:
+        super().__enter__()
+        assert self._server is not None
+        self._server.socket = self.context.wrap_socket(self._server.socket, server_side=True)
+        return self
+
+    def url(self, name: str, *, credentials: bool = False) -> str:
+        return "https://" + super().url(name, credentials=credentials).removeprefix("http://")
+
+
+def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """(certificate, key) for IP:127.0.0.1, made with openssl; the certificate is its own CA."""
+    certificate, key = folder / "git-server.pem", folder / "git-server-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(certificate)],
+                   check=True, capture_output=True, timeout=60)
+    return certificate, key
+
+
+@dataclass(frozen=True)
+class HttpsRemote:
+    """The examples' bare repository and its https:// clone URL, with the CA git must trust."""
+
+    bare: Path
+    url: str
+    ca_file: Path
+
+
+@pytest.fixture(scope="module")
+def examples_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsRemote]:
+    """A bare repository with every v2 example on ``main``, served over https on 127.0.0.1."""
+    base = tmp_path_factory.mktemp("v2-examples-remotes")
+    bare = gitrepos.make_bare_repo(base / REMOTE, examples_tree(v2_example_names()), branch=MAIN)
+    certificate, key = _self_signed_certificate(tmp_path_factory.mktemp("v2-git-tls"))
+    with HttpsGitServer(base, certificate=certificate, key=key) as server:
+        yield HttpsRemote(bare, server.url(REMOTE), certificate)
+
+
+@pytest.fixture(scope="module")
+def shared_images(docker_client: docker.DockerClient) -> Iterator[DockerCleanup]:
+    tracker = DockerCleanup(docker_client)
+    yield tracker
+    problems = tracker.remove_all()
+    if problems:
+        pytest.fail("could not remove the v2 examples' images: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def build_example(
+    examples_remote: HttpsRemote,
+    shared_images: DockerCleanup,
+    base_image: str,
+    public_index: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], BuiltExample]:
+    """``build(name) -> BuiltExample``: the example built once per module (later calls reuse it),
+    from its own job.yaml with ``git.remote`` pointed at ``examples_remote``. Fails the calling test
+    when the CLI does not exit 0."""
+    built: dict[str, BuiltExample] = {}
+    clients = tmp_path_factory.mktemp("v2-example-clients")
+
+    def build(name: str) -> BuiltExample:
+        if name in built:
+            return built[name]
+        assert example_manifest_file(name) == "job.yaml", f"examples/{name} is a v2 example without job.yaml"
+        manifest_path = client_manifest(clients / name, name, remote=examples_remote.url,
+                                        build_env={"PIP_INDEX_URL": public_index})
+        assert manifest_path.name == "job.yaml"
+        tag = shared_images.image_tag(f"example-{name}")
+        result = run_cli("build", manifest_path, "--network", "host", "--tag", tag, "--json",
+                         env={"GIT_SSL_CAINFO": str(examples_remote.ca_file)})
+        assert result.returncode == 0, result.describe()
+        # Shown with `pytest -rP`.
+        print(f"built examples/{name} in {result.duration:.1f}s")
+        branch = example_manifest(name)["git"].get("branch") or MAIN
+        commit = gitrepos.git("rev-parse", f"refs/heads/{branch}", cwd=examples_remote.bare)
+        built[name] = BuiltExample(name, tag, yaml.safe_load(manifest_path.read_text()), result, commit)
+        return built[name]
+
+    return build
+
+
+def _post(job: JobServer, path: str, body: dict[str, Any], **kwargs: Any) -> Any:
+    answer = job.post(path, json=body, **kwargs)
+    assert answer.status_code == 200, (path, body, answer.status_code, answer.text, job.logs())
+    return answer.json()
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """The log lines of ``text`` that are JSON objects."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found
+
+
+def _container_log(job: JobServer) -> str:
+    return job.container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+
+
+# ---- checks every 2.x job image must pass ------------------------------------------------------------
+
+
+def check_job_endpoints(job: JobServer, example: BuiltExample, prefix: str) -> dict[str, Any]:
+    """Probes with 2.x's /health fields, the home-page redirect, Swagger UI, OpenAPI, parameters, the
+    documented examples and the tracing id answered back, under ``prefix``; returns the OpenAPI
+    document."""
+    for probe in ("/health", "/live", "/ready"):
+        answer = job.get(prefix + probe)
+        assert answer.status_code == 200, (prefix, probe, answer.text)
+    health = job.get(prefix + "/health").json()
+    assert health["service"] == "job", health
+    assert (health["job_name"], health["job_version"]) == (example.job_name, example.version), health
+    assert health["live"] is True and health["ready"] is True, health
+    assert health["job_type_version"], health
+
+    root = job.get(prefix + "/")
+    assert root.status_code in (302, 307), (prefix, root.status_code, root.text)
+    assert root.headers["Location"].endswith(f"{prefix}/docs"), root.headers["Location"]
+    docs = job.get(prefix + "/docs")
+    assert docs.status_code == 200 and docs.headers["Content-Type"].startswith("text/html")
+
+    document = job.get(prefix + "/openapi.json").json()
+    assert document["info"]["title"] == example.job_name
+    assert "/api/v1/perform" in document["paths"]
+    examples = openapi_examples(document)
+    assert "/api/v1/perform" in examples, "every v2 example documents an input for /api/v1/perform"
+    parameters = job.get(prefix + "/api/v1/parameters")
+    assert parameters.status_code == 200, parameters.text
+    assert set(examples["/api/v1/perform"]) <= {p["name"] for p in parameters.json()}, parameters.json()
+
+    if example.name != CALLER:  # the caller's example needs its callee (test_chain_call_...)
+        for path, body in examples.items():
+            tracing_id = f"test-{uuid.uuid4()}"
+            answer = job.post(prefix + path, json=body, headers={TRACING_HEADER: tracing_id})
+            assert 200 <= answer.status_code < 300, (path, body, answer.status_code, answer.text, job.logs())
+            assert answer.headers.get(TRACING_HEADER) == tracing_id, answer.headers
+        # Without a tracing id, the wrapper makes one and answers it.
+        answer = job.post(prefix + "/api/v1/perform", json=examples["/api/v1/perform"])
+        assert answer.status_code == 200 and answer.headers.get(TRACING_HEADER), answer.headers
+    return document
+
+
+# ---- what each example promises ---------------------------------------------------------------------
+
+
+def check_primer(job: JobServer, example: BuiltExample, prefix: str, document: dict[str, Any]) -> None:
+    assert _post(job, prefix + "/api/v1/perform", {"numbers": [6, 7]}) == 42
+    assert _post(job, prefix + "/api/v1/perform", {"numbers": []}) == 1
+    assert openapi_examples(document)["/api/v1/perform"] == {"numbers": [6, 7]}
+    # jobtype_extra's limits and Racetrack's deployment settings reach the image.
+    env = dict(item.split("=", 1) for item in job.container.image.attrs["Config"]["Env"])
+    assert (env["FATMAN_MAX_CONCURRENCY"], env["FATMAN_MAX_QUEUE"]) == ("4", "8"), env
+    assert env["JOB_TYPE_VERSION"] == "2.15.1", env
+    labels = job.container.image.labels
+    assert labels["org.racetrack.replicas"] == "2"
+    assert labels["org.racetrack.resources.memory-max"] == "1Gi"
+    assert labels["team"] == "examples"
+
+
+def check_auxiliary_endpoints(job: JobServer, example: BuiltExample, prefix: str,
+                              document: dict[str, Any]) -> None:
+    assert openapi_examples(document) == {
+        "/api/v1/perform": {"numbers": [40, 2]},
+        "/api/v1/explain": {"x": 1, "y": 3},
+        "/api/v1/stats": {"numbers": [1, 2, 3, 6]},
+    }
+    assert _post(job, prefix + "/api/v1/perform", {"numbers": [40, 2]}) == 42
+    explained = _post(job, prefix + "/api/v1/explain", {"x": 1, "y": 3})
+    assert explained == {"x_importance": 0.25, "y_importance": 0.75}
+    assert _post(job, prefix + "/api/v1/stats", {"numbers": [1, 2, 3, 6]}) == {
+        "count": 4, "min": 1, "max": 6, "mean": 3,
+    }
+    failing = job.post(prefix + "/api/v1/stats", json={"numbers": []})
+    assert failing.status_code in (400, 500) and "at least one number" in failing.text, failing.text
+    assert job.post(prefix + "/api/v1/nope", json={}).status_code == 404
+
+
+def check_chain_callee(job: JobServer, example: BuiltExample, prefix: str, document: dict[str, Any]) -> None:
+    assert _post(job, prefix + "/api/v1/perform", {"x": 40, "y": 2}) == 42
+    # Chain calls name the version "latest"; the job answers under it as well, under both prefixes.
+    family = prefix.rsplit("/", 2)[0]
+    assert _post(job, f"{family}/{example.job_name}/latest/api/v1/perform", {"x": 1, "y": 2}) == 3
+
+
+def check_chain_caller(job: JobServer, example: BuiltExample, prefix: str, document: dict[str, Any]) -> None:
+    # Alone, with no PUB_URL to call through, perform fails and says why.
+    answer = job.post(prefix + "/api/v1/perform", json={"numbers": [1, 2]})
+    assert answer.status_code == 500, (answer.status_code, answer.text)
+    assert "PUB_URL" in answer.text and CALLEE in answer.text, answer.text
+
+
+def check_structured_logs(job: JobServer, example: BuiltExample, prefix: str,
+                          document: dict[str, Any]) -> None:
+    tracing_id, caller = f"trace-{uuid.uuid4()}", f"alice-{uuid.uuid4().hex[:6]}"
+    headers = {TRACING_HEADER: tracing_id, CALLER_HEADER: caller}
+    answer = job.post(prefix + "/api/v1/perform", json={"text": "one two three"}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"words": 3, "caller": caller}
+    assert answer.headers[TRACING_HEADER] == tracing_id
+    failing = job.post(prefix + "/api/v1/perform", json={"text": "  "}, headers=headers)
+    assert failing.status_code in (400, 500), failing.text
+    assert failing.json()["type"] == "ValueError" and "the text is empty" in failing.text, failing.text
+
+    lines = [line for line in _json_lines(_container_log(job)) if line.get("tracing_id") == tracing_id]
+    assert lines, f"no JSON log line with tracing_id {tracing_id}:\n{job.logs()}"
+    for line in lines:
+        assert {"time", "lvl", "msg", "logger"} <= set(line), line
+        assert line.get("caller_name") == caller, line
+    messages = [line["msg"] for line in lines]
+    assert f"counting words for {caller}" in messages, messages
+    access = [line for line in lines if line.get("path") == prefix + "/api/v1/perform"]
+    assert {line.get("status") for line in access} >= {200}, access
+    assert all(line.get("method") == "POST" and "duration_ms" in line for line in access), access
+    errors = [line for line in lines if "cause" in line]
+    assert errors and "ValueError" in errors[0]["cause"] and "the text is empty" in errors[0]["cause"], lines
+    assert "traceback" in errors[0], errors[0]
+
+
+CHECKS: dict[str, Callable[[JobServer, BuiltExample, str, dict[str, Any]], None]] = {
+    "v2-primer": check_primer,
+    "v2-auxiliary-endpoints": check_auxiliary_endpoints,
+    "v2-chain-callee": check_chain_callee,
+    "v2-chain-caller": check_chain_caller,
+    "v2-structured-logs": check_structured_logs,
+}
+
+
+def test_every_v2_example_has_a_check() -> None:
+    assert sorted(CHECKS) == v2_example_names()
+    for name in v2_example_names():
+        assert example_manifest_file(name) == "job.yaml", name
+        assert "jobtype" in example_manifest(name), f"examples/{name}/job.yaml names no jobtype"
+
+
+@pytest.mark.parametrize("name", v2_example_names())
+def test_v2_example_builds_and_serves(name: str, build_example: Callable[[str], BuiltExample],
+                                      docker_client: docker.DockerClient,
+                                      docker_cleanup: DockerCleanup) -> None:
+    example = build_example(name)
+    summary = example.result.json()
+    assert summary["ok"] is True and summary["image"] == example.tag, summary
+    assert summary["base_image"] == BASE_IMAGE
+    assert summary["commit"] == example.commit
+    image = docker_client.images.get(example.tag)
+    assert image.id == summary["id"]
+    assert image.labels["org.opencontainers.image.revision"] == example.commit
+    assert image.labels["org.racetrack.jobtype"] == example.manifest["jobtype"]
+    env = dict(item.split("=", 1) for item in image.attrs["Config"]["Env"])
+    assert (env["JOB_NAME"], env["JOB_VERSION"]) == (example.job_name, example.version), env
+    for key, value in (example.manifest.get("runtime_env") or {}).items():
+        assert env[key] == str(value), (key, env)
+
+    with serve(docker_client, example.tag, name=docker_cleanup.container_name(name), network="host") as job:
+        for prefix in example.prefixes:
+            document = check_job_endpoints(job, example, prefix)
+            CHECKS[name](job, example, prefix, document)
+
+
+def test_chain_call_reaches_the_callee_with_the_callers_tracing_id(
+        build_example: Callable[[str], BuiltExample], docker_client: docker.DockerClient,
+        docker_cleanup: DockerCleanup) -> None:
+    callee, caller = build_example(CALLEE), build_example(CALLER)
+    token = f"token-{uuid.uuid4().hex}"
+    # The callee logs JSON with the caller's name, and requires the token the caller's infrastructure
+    # gives it (AUTH_TOKEN), so the test sees both what arrived and that it was allowed in.
+    callee_env = {"LOG_STRUCTURED": "true", "LOG_CALLER_NAME": "true", "FATMAN_AUTH_TOKEN": token}
+    with serve(docker_client, callee.tag, name=docker_cleanup.container_name(CALLEE), network="host",
+               environment=callee_env) as callee_job:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", callee_job.url), callee_job.url
+        assert callee_job.container.attrs["HostConfig"]["NetworkMode"] == "host"
+        caller_env = {"PUB_URL": f"{callee_job.url}/pub", "AUTH_TOKEN": token}
+        with serve(docker_client, caller.tag, name=docker_cleanup.container_name(CALLER), network="host",
+                   environment=caller_env) as caller_job:
+            for prefix in caller.prefixes:
+                tracing_id, who = f"chain-{uuid.uuid4()}", f"tester-{uuid.uuid4().hex[:6]}"
+                answer = caller_job.post(prefix + "/api/v1/perform", json={"numbers": [40, 1, 1]},
+                                         headers={TRACING_HEADER: tracing_id, CALLER_HEADER: who})
+                assert answer.status_code == 200, (answer.text, caller_job.logs(), callee_job.logs())
+                assert answer.json() == 42
+                assert answer.headers[TRACING_HEADER] == tracing_id
+
+                seen = [line for line in _json_lines(_container_log(callee_job))
+                        if line.get("tracing_id") == tracing_id]
+                adds = [line for line in seen if str(line.get("msg", "")).startswith("adding ")]
+                assert len(adds) == 3, f"the callee logged {adds} for {tracing_id}:\n{callee_job.logs()}"
+                assert all(line.get("caller_name") == who for line in adds), adds
+                via_latest = f"/pub/job/{CALLEE}/latest/api/v1/perform"
+                calls = [line for line in seen if line.get("path") == via_latest]
+                assert [line.get("status") for line in calls] == [200, 200, 200], seen
+            # The caller's own log carries the same id.
+            assert tracing_id in _container_log(caller_job), caller_job.logs()
+
+            # The token mattered: without it the callee refuses.
+            refused = callee_job.post(f"/pub/job/{CALLEE}/latest/api/v1/perform", json={"x": 1, "y": 2})
+            assert refused.status_code == 401, refused.text
