@@ -156,6 +156,34 @@ def cached_download(requirements: Sequence[str]) -> Path:
     return target
 
 
+def py39_wheels(requirements: Sequence[str]) -> Path:
+    """Wheels of ``requirements`` for CPython 3.9 on manylinux x86_64, downloaded once per machine
+    (the host's pip runs on 3.11, so ``wheelhouse()`` would fetch 3.11 files or sdists)."""
+    key = hashlib.sha256(("cp39\n" + "\n".join(sorted(requirements))).encode()).hexdigest()[:16]
+    target = cache_root() / "wheels" / f"cp39-{key}"
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"cp39-{key}.", dir=target.parent))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "--disable-pip-version-check", "download", "--quiet",
+             "--only-binary", ":all:", "--python-version", "3.9", "--implementation", "cp",
+             "--abi", "cp39", "--platform", "manylinux2014_x86_64", "--dest", str(scratch),
+             *requirements],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            pytest.fail(f"pip download of the 3.9 wheels failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}",
+                        pytrace=False)
+        (scratch / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+
 _PRIVATE_SOURCES = {
     "pyproject.toml": f"""\
 [build-system]

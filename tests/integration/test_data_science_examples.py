@@ -24,10 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +39,6 @@ from tests.integration.jobs import (
     CliResult,
     DockerCleanup,
     JobServer,
-    cache_root,
     client_manifest,
     example_files,
     example_manifest,
@@ -51,6 +47,7 @@ from tests.integration.jobs import (
     run_cli,
     serve,
 )
+from tests.integration.package_index import py39_wheels
 
 # The examples this module builds; tests/integration/test_examples.py leaves them to it.
 EXAMPLES = ["scikit-model", "pandas-stats", "old-stack-py39", "lightgbm-native"]
@@ -116,33 +113,6 @@ def _ca() -> tuple[str, ...]:
     return ("--ca-cert", str(HOST_CA_BUNDLE)) if HOST_CA_BUNDLE.is_file() else ()
 
 
-def _py39_wheels(requirements: Sequence[str]) -> Path:
-    """Wheels of ``requirements`` for CPython 3.9 on manylinux x86_64, downloaded once per machine
-    (the host's pip runs on 3.11, so ``wheelhouse()`` would fetch 3.11 files or sdists)."""
-    key = hashlib.sha256(("cp39\n" + "\n".join(sorted(requirements))).encode()).hexdigest()[:16]
-    target = cache_root() / "wheels" / f"cp39-{key}"
-    if (target / ".complete").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"cp39-{key}.", dir=target.parent))
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "--disable-pip-version-check", "download", "--quiet",
-             "--only-binary", ":all:", "--python-version", "3.9", "--implementation", "cp",
-             "--abi", "cp39", "--platform", "manylinux2014_x86_64", "--dest", str(scratch),
-             *requirements],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False)
-        if proc.returncode != 0:
-            pytest.fail(f"pip download of the 3.9 wheels failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}",
-                        pytrace=False)
-        (scratch / ".complete").touch()
-        shutil.rmtree(target, ignore_errors=True)
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
 @pytest.fixture(scope="module")
 def examples_remote(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One bare repository with the four examples; ``*.pkl`` files are Git LFS objects on it."""
@@ -185,7 +155,7 @@ def build_example(
             assert version == "3.9", f"no wheel download for Python {version} here"
             root_image_for(version)
             public = wheelhouse([])
-            for wheel in _py39_wheels(requirements).glob("*.whl"):
+            for wheel in py39_wheels(requirements).glob("*.whl"):
                 if not (public / wheel.name).exists():
                     shutil.copy2(wheel, public / wheel.name)
         manifest = client_manifest(clients / name, name, remote=examples_remote.as_uri(),

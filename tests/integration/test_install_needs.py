@@ -15,6 +15,7 @@ import pytest
 
 from tests import gitrepos
 from tests.integration.jobs import client_manifest, env_file, run_cli, serve
+from tests.integration.package_index import py39_wheels, pypiserver
 
 if TYPE_CHECKING:
     from tests.integration.jobs import DockerCleanup
@@ -118,3 +119,59 @@ def test_a_source_build_finds_the_system_packages_the_job_lists(
     with serve(docker_client, tag, name=docker_cleanup.container_name("source-build")) as job:
         answer = job.post("/api/v1/perform", json={})
         assert answer.status_code == 200 and answer.json() == "2.9.9", job.logs()
+
+
+# -- failures explained -----------------------------------------------------------------------------
+ENTRY_PLAIN = '''\
+class Job:
+    def perform(self) -> int:
+        """Nothing to see."""
+        return 1
+'''
+
+
+def _failing_build(tmp_path: Path, requirements: str, index: str, name: str,
+                   docker_cleanup: DockerCleanup) -> dict[str, object]:
+    """Build a job whose install must fail; the ``diagnosis`` of its ``--json`` document."""
+    remote = gitrepos.make_bare_repo(tmp_path / "job.git", {
+        "entrypoint.py": ENTRY_PLAIN, "requirements.txt": requirements})
+    manifest = client_manifest(tmp_path / "client", {**MANIFEST, "name": name}, remote=remote.as_uri(),
+                               build_env={"PIP_INDEX_URL": index})
+    result = run_cli("build", manifest, "--tag", docker_cleanup.image_tag(name), "--network", "host", *_ca(),
+                     "--json", timeout=1500)
+    assert result.returncode == 1, result.describe()
+    document = result.json()
+    assert document["ok"] is False and "diagnosis" in document, result.describe()
+    first = next(line for line in result.stderr.splitlines() if line.startswith("Error:"))
+    assert "Traceback" not in result.stderr, result.describe()
+    return {**document["diagnosis"], "first_line": first, "stderr": result.stderr}
+
+
+@pytest.mark.slow
+def test_a_source_build_without_its_system_packages_names_them(
+        tmp_path: Path, base_image: str, public_index: str, wheelhouse: Callable[..., Path],
+        docker_cleanup: DockerCleanup) -> None:
+    wheelhouse(["psycopg2==2.9.9", *BUILD_BACKEND])
+    found = _failing_build(tmp_path, "# the database driver\npsycopg2==2.9.9\n", public_index,
+                           "no-libpq", docker_cleanup)
+    assert (found["requirement"], found["where"], found["kind"]) == (
+        "psycopg2==2.9.9", "requirements.txt:2", "source-build"), found
+    assert found["fix"] == "add libpq-dev, gcc to system_dependencies", found
+    assert "psycopg2==2.9.9 (requirements.txt:2)" in str(found["first_line"]), found["first_line"]
+
+
+@pytest.mark.slow
+def test_no_wheel_for_the_jobs_python_names_the_pythons_the_index_has(
+        tmp_path: Path, base_image: str, docker_cleanup: DockerCleanup) -> None:
+    """An index with numpy 1.19.5 for Python 3.9 only (no sdist): a 3.11 job is told to choose 3.9."""
+    folder = tmp_path / "index"
+    folder.mkdir()
+    for wheel in py39_wheels(["numpy==1.19.5"]).glob("numpy-*.whl"):
+        (folder / wheel.name).write_bytes(wheel.read_bytes())
+    (tmp_path / "logs").mkdir()
+    with pypiserver(folder, tmp_path / "logs") as index:
+        found = _failing_build(tmp_path, "numpy==1.19.5\n", index, "no-wheel", docker_cleanup)
+    assert (found["requirement"], found["where"], found["kind"]) == (
+        "numpy==1.19.5", "requirements.txt:1", "no-distribution"), found
+    assert found["wheel_pythons"] == ["3.9"], found
+    assert "set python.python_version to '3.9'" in str(found["fix"]), found
