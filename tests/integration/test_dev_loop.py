@@ -3,6 +3,7 @@ generated job builds and passes its smoke test in an image as it is."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -38,8 +39,11 @@ def post(url: str, body: dict) -> tuple[int, dict]:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-    except OSError:
+        try:
+            return exc.code, json.loads(exc.read())
+        except http.client.HTTPException:
+            return 0, {}  # the answer was cut: the reloader restarted the server mid-answer
+    except (OSError, http.client.HTTPException):
         return 0, {}
 
 
