@@ -858,7 +858,9 @@ def main(argv: list[str]) -> int:
             )
             return 0
         print(f"racetrack: installed in {time.monotonic() - started:.1f}s", flush=True)
-        check_env = dict(os.environ, PYTHONPATH=plan.site_packages, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        check_env = dict(
+            os.environ, PYTHONPATH=plan.site_packages, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_CACHE_DIR="1"
+        )
         rc, lines = run([plan.wrapper_python, "-m", "pip", "check"], check_env, WORK)
         if rc != 0:
             _report(diagnose(lines, plan, env, wrapper, secrets))
