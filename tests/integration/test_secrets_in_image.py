@@ -459,3 +459,23 @@ def test_a_buildkit_build_of_the_rendered_context_installs_and_records_no_secret
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(tag, force=True)
+
+
+def test_a_changed_secret_runs_the_install_again_and_the_same_secrets_reuse_it(
+        secret_build: SecretBuild, tmp_path: Path) -> None:
+    """The install's cache key holds the secret values (through scrypt): the same job with one more
+    secret value installs anew; built again as it was, it reuses the install."""
+    again = run_cli("build", secret_build.manifest, "--network", "host", "--tag", secret_build.image, "-v")
+    assert again.returncode == 0 and "reusing the packages installed" in again.stderr, again.describe()
+    rotated = tmp_path / "client"
+    rotated.mkdir()
+    (rotated / "fatman.yaml").write_text(secret_build.manifest.read_text())
+    source = secret_build.manifest.parent
+    (rotated / ".env.build").write_text((source / ".env.build").read_text()
+                                        + f"ROTATED_TOKEN={secrets.token_hex(16)}\n")
+    (rotated / ".env.runtime").write_text((source / ".env.runtime").read_text())
+    changed = run_cli("build", rotated / "fatman.yaml", "--network", "host", "--tag", secret_build.image,
+                      "-v")
+    assert changed.returncode == 0, changed.describe()
+    assert "reusing the packages installed" not in changed.stderr
+    assert "installing requirements" in changed.stderr, changed.describe()
