@@ -16,7 +16,7 @@ class JobEntrypoint:
         # A JSON line with the request's tracing_id and caller_name beside msg.
         logger.info("counting words for %s", caller or "an unnamed caller")
         if not text.strip():
-            # Logged as JSON with cause and traceback fields; answered 500 {"type": "ValueError", ...}.
+            # Logged as JSON with cause and traceback fields; answered 400 {"type": "ValueError", ...}.
             raise ValueError("the text is empty")
         return {"words": len(text.split()), "caller": caller}
 

@@ -27,6 +27,10 @@ ENV_JOB_TYPE_VERSION = "JOB_TYPE_VERSION"
 # The gateway prefix the job names itself with (the webview's base_url): Racetrack 2.x's.
 ENV_PUB_PREFIX = "FATMAN_PUB_PREFIX"
 JOB_PUB_PREFIX = "/pub/job"
+# Whose answers the wrapper gives where the eras differ (307 for "/", 400 for a ValueError, /health's
+# status pass/fail and 500): Racetrack 2.x's for a job.yaml; a fatman.yaml's image sets nothing (1).
+ENV_CONTRACT = "FATMAN_CONTRACT"
+RACETRACK2_CONTRACT = "2"
 LABEL_PREFIX = "org.racetrack."
 
 
@@ -77,7 +81,11 @@ class JobManifest(Manifest):
 
     def wrapper_env(self) -> list[tuple[str, str]]:
         settings = self.settings
-        env = [(ENV_JOB_TYPE_VERSION, jobtype_version(self.jobtype)), (ENV_PUB_PREFIX, JOB_PUB_PREFIX)]
+        env = [
+            (ENV_JOB_TYPE_VERSION, jobtype_version(self.jobtype)),
+            (ENV_PUB_PREFIX, JOB_PUB_PREFIX),
+            (ENV_CONTRACT, RACETRACK2_CONTRACT),
+        ]
         if settings.max_concurrency is not None:
             env.append((ENV_MAX_CONCURRENCY, str(settings.max_concurrency)))
         if settings.max_concurrency_queue is not None:

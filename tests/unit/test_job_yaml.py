@@ -64,7 +64,7 @@ def test_minimal_job_yaml_is_a_manifest_with_2x_defaults() -> None:
     assert manifest.deployment.replicas == 1
     assert manifest.notices == ()
     assert manifest.wrapper_env() == [("JOB_TYPE_VERSION", "2.15.1"), ("FATMAN_PUB_PREFIX", "/pub/job"),
-                                      ("FATMAN_HOME_PAGE", "/docs")]
+                                      ("FATMAN_CONTRACT", "2"), ("FATMAN_HOME_PAGE", "/docs")]
 
 
 def test_jobtype_extra_settings_reach_the_wrapper_env() -> None:
@@ -82,7 +82,7 @@ def test_jobtype_extra_settings_reach_the_wrapper_env() -> None:
     assert manifest.python.python_version == "3.12"
     assert manifest.check_requirements is False
     assert dict(manifest.wrapper_env()) == {
-        "JOB_TYPE_VERSION": "2.15.1", "FATMAN_PUB_PREFIX": "/pub/job",
+        "JOB_TYPE_VERSION": "2.15.1", "FATMAN_PUB_PREFIX": "/pub/job", "FATMAN_CONTRACT": "2",
         "FATMAN_MAX_CONCURRENCY": "4", "FATMAN_MAX_QUEUE": "10", "FATMAN_HOME_PAGE": "/api/v1/webview/",
     }
 
@@ -424,7 +424,8 @@ def test_fatman_yaml_and_its_job_yaml_translation_render_the_same_dockerfile(tmp
     options = RenderOptions(manifest_file="manifest")
     old, new = render_dockerfile(fatman, source, options), render_dockerfile(job_manifest, source, options)
     assert _without_labels_and_env(old) == _without_labels_and_env(new)
-    assert _env_names(new) - _env_names(old) == {"JOB_TYPE_VERSION", "FATMAN_PUB_PREFIX", "FATMAN_HOME_PAGE"}
+    assert _env_names(new) - _env_names(old) == {"JOB_TYPE_VERSION", "FATMAN_PUB_PREFIX", "FATMAN_CONTRACT",
+                                                 "FATMAN_HOME_PAGE"}
     assert {"JOB_NAME", "JOB_VERSION", "FATMAN_NAME", "FATMAN_VERSION"} <= _env_names(old)
     assert 'JOB_NAME="adder"' in old and 'JOB_VERSION="1.2.3"' in new
     new_labels = dict(image_labels(job_manifest, source))

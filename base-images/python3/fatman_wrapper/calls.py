@@ -21,12 +21,16 @@ from .request_context import enter, leave
 log = logging.getLogger("fatman_wrapper")
 
 
-def call_endpoint(endpoint: Endpoint, environ: dict[str, Any], *, body_limit: int, timeout: float) -> bytes:
+def call_endpoint(
+    endpoint: Endpoint, environ: dict[str, Any], *, body_limit: int, timeout: float, v2: bool = False
+) -> bytes:
     """Read the request's arguments, call ``endpoint`` and return its result as strict JSON (UTF-8).
 
     ``body_limit``: the most bytes of body read (413 beyond); ``timeout``: seconds before 504 (0:
     none). Raises ``ApiError``: 400 for a malformed body or wrong arguments, 500 when the job raises
-    or its result cannot be encoded, 504 on timeout.
+    or its result cannot be encoded, 504 on timeout. ``v2`` (Racetrack 2.x's answers,
+    ``FATMAN_CONTRACT=2``): a ``ValueError`` the job raises is 400, and so is a call the method's
+    signature refuses (``TypeError`` binding the arguments, which 2.x turns into a ``ValueError``).
     """
     kwargs = endpoint.signature.bind(parse_json_object(read_body(environ, body_limit)))
     request_tokens = enter(environ)  # self.request_context.get() in the job
@@ -54,6 +58,10 @@ def call_endpoint(endpoint: Endpoint, environ: dict[str, Any], *, body_limit: in
         ) from None
     except Exception as exc:
         log.exception("/api/v1/%s raised %s", endpoint.path, type(exc).__name__)
+        if v2 and isinstance(exc, ValueError):
+            raise ApiError(400, str(exc) or type(exc).__name__, error_type=type(exc).__name__) from exc
+        if v2 and isinstance(exc, TypeError) and _refused_arguments(exc):
+            raise ApiError(400, f"failed to call a function: {exc}", error_type="ValueError") from exc
         raise ApiError(500, str(exc) or type(exc).__name__, error_type=type(exc).__name__) from exc
     finally:
         leave(request_tokens)
@@ -132,6 +140,17 @@ def invoke(method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     if inspect.isawaitable(result):
         result = asyncio.run(_awaited(result))
     return result
+
+
+def _refused_arguments(exc: TypeError) -> bool:
+    """The ``TypeError`` came from binding the arguments in ``invoke`` (``perform(self, **kw)`` sent
+    ``{"self": 1}``), not from inside the job: its deepest frame is ``invoke``'s own call."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code is invoke.__code__
 
 
 async def _awaited(awaitable: Any) -> Any:

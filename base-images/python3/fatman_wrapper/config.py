@@ -25,6 +25,11 @@ DEFAULT_CALLER_HEADER = "X-Caller-Name"
 # The two gateway prefixes a job answers under: Racetrack 2.x's and the fatman era's.
 JOB_PREFIX = "/pub/job"
 FATMAN_PREFIX = "/pub/fatman"
+# FATMAN_CONTRACT: whose answers the wrapper gives where the fatman era and Racetrack 2.x differ
+# ("/" redirect code, a job's ValueError, /health's status and code). Images built from a job.yaml
+# set 2; anything else (fatman.yaml images, a developer's machine) is the fatman era's, 1.
+FATMAN_CONTRACT = 1
+RACETRACK2_CONTRACT = 2
 # What Racetrack 2.x reads as true in LOG_STRUCTURED / LOG_CALLER_NAME.
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 # A home page: a path of this server (letters, digits and URL punctuation, an optional query), never
@@ -129,6 +134,20 @@ def _home_page(env: Mapping[str, str]) -> str:
     return page
 
 
+def _contract(env: Mapping[str, str]) -> int:
+    """``FATMAN_CONTRACT``: 1 (the fatman era's answers, the default) or 2 (Racetrack 2.x's)."""
+    raw = env.get("FATMAN_CONTRACT", "").strip()
+    if not raw:
+        return FATMAN_CONTRACT
+    if raw not in ("1", "2"):
+        raise JobLoadError(
+            f"FATMAN_CONTRACT={raw!r} is neither 1 nor 2",
+            hint="set it to 2 for Racetrack 2.x's answers (job.yaml images do), 1 or nothing for the "
+            "fatman era's",
+        )
+    return int(raw)
+
+
 def _first(env: Mapping[str, str], *names: str) -> str:
     """The first of ``names`` set to a non-empty value (stripped), else ""."""
     for name in names:
@@ -203,6 +222,8 @@ class Settings:
     home_page: str = DEFAULT_HOME_PAGE
     # The gateway prefix the job names itself with (the webview's base_url); both are served.
     pub_family: str = FATMAN_PREFIX
+    # Whose answers differ where the eras do (FATMAN_CONTRACT): 1 the fatman era's, 2 Racetrack 2.x's.
+    contract: int = FATMAN_CONTRACT
     # Racetrack 2.x: headers of the request's tracing id and of its caller, and how logs look.
     tracing_header: str = DEFAULT_TRACING_HEADER
     caller_header: str = DEFAULT_CALLER_HEADER
@@ -225,6 +246,12 @@ class Settings:
         if self.max_concurrency <= 0:
             return self.threads
         return max(self.threads, self.max_concurrency + self.max_queue + SPARE_THREADS)
+
+    @property
+    def v2(self) -> bool:
+        """Racetrack 2.x's answers (``FATMAN_CONTRACT=2``, set by job.yaml images): ``/`` is 307, a
+        job's ``ValueError`` is 400, ``/health`` has ``status: pass/fail`` and is 500 unless ready."""
+        return self.contract == RACETRACK2_CONTRACT
 
     @property
     def pub_prefix(self) -> str:
@@ -271,6 +298,7 @@ class Settings:
             graceful_timeout=_int(env, "FATMAN_GRACEFUL_TIMEOUT", DEFAULT_GRACEFUL_TIMEOUT, 0),
             home_page=_home_page(env),
             pub_family=_pub_family(env),
+            contract=_contract(env),
             tracing_header=_header(env, "REQUEST_TRACING_HEADER", DEFAULT_TRACING_HEADER),
             caller_header=_header(env, "CALLER_NAME_HEADER", DEFAULT_CALLER_HEADER),
             log_structured=_flag(env, "LOG_STRUCTURED"),

@@ -4,7 +4,11 @@
 ``wrapper_version``, ``entrypoint_class``, and ``type``/``error`` after a failure) and adds 2.x's:
 ``service: "job"``, ``job_name``, ``job_version``, ``live``, ``ready``, ``job_type_version``,
 ``git_version``, ``deployed_by_racetrack_version`` and ``deployment_timestamp``. 2.x's
-``status: pass/fail`` is not taken over: ``status`` keeps its meaning here, ``ready`` says the same.
+``status: pass/fail`` is taken over only with Racetrack 2.x's answers (``FATMAN_CONTRACT=2``, set
+by job.yaml images): then ``status`` is ``pass`` (live and ready) or ``fail``, and ``error`` is null or
+the name of the failure's type (``FileNotFoundError`` for an ``__init__`` that raised it, never its
+text: the probes answer anyone, and the text can hold a secret); the short reason stays in ``/ready``.
+Otherwise ``status`` keeps its meaning here, and ``ready`` says the same.
 ``job_type_version`` is ``JOB_TYPE_VERSION`` (set by the image), else the wrapper's own version (the
 job type is this base image's wrapper); the other 2.x values are null while unset.
 
@@ -19,6 +23,7 @@ from typing import Any
 
 from . import __version__
 from .config import Settings
+from .errors import JobLoadError
 from .loader import Job
 
 
@@ -28,9 +33,22 @@ def _timestamp(raw: str) -> int | str | None:
     return int(raw) if raw.isdigit() else raw
 
 
-def health_body(status: dict[str, Any], job: Job | None, settings: Settings) -> dict[str, Any]:
-    """``status`` (``JobHolder.status()``) with every field of ``/health``."""
+def error_type(error: JobLoadError) -> str:
+    """The type name of what made the job fail to load: the user's exception (``ImportError``,
+    ``FileNotFoundError``...) when one did, else ``JobLoadError`` (no class, a bad signature)."""
+    cause = error.__cause__
+    return type(cause).__name__ if cause is not None else type(error).__name__
+
+
+def health_body(
+    status: dict[str, Any], job: Job | None, settings: Settings, error: JobLoadError | None = None
+) -> dict[str, Any]:
+    """``status`` (``JobHolder.status()``) with every field of ``/health``; ``error``: the load
+    failure, named by its type in Racetrack 2.x's ``error`` (``settings.v2``)."""
     body = dict(status)
+    if settings.v2:
+        body["status"] = "pass" if job is not None else "fail"
+        body["error"] = error_type(error) if error is not None else None
     body.update(
         name=settings.name or None,
         version=settings.version or None,

@@ -60,6 +60,8 @@ class JobHolder:
                     public_message=f"loading the job failed: {type(exc).__name__}{IN_LOG}",
                 )
             )
+            if error is not exc:
+                error.__cause__ = exc  # what /health names by its type (Racetrack 2.x's "error")
             self.error = error
             self.state = "failed"
             log.error(

@@ -145,7 +145,9 @@ _ERROR_SCHEMA = {
 }
 
 
-def _operation(path: str, sig: EndpointSignature, example: dict[str, Any] | None, tag: str) -> dict[str, Any]:
+def _operation(
+    path: str, sig: EndpointSignature, example: dict[str, Any] | None, tag: str, *, v2: bool = False
+) -> dict[str, Any]:
     media: dict[str, Any] = {"schema": _request_schema(sig)}
     if example is not None:
         try:
@@ -167,7 +169,12 @@ def _operation(path: str, sig: EndpointSignature, example: dict[str, Any] | None
                 "description": sig.returns_doc or "The result",
                 "content": {"application/json": {"schema": result_schema}},
             },
-            "400": dict(error, description="Invalid arguments or malformed JSON"),
+            "400": dict(
+                error,
+                description="Invalid arguments, malformed JSON or a ValueError of the job"
+                if v2
+                else "Invalid arguments or malformed JSON",
+            ),
             "413": dict(error, description="Request body too large"),
             "500": dict(error, description="The job raised an exception"),
             "503": dict(error, description="The job failed to start or is still starting"),
@@ -193,12 +200,14 @@ def build_document(
     server_url: str,
     load_error: str | None = None,
     token_header: str | None = None,
+    v2: bool = False,
 ) -> dict[str, Any]:
     """The OpenAPI 3.0 document for ``job`` (or, while it is not loaded, for the wrapper's routes).
 
     ``token_header``: the header of the token the job requires, if it requires one; the document
     then declares it as Racetrack 2.x's does (an API key in ``X-Racetrack-Auth``), so Swagger UI's
-    "Authorize" sends it with every call it makes.
+    "Authorize" sends it with every call it makes. ``v2``: Racetrack 2.x's answers
+    (``FATMAN_CONTRACT=2``): a job's ``ValueError`` is 400, ``/health`` not ready is 500.
     """
     description = job.description if job else (f"The job is not serving: {load_error}" if load_error else "")
     paths: dict[str, Any] = {}
@@ -206,7 +215,7 @@ def build_document(
         for path, endpoint in job.endpoints.items():
             tag = "perform" if path == "perform" else "auxiliary"
             paths[f"/api/v1/{path}"] = {
-                "post": _operation(path, endpoint.signature, job.examples.get(path), tag)
+                "post": _operation(path, endpoint.signature, job.examples.get(path), tag, v2=v2)
             }
         paths["/api/v1/parameters"] = {
             "get": {
@@ -262,7 +271,10 @@ def build_document(
             "get": {
                 "tags": ["probes"],
                 "summary": text,
-                "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}},
+                "responses": {
+                    "200": {"description": "OK"},
+                    ("500" if v2 and probe == "/health" else "503"): {"description": "Not ready"},
+                },
             }
         }
     paths["/metrics"] = {

@@ -74,7 +74,9 @@ class Views:
 
     def health(self) -> Response:
         job = self.holder.job
-        return json_response(health_body(self.holder.status(), job, self.settings), 200 if job else 503)
+        body = health_body(self.holder.status(), job, self.settings, self.holder.error)
+        # Racetrack 2.x answers 500 unless live and ready; the fatman era 503 while not ready.
+        return json_response(body, 200 if job else (500 if self.settings.v2 else 503))
 
     def live(self) -> Response:
         return json_response(live_body(self.settings))
@@ -90,8 +92,10 @@ class Views:
     # Documentation.
 
     def index(self) -> BaseResponse:
-        # The home page (FATMAN_HOME_PAGE, /docs by default) under the prefix the client came through.
-        return local_redirect(f"{request.script_root}{self.settings.home_page}", 302)
+        # The home page (FATMAN_HOME_PAGE, /docs by default) under the prefix the client came through:
+        # 307 as Racetrack 2.x answers (FATMAN_CONTRACT=2), else 302 as the fatman era did.
+        code = 307 if self.settings.v2 else 302
+        return local_redirect(f"{request.script_root}{self.settings.home_page}", code)
 
     def docs(self) -> Response:
         root_url = request.script_root
@@ -120,6 +124,7 @@ class Views:
                 server_url=script_root,
                 load_error=holder.error.summary() if holder.error else None,
                 token_header=TOKEN_HEADER if self.settings.auth_token else None,
+                v2=self.settings.v2,
             )
             body = utf8(dumps(document))
             if holder.job is not None:
@@ -143,6 +148,7 @@ class Views:
                     request.environ,
                     body_limit=settings.max_body_bytes,
                     timeout=settings.request_timeout,
+                    v2=settings.v2,
                 )
                 return Response(body, status=200, mimetype=JSON)
         allowed = self._allowed_methods(job, path)

@@ -1,0 +1,178 @@
+"""Where the fatman era and Racetrack 2.x answer differently, each image answers as its own era does:
+FATMAN_CONTRACT=2 (set by images built from a job.yaml) gives 2.x's answers, anything else the
+fatman era's (which the other test files check too)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fatman_wrapper.config import Settings
+from fatman_wrapper.errors import JobLoadError
+
+PREFIX = "/pub/job/adder/1.2.3"
+V1, V2 = {"contract": 1}, {"contract": 2}
+
+# Arguments the job's signature refuses only when called: 2.x counts them as a ValueError (400),
+# while a TypeError from inside the job is the job's own failure (500) in both eras.
+KWARGS_JOB = '''
+class KwargsEntrypoint:
+    def perform(self, **named):
+        if named.get("bug"):
+            return None + 1
+        return sorted(named)
+'''
+
+
+def _kwargs_app(make_app, tmp_path: Path, **settings):
+    (tmp_path / "fatman_entrypoint.py").write_text(textwrap.dedent(KWARGS_JOB))
+    return make_app("adder", root=tmp_path, **settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "contract"),
+    [({}, 1), ({"FATMAN_CONTRACT": ""}, 1), ({"FATMAN_CONTRACT": "1"}, 1), ({"FATMAN_CONTRACT": " 2 "}, 2)],
+)
+def test_the_contract_comes_from_the_environment(env, contract):
+    settings = Settings.from_env(env)
+    assert settings.contract == contract and settings.v2 is (contract == 2)
+
+
+@pytest.mark.parametrize("raw", ["3", "v2", "2.x", "true"])
+def test_an_unknown_contract_stops_the_wrapper(raw):
+    with pytest.raises(JobLoadError, match="FATMAN_CONTRACT"):
+        Settings.from_env({"FATMAN_CONTRACT": raw})
+
+
+@pytest.mark.parametrize(("settings", "code"), [(V1, 302), (V2, 307)])
+def test_the_root_redirects_to_the_home_page(make_app, settings, code):
+    app = make_app("adder", name="adder", version="1.2.3", home_page="/api/v1/webview/", **settings)
+    client = app.test_client()
+    for prefix in ("", PREFIX, "/pub/fatman/adder/1.2.3"):
+        root = client.get(prefix + "/")
+        assert root.status_code == code, prefix
+        assert root.headers["Location"] == prefix + "/api/v1/webview/"
+
+
+@pytest.mark.parametrize(("settings", "code"), [(V1, 500), (V2, 400)])
+def test_a_value_error_of_the_job(make_app, settings, code):
+    client = make_app("faults", **settings).test_client()
+    answer = client.post("/api/v1/perform", json={"mode": "raise", "x": 3})
+    assert answer.status_code == code
+    assert answer.get_json() == {"error": "asked to raise with x=3.0", "type": "ValueError", "status": code}
+
+
+@pytest.mark.parametrize("settings", [V1, V2])
+def test_arguments_the_wrapper_checks_are_400_in_both(make_app, settings):
+    client = make_app("adder", **settings).test_client()
+    answer = client.post("/api/v1/perform", json={"y": 2, "z": 1})
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert {"error", "type"} <= set(body) and body["type"] == "ValidationError"
+    assert {f["field"] for f in body["fields"]} == {"x", "z"}
+
+
+@pytest.mark.parametrize(("settings", "code", "kind"), [(V1, 500, "TypeError"), (V2, 400, "ValueError")])
+def test_arguments_the_method_refuses_when_called(make_app, tmp_path, settings, code, kind):
+    client = _kwargs_app(make_app, tmp_path, **settings).test_client()
+    assert client.post("/api/v1/perform", json={"a": 1}).get_json() == ["a"]
+    answer = client.post("/api/v1/perform", json={"self": 1})  # bound: "multiple values for 'self'"
+    assert answer.status_code == code
+    body = answer.get_json()
+    assert body["type"] == kind and "self" in body["error"] and body["status"] == code
+
+
+@pytest.mark.parametrize("settings", [V1, V2])
+def test_a_type_error_inside_the_job_stays_500(make_app, tmp_path, settings):
+    client = _kwargs_app(make_app, tmp_path, **settings).test_client()
+    answer = client.post("/api/v1/perform", json={"bug": True})
+    assert answer.status_code == 500 and answer.get_json()["type"] == "TypeError"
+
+
+def test_a_value_error_is_400_with_a_request_timeout_too(make_app):
+    client = make_app("faults", request_timeout=30.0, **V2).test_client()
+    answer = client.post("/api/v1/perform", json={"mode": "raise"})
+    assert answer.status_code == 400 and answer.get_json()["type"] == "ValueError"
+
+
+def test_other_errors_keep_their_codes_in_v2(make_app):
+    client = make_app("adder", **V2).test_client()
+    assert client.post("/api/v1/perform", data="[1]", content_type="application/json").status_code == 400
+    assert client.post("/api/v1/nothing", json={}).status_code == 404
+    assert client.get("/api/v1/perform").status_code == 405
+
+
+def test_health_of_a_ready_job(make_app):
+    fatman = make_app("adder", name="adder", version="1.2.3", **V1).test_client().get("/health")
+    job = make_app("adder", name="adder", version="1.2.3", **V2).test_client().get("/health")
+    assert fatman.status_code == job.status_code == 200
+    assert fatman.get_json()["status"] == "ready" and "error" not in fatman.get_json()
+    body = job.get_json()
+    assert body["status"] == "pass" and body["error"] is None
+    assert (body["live"], body["ready"], body["service"], body["job_name"]) == (True, True, "job", "adder")
+    # Every other field as the fatman era's /health has it.
+    assert {k: v for k, v in body.items() if k not in ("status", "error")} == {
+        k: v for k, v in fatman.get_json().items() if k != "status"
+    }
+
+
+@pytest.mark.parametrize(
+    ("job", "error"),
+    [
+        ("failing_init", "FileNotFoundError"),
+        ("failing_import", "ModuleNotFoundError"),
+        ("no_class", "JobLoadError"),
+    ],
+)
+def test_health_of_a_job_that_failed_to_load(make_app, job, error):
+    fatman = make_app(job, **V1).test_client()
+    client = make_app(job, **V2).test_client()
+    old = fatman.get("/health")
+    assert old.status_code == 503 and old.get_json()["status"] == "failed"
+    answer = client.get("/health")
+    assert answer.status_code == 500
+    body = answer.get_json()
+    assert body["status"] == "fail" and (body["live"], body["ready"]) == (True, False)
+    # The type's name only, never the exception's text (it may hold a secret).
+    assert body["error"] == error
+    assert "model.pkl is missing" not in answer.get_data(as_text=True)
+    # /ready keeps the short reason, and the fatman era's answers.
+    ready = client.get("/ready")
+    assert ready.status_code == 503 and ready.get_json() == fatman.get("/ready").get_json()
+
+
+def test_health_while_the_job_loads(monkeypatch):
+    from wrapper_support import BufferedClient, job_path
+
+    from fatman_wrapper import create_app
+
+    monkeypatch.chdir(job_path("slow_init"))
+    monkeypatch.setenv("FATMAN_TEST_INIT_SECONDS", "1.0")
+    app = create_app(
+        "fatman_entrypoint.py",
+        root=job_path("slow_init"),
+        settings=Settings(timeout=30, **V2),
+        background=True,
+    )
+    app.test_client_class = BufferedClient
+    client = app.test_client()
+    starting = client.get("/health")
+    assert starting.status_code == 500
+    assert (starting.get_json()["status"], starting.get_json()["error"]) == ("fail", None)
+    assert client.get("/ready").get_json() == {"status": "starting"}  # as before
+    assert client.post("/api/v1/perform", json={"x": 1}).get_json() == 2  # waits for the load
+    ready = client.get("/health")
+    assert ready.status_code == 200 and ready.get_json()["status"] == "pass"
+
+
+@pytest.mark.parametrize(
+    ("settings", "health_codes", "v2"), [(V1, {"200", "503"}, False), (V2, {"200", "500"}, True)]
+)
+def test_the_openapi_document_names_the_codes_of_its_era(make_app, settings, health_codes, v2):
+    document = make_app("adder", **settings).test_client().get("/openapi.json").get_json()
+    assert set(document["paths"]["/health"]["get"]["responses"]) == health_codes
+    assert set(document["paths"]["/ready"]["get"]["responses"]) == {"200", "503"}
+    described = document["paths"]["/api/v1/perform"]["post"]["responses"]["400"]["description"]
+    assert ("ValueError" in described) is v2
