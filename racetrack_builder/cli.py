@@ -247,8 +247,9 @@ def render(
         tools = tools_ref(job.manifest.python.python_version)
         out.info(
             f"The install step needs BuildKit and the build tools image {tools} (`racetrack-build base` "
-            "makes it; push it where your builder pulls from). Kaniko ignores RUN --mount: build such a "
-            "job with racetrack-build."
+            "makes it; push it where your builder pulls from). BuildKit is built into docker 20.10; "
+            "docker 23 and newer need the buildx plugin. Add --network host when the package index is "
+            "on this machine. Kaniko ignores RUN --mount: build such a job with racetrack-build."
         )
     if context.secret_names:
         out.info(

@@ -24,10 +24,12 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import reporting
 from .build_tools import INSTALL_SCRIPT, TOOLS_MOUNT
@@ -35,6 +37,9 @@ from .contract import CA_BUNDLE_FILE, JOB_BIN, JOB_SITE_PACKAGES, USER, WRAPPER_
 from .engine import CommitRun, Engine
 from .errors import AuthenticationRefused, BuildFailed, EnvironmentFailure, RacetrackError
 from .requirements import RequirementsPlan
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
 
 CACHE_REPOSITORY = "racetrack-build/installed"
 DIAGNOSIS_MARKER = "::racetrack-diagnosis::"  # base-images/build-tools/racetrack_install.py
@@ -44,6 +49,7 @@ _COMMIT_CHANGES = (f"USER {USER}", f'CMD ["{WRAPPER_VENV}/bin/fatman-wrapper", "
 # Installs of one job kept tagged for reuse (the one just made included): going back to the
 # previous requirements or secrets is then a cache hit.
 KEEP = 3
+KEY_LENGTH = 32  # hex digits of the key in an install's tag
 # Of the log, what a failure shows by default: the installer's own last lines.
 _TAIL = 25
 
@@ -64,6 +70,7 @@ class InstallRequest:
     network: str | None = None
     nocache: bool = False
     check_requirements: bool = True  # the conflict check against the wrapper's packages (pip check)
+    python_version_field: str = "python.python_version"  # how the manifest names the job's Python
 
 
 def install_key(request: InstallRequest, tools_volume: str) -> str:
@@ -93,11 +100,18 @@ def install_key(request: InstallRequest, tools_volume: str) -> str:
 def install_requirements(engine: Engine, request: InstallRequest) -> str:
     """The ref of the job's packages image: reused when its key is on the engine, else made."""
     key = install_key(request, request.tools_volume)
-    ref = f"{CACHE_REPOSITORY}:{request.job_name}-{key[:32]}"
+    ref = f"{CACHE_REPOSITORY}:{request.job_name}-{key[:KEY_LENGTH]}"
     if not request.nocache and engine.image_id(ref) is not None:
         reporting.progress("installing requirements: reusing the packages installed from the same inputs")
         return ref
-    reporting.progress(f"installing requirements ({request.requirements_path}) with uv")
+    earlier = any(_is_install_of(tag, request.job_name) for tag, _ in engine.tags_of(CACHE_REPOSITORY))
+    why = (
+        "--no-cache" if request.nocache
+        else "an input changed since the last install: the requirements files, build_env, a secret value, "
+        "the system packages, the base image or racetrack-build" if earlier
+        else "the first install of this job on this engine"
+    )
+    reporting.progress(f"installing requirements ({request.requirements_path}) with uv: {why}")
     result = engine.run_and_commit(
         CommitRun(
             image=request.system_image,
@@ -117,14 +131,19 @@ def install_requirements(engine: Engine, request: InstallRequest) -> str:
     return ref
 
 
+def _is_install_of(ref: str, job_name: str) -> bool:
+    """Whether ``ref`` is an install of ``job_name`` (``adder-<key>``, not ``adder-two-<key>``)."""
+    pattern = rf"{re.escape(CACHE_REPOSITORY)}:{re.escape(job_name)}-[0-9a-f]{{{KEY_LENGTH}}}"
+    return re.fullmatch(pattern, ref) is not None
+
+
 def _forget_older(engine: Engine, job_name: str, ref: str) -> None:
     """Untag all but the newest ``KEEP`` installs of the job: each change of requirements, base
     image or secrets makes one, and a machine that builds often would keep them all. An image a
     job image still starts FROM stays on the engine, untagged; the others go."""
-    prefix = f"{CACHE_REPOSITORY}:{job_name}-"
     ours = sorted(
         ((created, tag) for tag, created in engine.tags_of(CACHE_REPOSITORY)
-         if tag.startswith(prefix) and tag != ref and "-system-" not in tag),
+         if _is_install_of(tag, job_name) and tag != ref),
         reverse=True,
     )
     for _, tag in ours[KEEP - 1:]:
@@ -153,10 +172,12 @@ def install_plan(
     build_env: Mapping[str, str],
     python_version: str,
     check_requirements: bool = True,
+    python_version_field: str = "python.python_version",
 ) -> dict[str, object]:
     """plan.json for the install script (base-images/build-tools/racetrack_install.py)."""
     return {
         "check_requirements": check_requirements,
+        "python_version_field": python_version_field,
         "requirements": requirements_path,
         "files": list(plan.files),
         "build_env": dict(build_env),
@@ -179,7 +200,7 @@ def _archive(request: InstallRequest) -> bytes:
 
         plan = install_plan(
             request.requirements_path, request.plan, request.build_env, request.python_version,
-            request.check_requirements,
+            request.check_requirements, request.python_version_field,
         )
         add_bytes("plan.json", json.dumps(plan).encode())
         add_bytes("secrets.json", json.dumps(dict(request.secrets)).encode())
@@ -238,3 +259,10 @@ def _installer_lines(log: list[str]) -> list[str]:
         and not (line.lstrip().startswith("hint:") and "uv" in line)
     ]
     return kept[-_TAIL:]
+
+
+def python_version_field(manifest: Manifest) -> str:
+    """The manifest's own name for the job's Python: a job.yaml says jobtype_extra."""
+    from .manifest import JobManifest
+
+    return "jobtype_extra.python_version" if isinstance(manifest, JobManifest) else "python.python_version"

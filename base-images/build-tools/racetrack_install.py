@@ -136,6 +136,8 @@ class Plan:
         self.bin: str = data["bin"]
         self.python_version: str = data["python_version"]
         self.check_requirements: bool = bool(data.get("check_requirements", True))
+        # How the manifest names the job's Python, for the fixes that suggest another one.
+        self.python_version_field: str = data.get("python_version_field") or "python.python_version"
 
 
 def take_secrets(path: Path) -> dict[str, str]:
@@ -561,7 +563,9 @@ def diagnose(
             _no_wheel(result, name, version, plan, env)
             return result
         result["cause"] = f"the index has no {name} {op}{version}"
-        result["fix"] = f"choose a version the index has (`pip index versions {name}`)"
+        result["fix"] = f"choose a version the index has (`pip index versions {name}`)" + _did_you_mean(
+            name, env
+        )
         result["kind"] = "no-version"
         return result
     if re.search(r"has no wheels with a matching (Python|platform)|no wheels with a matching", text):
@@ -572,7 +576,7 @@ def diagnose(
             return result
 
     # A version conflict, with the wrapper's own packages named as such.
-    conflict = re.search(r"Because (.+?), we can conclude that .*unsatisfiable", text, re.S) or re.search(
+    conflict = re.search(r"Because (.+?unsatisfiable)", text, re.S) or re.search(
         r"(\S+ \S+ has requirement .*, but you have .*)", text
     )
     pip_check = re.findall(
@@ -600,7 +604,9 @@ def diagnose(
         result["kind"] = "conflict"
         return result
     if conflict:
-        clause = " ".join(conflict.group(1).split())
+        # uv's explanation, one line, without its environment markers (numpy{python_version < '3.12'}).
+        clause = re.sub(r"\{[^{}]*\}", "", " ".join(conflict.group(1).split()))
+        clause = re.sub(r",? we can conclude that your requirements are unsatisfiable$", "", clause)
         names = [n for n in re.findall(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==|>=|<=|!=|~=|<|>)", clause)]
         ours = [n for n in names if normalise(n) in wrapper and normalise(n) not in known]
         job_names = [n for n in names if normalise(n) in known]
@@ -613,6 +619,11 @@ def diagnose(
             )
         else:
             result["cause"] = f"the requirements conflict: {clause}"
+        pins = [known[k] for k in dict.fromkeys(normalise(n) for n in job_names)]
+        if len(pins) > 1:
+            result["cause"] += "; the pins involved: " + ", ".join(
+                f"{spec} ({rel}:{line})" for spec, rel, line in pins
+            )
         result["fix"] = "relax one of the pins so that both can be met"
         result["kind"] = "conflict"
         return result
@@ -632,6 +643,15 @@ def diagnose(
             spec = m.group(1)
             name = re.split(r"[=<>!~ @]", spec, maxsplit=1)[0]
             about(name, spec)
+        # First: a pinned release with wheels for other Pythons only. Its source build failing is a
+        # consequence (an old numpy on a new Python), and a compiler would not be the way out.
+        if result["requirement"]:
+            pinned = re.match(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!-]+)", str(result["requirement"]))
+            if pinned:
+                wheels = wheel_pythons(pinned.group(1), pinned.group(2), env)
+                if wheels and "any" not in wheels and plan.python_version not in wheels:
+                    _no_wheel(result, pinned.group(1), pinned.group(2), plan, env, wheels, built=True)
+                    return result
         for pattern, packages, what in _MISSING_BUILD_NEEDS:
             if pattern.search(text):
                 result["cause"] = f"building it from source needs {what}, which the image does not have"
@@ -642,18 +662,11 @@ def diagnose(
         if _NEEDS_RUST.search(text):
             result["cause"] = "building it from source needs a Rust toolchain"
             result["fix"] = (
-                "pin a version with a wheel for this Python, or choose another python.python_version"
+                f"pin a version with a wheel for this Python, or choose another {plan.python_version_field}"
             )
             result["kind"] = "source-build"
             return result
-        if result["requirement"]:
-            pinned = re.match(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!-]+)", str(result["requirement"]))
-            if pinned:
-                wheels = wheel_pythons(pinned.group(1), pinned.group(2), env)
-                if wheels is not None and wheels != ["any"] and plan.python_version not in wheels:
-                    _no_wheel(result, pinned.group(1), pinned.group(2), plan, env, wheels, built=True)
-                    return result
-        result["cause"] = "its build from source failed (the installer's output below says why)"
+        result["cause"] = "its build from source failed (the installer's lines say why)"
         result["fix"] = (
             "add the build's system packages to system_dependencies, or pin a version "
             "with a wheel for this Python"
@@ -690,9 +703,9 @@ def _no_wheel(
     options = []
     if pythons:
         best = max(pythons, key=lambda v: tuple(int(x) for x in v.split(".")))
-        options.append(f"set python.python_version to {best!r}")
+        options.append(f"set {plan.python_version_field} to {best!r}")
     else:
-        options.append("choose another python.python_version")
+        options.append(f"choose another {plan.python_version_field}")
     pinned = " and ".join([name] + [n for n, _, _ in others][:3])
     options.append(f"pin newer releases of {pinned} that have wheels for Python {plan.python_version}")
     result["fix"] = " or ".join(options)

@@ -59,7 +59,9 @@ class FakeEngine:
     def __init__(self, exit_code: int = 0, lines: list[str] | None = None, cached: bool = False) -> None:
         self.runs: list[CommitRun] = []
         self.exit_code, self.lines, self.cached = exit_code, lines or [], cached
-        self.tags = [(f"{CACHE_REPOSITORY}:adder-old{i}", i) for i in range(4)]
+        # Four earlier installs of this job, and one of another job whose name starts the same.
+        self.tags = [(f"{CACHE_REPOSITORY}:adder-{str(i) * 32}", i) for i in range(4)]
+        self.tags.append((f"{CACHE_REPOSITORY}:adder-two-{'9' * 32}", 0))
         self.untagged: list[str] = []
 
     def image_id(self, ref: str) -> str | None:
@@ -94,7 +96,7 @@ def test_the_container_gets_the_files_and_secrets_as_a_tar_and_the_tools_read_on
     ]  # the code is not sent: it is not an input
     assert secrets == {"TOKEN": "s3cr3t-one"} and mode == 0o600
     # The newest installs of the job stay tagged, with the one just made: three in all.
-    assert engine.untagged == [f"{CACHE_REPOSITORY}:adder-old1", f"{CACHE_REPOSITORY}:adder-old0"]
+    assert engine.untagged == [f"{CACHE_REPOSITORY}:adder-{'1' * 32}", f"{CACHE_REPOSITORY}:adder-{'0' * 32}"]
 
 
 def test_the_same_inputs_reuse_the_install(tmp_path: Path) -> None:

@@ -287,3 +287,48 @@ def test_a_files_index_url_wins_over_pip_index_url_as_with_pip() -> None:
     assert index == "https://private/simple/"
     env = ri.installer_env({}, {"PIP_INDEX_URL": "https://public/simple"}, {}, None, index)
     assert "UV_DEFAULT_INDEX" not in env
+
+
+def test_a_failed_source_build_of_a_release_with_other_pythons_wheels_is_no_wheel_not_a_compiler(
+    job: Path, index: str
+) -> None:
+    """numpy 1.19.5 on Python 3.11: its source build fails on a compiler, but gcc is not the fix."""
+    (job / "requirements.txt").write_text("numpy==1.19.5\n")
+    found = _diagnose(
+        "  × Failed to build `numpy==1.19.5`\n  ├─▶ The build backend returned an error\n"
+        "      error: command 'gcc' failed: No such file or directory\n",
+        env={"UV_DEFAULT_INDEX": index},
+    )
+    assert found["kind"] == "no-distribution", found
+    assert "and its build from source failed" in str(found["cause"])
+
+
+def test_the_fix_names_the_python_field_of_the_manifest_in_use(job: Path, index: str) -> None:
+    (job / "requirements.txt").write_text("scikit-learn==0.24.1\n")
+    plan = _plan(python_version_field="jobtype_extra.python_version")
+    found = ri.diagnose(
+        ["  × Failed to build `scikit-learn==0.24.1`"], plan, {"UV_DEFAULT_INDEX": index}, {}, ()
+    )
+    assert "set jobtype_extra.python_version to '3.9'" in str(found["fix"]), found
+
+
+def test_a_conflict_between_the_jobs_own_pins_names_both_without_uvs_markers(job: Path) -> None:
+    (job / "requirements.txt").write_text("pandas==2.2.2\nnumpy==1.21.0\n")
+    found = _diagnose(
+        "  cause: Because pandas==2.2.2 depends on numpy{python_full_version < '3.12'}>=1.23.2 and you\n"
+        "      require pandas==2.2.2, we can conclude that you require numpy>=1.23.2.\n"
+        "      And because you require numpy==1.21.0, we can conclude that your requirements are\n"
+        "      unsatisfiable."
+    )
+    assert found["kind"] == "conflict"
+    assert "{" not in str(found["cause"]), found["cause"]
+    assert "pandas==2.2.2 (requirements.txt:1), numpy==1.21.0 (requirements.txt:2)" in str(found["cause"])
+
+
+def test_a_deprecated_placeholder_name_gets_its_real_name(job: Path) -> None:
+    (job / "requirements.txt").write_text("sklearn==1.0\n")
+    found = _diagnose(
+        "  cause: Because there is no version of sklearn==1.0 and you require sklearn==1.0, "
+        "we can conclude that your requirements are unsatisfiable."
+    )
+    assert found["kind"] == "no-version" and "did you mean 'scikit-learn'?" in str(found["fix"])
