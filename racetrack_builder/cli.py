@@ -751,8 +751,8 @@ def _json_error(out: Output, err: RacetrackError) -> str:
         document["problems"] = [p.to_dict() for p in err.problems]
     if isinstance(err, BuildFailed):
         document["log_tail"] = [out.redact(line) for line in err.log_tail]
-        if err.details:
-            document["diagnosis"] = _redacted(out, err.details)
+    if err.details:
+        document["diagnosis"] = _redacted(out, err.details)
     return json.dumps(document, indent=2)
 
 

@@ -24,15 +24,19 @@ class RacetrackError(Exception):
     """Root of every error this tool raises on purpose.
 
     ``message`` says what went wrong; ``hint`` (optional) says how to fix it. ``str()`` joins both
-    so a bare ``print(err)`` is already a complete, actionable message.
+    so a bare ``print(err)`` is already a complete, actionable message. ``details`` holds what a
+    diagnosis found, field by field (the install step's: requirement, where, cause, fix...), for
+    ``--json``.
     """
 
     exit_code: int = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None,
+                 details: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details or {}
 
     def __str__(self) -> str:
         if self.hint:
@@ -159,13 +163,10 @@ class BuildFailed(RacetrackError):
                  log_tail: list[str] | None = None,
                  log_title: str = "Last lines of the failing step:",
                  details: dict[str, object] | None = None) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, details=details)
         self.step = step
         self.log_tail = log_tail or []
         self.log_title = log_title
-        # What a diagnosis found, field by field (the install step's: requirement, where, cause,
-        # fix...), for --json.
-        self.details = details or {}
 
 
 class JobAnswerError(RacetrackError):

@@ -242,9 +242,9 @@ def install_failure(lines: list[str], request: InstallRequest) -> RacetrackError
     hint = str(diagnosis.get("fix") or "the installer's lines say why; --verbose shows its whole output")
     details = {k: v for k, v in diagnosis.items() if v is not None}
     if diagnosis.get("kind") == "auth":
-        return AuthenticationRefused(message, hint=hint)
+        return AuthenticationRefused(message, hint=hint, details=details)
     if diagnosis.get("kind") in ("network", "tls"):
-        return EnvironmentFailure(message, hint=hint)
+        return EnvironmentFailure(message, hint=hint, details=details)
     return BuildFailed(message, hint=hint, step="install requirements", log_tail=tail, details=details,
                        log_title="The installer's last lines:")
 

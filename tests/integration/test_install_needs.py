@@ -19,6 +19,7 @@ from tests.integration.package_index import py39_wheels, pypiserver
 
 if TYPE_CHECKING:
     from tests.integration.jobs import DockerCleanup
+    from tests.integration.package_index import PackageIndex
 
 pytestmark = pytest.mark.docker
 
@@ -131,15 +132,23 @@ class Job:
 
 
 def _failing_build(tmp_path: Path, requirements: str, index: str, name: str,
-                   docker_cleanup: DockerCleanup) -> dict[str, object]:
+                   docker_cleanup: DockerCleanup, *, exit_code: int = 1,
+                   build_secrets: dict[str, str] | None = None) -> dict[str, object]:
     """Build a job whose install must fail; the ``diagnosis`` of its ``--json`` document."""
     remote = gitrepos.make_bare_repo(tmp_path / "job.git", {
         "entrypoint.py": ENTRY_PLAIN, "requirements.txt": requirements})
-    manifest = client_manifest(tmp_path / "client", {**MANIFEST, "name": name}, remote=remote.as_uri(),
-                               build_env={"PIP_INDEX_URL": index})
+    fields: dict[str, object] = {**MANIFEST, "name": name}
+    if build_secrets:
+        fields["secret_build_env_file"] = ".env.build"
+    manifest = client_manifest(tmp_path / "client", fields, remote=remote.as_uri(),
+                               build_env={"PIP_INDEX_URL": index},
+                               secret_files={".env.build": env_file(build_secrets)} if build_secrets
+                               else None)
     result = run_cli("build", manifest, "--tag", docker_cleanup.image_tag(name), "--network", "host", *_ca(),
                      "--json", timeout=1500)
-    assert result.returncode == 1, result.describe()
+    assert result.returncode == exit_code, result.describe()
+    for value in (build_secrets or {}).values():
+        assert value not in result.stdout + result.stderr, "a secret value was printed"
     document = result.json()
     assert document["ok"] is False and "diagnosis" in document, result.describe()
     first = next(line for line in result.stderr.splitlines() if line.startswith("Error:"))
@@ -175,3 +184,25 @@ def test_no_wheel_for_the_jobs_python_names_the_pythons_the_index_has(
         "numpy==1.19.5", "requirements.txt:1", "no-distribution"), found
     assert found["wheel_pythons"] == ["3.9"], found
     assert "set python.python_version to '3.9'" in str(found["fix"]), found
+
+
+@pytest.mark.slow
+def test_an_index_refusing_the_credentials_names_the_secret_variables(
+        tmp_path: Path, base_image: str, private_index: PackageIndex, docker_cleanup: DockerCleanup) -> None:
+    host = private_index.url.split("://", 1)[1].split("/", 1)[0]
+    requirements = (f"--index-url http://${{INDEX_USER}}:${{INDEX_TOKEN}}@{host}/simple/\n"
+                    f"{private_index.requirement}\n")
+    wrong = {"INDEX_USER": private_index.username or "", "INDEX_TOKEN": "wrong-" + secrets.token_hex(12)}
+    found = _failing_build(tmp_path, requirements, private_index.url, "refused", docker_cleanup,
+                           exit_code=3, build_secrets=wrong)
+    assert found["kind"] == "auth", found
+    assert "INDEX_TOKEN, INDEX_USER" in str(found["fix"]), found
+
+
+@pytest.mark.slow
+def test_an_index_that_cannot_be_reached_is_exit_3_with_the_url_masked(
+        tmp_path: Path, base_image: str, docker_cleanup: DockerCleanup) -> None:
+    closed = f"http://ci:hidden-{secrets.token_hex(6)}@127.0.0.1:{gitrepos.free_port()}/simple/"
+    found = _failing_build(tmp_path, "six==1.16.0\n", closed, "unreachable", docker_cleanup, exit_code=3)
+    assert found["kind"] == "network", found
+    assert "hidden-" not in str(found["cause"]) + str(found["stderr"]), found
