@@ -17,8 +17,10 @@ never through a bridge address.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import secrets
 import ssl
 import subprocess
 import uuid
@@ -30,13 +32,17 @@ from typing import Any
 import docker
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from racetrack_builder.job import load_job
 from tests import gitrepos
 from tests.integration.jobs import (
     CliResult,
     DockerCleanup,
     JobServer,
     client_manifest,
+    env_file,
+    example_files,
     example_manifest,
     example_manifest_file,
     examples_tree,
@@ -321,12 +327,96 @@ def check_structured_logs(job: JobServer, example: BuiltExample, prefix: str,
     assert "traceback" in errors[0], errors[0]
 
 
+def check_static_endpoints(job: JobServer, example: BuiltExample, prefix: str,
+                           document: dict[str, Any]) -> None:
+    files = example_files(example.name)
+    expected = [
+        ("/api/v1/manifest", "job.yaml", "application/x-yaml"),  # explicit mimetype
+        ("/api/v1/model-card", "model-card.json", "application/json"),  # guessed from the name
+        ("/api/v1/assets/", "assets/index.html", "text/html"),  # a folder: its index.html
+        ("/api/v1/assets/style.css", "assets/style.css", "text/css"),
+        ("/api/v1/assets/data/thresholds.csv", "assets/data/thresholds.csv", "text/csv"),
+    ]
+    for path, file_name, mimetype in expected:
+        answer = job.get(prefix + path)
+        assert answer.status_code == 200, (path, answer.status_code, answer.text)
+        content_type = answer.headers["Content-Type"]
+        assert content_type.split(";")[0] == mimetype, (path, content_type)
+        assert answer.content == files[file_name], path
+    for path in ("/api/v1/assets/missing.css", "/api/v1/assets/..%2Fjob.yaml", "/api/v1/model-card/x"):
+        assert job.get(prefix + path).status_code == 404, path
+    assert _post(job, prefix + "/api/v1/perform", {"score": 0.8}) == "positive"
+    assert _post(job, prefix + "/api/v1/perform", {"score": 0.2}) == "negative"
+
+
+def _webview_page(job: JobServer, example: BuiltExample, prefix: str) -> None:
+    """The webview's page, its stylesheet (./static) and its form's endpoint answer, with no token."""
+    page = job.get(prefix + "/api/v1/webview/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), page.text
+    assert "<h1>Greeter</h1>" in page.text, page.text
+    stylesheet = re.search(r'href="([^"]+/static/style\.css)"', page.text)
+    assert stylesheet, page.text
+    assert stylesheet.group(1).endswith("/api/v1/webview/static/style.css"), stylesheet.group(1)
+    css = job.get(stylesheet.group(1))
+    assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css"), css.text
+    assert css.content == example_files(example.name)["static/style.css"]
+    # The same file under this prefix, whatever prefix base_url names.
+    css = job.get(prefix + "/api/v1/webview/static/style.css")
+    assert css.status_code == 200 and css.content == example_files(example.name)["static/style.css"]
+    greet = re.search(r"fetch\('([^']+)'", page.text)
+    assert greet and greet.group(1).endswith("/api/v1/webview/greet"), page.text
+    assert _post(job, greet.group(1), {"name": "Ada", "excited": True}) == {"greeting": "Hello, Ada!"}
+    assert _post(job, prefix + "/api/v1/webview/greet", {"name": "Bo"}) == {"greeting": "Hello, Bo."}
+    assert job.post(prefix + "/api/v1/webview/greet", json={}).status_code == 400
+
+
+def check_webview(job: JobServer, example: BuiltExample, prefix: str, document: dict[str, Any]) -> None:
+    assert example.manifest["public_endpoints"] == ["/api/v1/webview"]
+    _webview_page(job, example, prefix)
+    greeting = _post(job, prefix + "/api/v1/perform", {"name": "Racetrack", "excited": True})
+    assert greeting == "Hello, Racetrack!"
+
+
+def _metric_samples(job: JobServer, prefix: str) -> dict[str, Any]:
+    answer = job.get(prefix + "/metrics")
+    assert answer.status_code == 200, answer.text
+    return {f.name: f for f in text_string_to_metric_families(answer.text)}
+
+
+def check_metrics(job: JobServer, example: BuiltExample, prefix: str, document: dict[str, Any]) -> None:
+    before = _metric_samples(job, prefix)["example_v2_predictions"].samples[0].value
+    assert _post(job, prefix + "/api/v1/perform", {"x": 3}) == 6.5
+    assert _post(job, prefix + "/api/v1/perform", {"x": 7.25}) == 15.0
+    families = _metric_samples(job, prefix)
+    predictions = families["example_v2_predictions"]
+    assert predictions.type == "gauge", predictions
+    assert predictions.documentation == "Predictions made by this worker since it started"
+    assert [s.value for s in predictions.samples] == [before + 2], predictions.samples
+    assert [s.value for s in families["example_v2_last_input"].samples] == [7.25]
+    coefficient = families["example_v2_model_coefficient"]
+    assert coefficient.documentation == "Coefficients of the linear model"
+    assert {s.labels["coefficient"]: s.value for s in coefficient.samples} == {"slope": 2.0, "intercept": 0.5}
+    # The wrapper's own request metrics are there too.
+    assert "fatman_request_duration_seconds" in families, sorted(families)
+
+
+def check_env_secrets(job: JobServer, example: BuiltExample, prefix: str, document: dict[str, Any]) -> None:
+    # Started without the runtime secret (a plain build needs none): runtime_env alone.
+    assert _post(job, prefix + "/api/v1/perform", {"name": "racetrack"}) == {
+        "greeting": "Hello, racetrack!", "api_key_configured": False, "api_key_fingerprint": None,
+    }
+
+
 CHECKS: dict[str, Callable[[JobServer, BuiltExample, str, dict[str, Any]], None]] = {
     "v2-primer": check_primer,
     "v2-auxiliary-endpoints": check_auxiliary_endpoints,
     "v2-chain-callee": check_chain_callee,
     "v2-chain-caller": check_chain_caller,
     "v2-structured-logs": check_structured_logs,
+    "v2-static-endpoints": check_static_endpoints,
+    "v2-webview": check_webview,
+    "v2-metrics": check_metrics,
+    "v2-env-secrets": check_env_secrets,
 }
 
 
@@ -344,7 +434,9 @@ def test_v2_example_builds_and_serves(name: str, build_example: Callable[[str], 
     example = build_example(name)
     summary = example.result.json()
     assert summary["ok"] is True and summary["image"] == example.tag, summary
-    assert summary["base_image"] == BASE_IMAGE
+    # racetrack/python3:latest, or the same wrapper's image under its sources' tag when another
+    # racetrack-build on this engine has retagged :latest for its own wrapper (base_image.sources_ref).
+    assert re.fullmatch(re.escape(BASE_IMAGE) + r"(-[0-9a-f]{12})?", summary["base_image"]), summary
     assert summary["commit"] == example.commit
     image = docker_client.images.get(example.tag)
     assert image.id == summary["id"]
@@ -398,3 +490,101 @@ def test_chain_call_reaches_the_callee_with_the_callers_tracing_id(
             # The token mattered: without it the callee refuses.
             refused = callee_job.post(f"/pub/job/{CALLEE}/latest/api/v1/perform", json={"x": 1, "y": 2})
             assert refused.status_code == 401, refused.text
+
+
+def test_v2_webview_is_public_while_the_api_needs_the_token(
+        build_example: Callable[[str], BuiltExample], docker_client: docker.DockerClient,
+        docker_cleanup: DockerCleanup) -> None:
+    example = build_example("v2-webview")
+    token = secrets.token_urlsafe(16)
+    with serve(docker_client, example.tag, name=docker_cleanup.container_name("v2-webview-auth"),
+               network="host", environment={"FATMAN_AUTH_TOKEN": token}) as job:
+        for prefix in example.prefixes:
+            body = {"name": "Ada"}
+            refused = job.post(prefix + "/api/v1/perform", json=body)
+            assert refused.status_code == 401, refused.text
+            assert job.post(prefix + "/api/v1/perform", json=body,
+                            headers={"X-Racetrack-Auth": "wrong"}).status_code == 401
+            allowed = job.post(prefix + "/api/v1/perform", json=body, headers={"X-Racetrack-Auth": token})
+            assert allowed.status_code == 200 and allowed.json() == "Hello, Ada.", allowed.text
+            for guarded in ("/metrics", "/openapi.json", "/api/v1/parameters"):
+                assert job.get(prefix + guarded).status_code == 401, guarded
+            # The page, its static files and its form's endpoint, without a token.
+            _webview_page(job, example, prefix)
+
+
+def test_v2_env_secrets_job_sees_the_runtime_secret_as_run_gives_it(
+        build_example: Callable[[str], BuiltExample], docker_client: docker.DockerClient,
+        docker_cleanup: DockerCleanup, tmp_path: Path) -> None:
+    example = build_example("v2-env-secrets")
+    manifest = example_manifest("v2-env-secrets")
+    assert "secret_build_env_file" not in manifest, "the example's secrets are runtime-only"
+    secret_file = manifest["secret_runtime_env_file"]
+    template = example_files("v2-env-secrets")
+    assert secret_file not in template, f"{secret_file} would be committed (it must be git-ignored)"
+    assert f"{secret_file}.dist" in template
+    key = secrets.token_hex(16)
+    # The user's manifest with the filled-in secret file beside it, read as `racetrack-build run`
+    # reads it: the runtime secrets become the container's environment.
+    path = client_manifest(tmp_path / "client", example.manifest, remote=example.manifest["git"]["remote"],
+                           file_name="job.yaml", secret_files={secret_file: env_file({"DEMO_API_KEY": key})})
+    spec = load_job(path, build="no", runtime="required")
+    assert dict(spec.runtime_secrets) == {"DEMO_API_KEY": key}
+    image_env = docker_client.images.get(example.tag).attrs["Config"]["Env"]
+    assert not any(key in item for item in image_env), "the runtime secret is in the image"
+    with serve(docker_client, example.tag, name=docker_cleanup.container_name("v2-env-secrets-run"),
+               network="host", environment=dict(spec.runtime_secrets)) as job:
+        for prefix in example.prefixes:
+            assert _post(job, prefix + "/api/v1/perform", {"name": "racetrack"}) == {
+                "greeting": "Hello, racetrack!",  # runtime_env's GREETING and GREETING_PUNCTUATION
+                "api_key_configured": True,
+                "api_key_fingerprint": hashlib.sha256(key.encode()).hexdigest()[:8],
+            }
+            assert key not in job.get(prefix + "/health").text
+
+
+# The examples with secrets that this module scans for leaks (test_secrets_coverage.py reads it).
+SECRETS_SCANNED = ("v2-env-secrets",)
+
+
+def test_v2_env_secrets_built_beside_its_filled_in_secret_file_keeps_none_of_it(
+        examples_remote: HttpsRemote, public_index: str, docker_client: docker.DockerClient,
+        docker_cleanup: DockerCleanup, tmp_path: Path) -> None:
+    """A build reads the runtime secrets only to mask them: built with the filled-in file beside the
+    manifest, the image's history, configuration and files (docker save) hold no value of it."""
+    import io
+    import tarfile
+
+    name = "v2-env-secrets"
+    secret_file = example_manifest(name)["secret_runtime_env_file"]
+    key = f"rt-{secrets.token_hex(16)}"
+    path = client_manifest(tmp_path / "client", name, remote=examples_remote.url,
+                           build_env={"PIP_INDEX_URL": public_index},
+                           secret_files={secret_file: env_file({"DEMO_API_KEY": key})})
+    tag = docker_cleanup.image_tag("v2-env-secrets-scan")
+    result = run_cli("build", path, "--network", "host", "--tag", tag, "-v",
+                     env={"GIT_SSL_CAINFO": str(examples_remote.ca_file)})
+    assert result.returncode == 0, result.describe()
+    assert key not in result.stdout + result.stderr
+    assert key not in json.dumps(docker_client.api.inspect_image(tag))
+    assert key not in json.dumps(docker_client.api.history(tag))
+    saved = b"".join(docker_client.images.get(tag).save(named=True))
+    files = 0
+    with tarfile.open(fileobj=io.BytesIO(saved)) as archive:
+        for member in archive:
+            blob = archive.extractfile(member) if member.isfile() else None
+            if blob is None:
+                continue
+            data = blob.read()
+            assert key.encode() not in data, member.name
+            try:
+                layer = tarfile.open(fileobj=io.BytesIO(data))
+            except tarfile.TarError:
+                continue
+            with layer:
+                for entry in layer:
+                    content = layer.extractfile(entry) if entry.isfile() else None
+                    if content is not None:
+                        files += 1
+                        assert key.encode() not in content.read(), f"{member.name}: {entry.name}"
+    assert files > 1000, files  # the scan read the image's files, not just its metadata
