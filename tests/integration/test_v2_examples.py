@@ -588,3 +588,54 @@ def test_v2_env_secrets_built_beside_its_filled_in_secret_file_keeps_none_of_it(
                         files += 1
                         assert key.encode() not in content.read(), f"{member.name}: {entry.name}"
     assert files > 1000, files  # the scan read the image's files, not just its metadata
+
+
+def test_a_fatman_yaml_and_its_job_yaml_translation_give_the_same_image_contents(
+        build_example: Callable[[str], BuiltExample], examples_remote: HttpsRemote,
+        docker_client: docker.DockerClient, docker_cleanup: DockerCleanup, tmp_path: Path) -> None:
+    """The same job described both ways: the same layers (files), the same command; only labels and
+    the 2.x wrapper settings in the environment differ."""
+    v2 = build_example("v2-auxiliary-endpoints")
+    job_yaml = example_manifest("v2-auxiliary-endpoints")
+    fatman = {
+        "name": job_yaml["name"], "owner_email": job_yaml["owner_email"], "version": job_yaml["version"],
+        "lang": "python3:latest", "git": dict(job_yaml["git"]),
+        "python": {"entrypoint_path": job_yaml["jobtype_extra"]["entrypoint_path"],
+                   "entrypoint_class": job_yaml["jobtype_extra"]["entrypoint_class"]},
+    }
+    path = client_manifest(tmp_path / "fatman", fatman, remote=examples_remote.url, file_name="fatman.yaml")
+    tag = docker_cleanup.image_tag("v2-translation")
+    result = run_cli("build", path, "--network", "host", "--tag", tag, "--json",
+                     env={"GIT_SSL_CAINFO": str(examples_remote.ca_file)})
+    assert result.returncode == 0, result.describe()
+    one, other = (docker_client.api.inspect_image(ref) for ref in (tag, v2.tag))
+    # Two clones give the files other times, so the job's layer is compared by what it holds.
+    assert _layer_contents(docker_client, tag) == _layer_contents(docker_client, v2.tag)
+    assert one["Config"]["Cmd"] == other["Config"]["Cmd"]
+    only_2x = {"JOB_TYPE_VERSION", "FATMAN_PUB_PREFIX", "FATMAN_HOME_PAGE", "FATMAN_CONTRACT"}
+    env_2x = [e for e in other["Config"]["Env"] if e.split("=", 1)[0] not in only_2x]
+    assert one["Config"]["Env"] == env_2x
+
+
+def _layer_contents(docker_client: docker.DockerClient, ref: str) -> list[list[tuple[object, ...]]]:
+    """Per layer, in order: (path, mode, uid, gid, sha256 of the content) of each entry, sorted;
+    times left out."""
+    import io
+    import tarfile
+
+    saved = b"".join(docker_client.images.get(ref).save(named=True))
+    layers: dict[str, list[tuple[object, ...]]] = {}
+    order: list[str] = []
+    with tarfile.open(fileobj=io.BytesIO(saved)) as archive:
+        manifest = json.loads(archive.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        order = manifest[0]["Layers"]
+        for name in order:
+            data = archive.extractfile(name).read()  # type: ignore[union-attr]
+            with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                entries = []
+                for entry in layer:
+                    content = layer.extractfile(entry) if entry.isfile() else None
+                    digest = hashlib.sha256(content.read()).hexdigest() if content else entry.linkname
+                    entries.append((entry.name, entry.mode, entry.uid, entry.gid, digest))
+            layers[name] = sorted(entries)
+    return [layers[name] for name in order]
