@@ -23,7 +23,7 @@ from .certs import extra_certificates
 from .contract import IMAGE_CA_BUNDLE
 from .engine import BuiltImage, Engine
 from .images import check_image_ref, job_image_ref
-from .install import CACHE_REPOSITORY, InstallRequest, install_requirements, python_version_field
+from .install import CACHE_REPOSITORY, InstallRequest, install_requirements
 from .job import Job
 from .render import (
     PACKAGES_IMAGE_ARG,
@@ -178,7 +178,7 @@ def _install_request(
         network=options.network,
         nocache=options.nocache,
         check_requirements=job.manifest.check_requirements,
-        python_version_field=python_version_field(job.manifest),
+        python_version_field=job.manifest.python_version_field,
     )
 
 

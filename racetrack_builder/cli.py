@@ -173,6 +173,8 @@ def validate(ctx: click.Context, manifest: Path, extra_vars: tuple[Any, ...], as
                     "name": model.name,
                     "version": model.version,
                     "lang": model.lang,
+                    "job_type": model.job_type,
+                    "python_version": model.python.python_version,
                     "problems": [],
                 },
                 indent=2,
@@ -180,8 +182,8 @@ def validate(ctx: click.Context, manifest: Path, extra_vars: tuple[Any, ...], as
         )
         return
     out.success(
-        f"{manifest}: valid: {model.name} {model.version} ({model.lang}), "
-        f"entrypoint {model.python.entrypoint_path}"
+        f"{manifest}: valid: {model.name} {model.version} ({model.job_type}, Python "
+        f"{model.python.python_version}), entrypoint {model.python.entrypoint_path}"
     )
 
 

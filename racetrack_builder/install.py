@@ -29,7 +29,6 @@ import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import reporting
 from .build_tools import INSTALL_SCRIPT, TOOLS_MOUNT
@@ -37,9 +36,6 @@ from .contract import CA_BUNDLE_FILE, JOB_BIN, JOB_SITE_PACKAGES, USER, WRAPPER_
 from .engine import CommitRun, Engine
 from .errors import AuthenticationRefused, BuildFailed, EnvironmentFailure, RacetrackError
 from .requirements import RequirementsPlan
-
-if TYPE_CHECKING:
-    from .manifest import Manifest
 
 CACHE_REPOSITORY = "racetrack-build/installed"
 DIAGNOSIS_MARKER = "::racetrack-diagnosis::"  # base-images/build-tools/racetrack_install.py
@@ -259,10 +255,3 @@ def _installer_lines(log: list[str]) -> list[str]:
         and not (line.lstrip().startswith("hint:") and "uv" in line)
     ]
     return kept[-_TAIL:]
-
-
-def python_version_field(manifest: Manifest) -> str:
-    """The manifest's own name for the job's Python: a job.yaml says jobtype_extra."""
-    from .manifest import JobManifest
-
-    return "jobtype_extra.python_version" if isinstance(manifest, JobManifest) else "python.python_version"

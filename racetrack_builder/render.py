@@ -406,12 +406,12 @@ def _write_install_dir(
     manifest: Manifest, source: JobSource, plan: RequirementsPlan, dest: Path, ca_cert_path: Path | None
 ) -> None:
     """What the BuildKit install step reads: the plan and the files it installs from."""
-    from .install import install_files, install_plan, python_version_field
+    from .install import install_files, install_plan
 
     dest.mkdir()
     plan_document = install_plan(
         manifest.python.requirements_path or "", plan, manifest.build_env, manifest.python.python_version,
-        manifest.check_requirements, python_version_field(manifest),
+        manifest.check_requirements, manifest.python_version_field,
     )
     (dest / "plan.json").write_text(json.dumps(plan_document, indent=2) + "\n", encoding="utf-8")
     for rel in install_files(plan, tuple(source.files)):

@@ -76,6 +76,14 @@ class JobManifest(Manifest):
         return self.settings.check_requirements
 
     @property
+    def job_type(self) -> str:
+        return self.jobtype
+
+    @property
+    def python_version_field(self) -> str:
+        return "jobtype_extra.python_version"
+
+    @property
     def notices(self) -> tuple[str, ...]:
         return self.found_warnings
 

@@ -209,6 +209,16 @@ class Manifest(_Strict):
         """Whether the build runs ``pip check`` after installing the requirements."""
         return True
 
+    @property
+    def job_type(self) -> str:
+        """The job type as the manifest writes it: ``lang`` here, ``jobtype`` in a job.yaml."""
+        return self.lang
+
+    @property
+    def python_version_field(self) -> str:
+        """The manifest's own name for the job's Python, for messages that suggest another."""
+        return "python.python_version"
+
     def wrapper_env(self) -> list[tuple[str, str]]:
         """Variables the image sets for the wrapper beyond the job's identity (none here)."""
         return []

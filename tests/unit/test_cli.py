@@ -63,7 +63,7 @@ def job_repo(git_repo_factory, tmp_path: Path) -> Path:
 def test_validate_prints_a_summary_and_exits_0(job_repo: Path) -> None:
     result = run_cli("validate", str(job_repo / "jobs/adder/fatman.yaml"))
     assert result.returncode == 0, result.stderr
-    assert "valid: adder 0.0.1 (python3:latest)" in result.stderr
+    assert "valid: adder 0.0.1 (python3:latest, Python 3.11)" in result.stderr
 
 
 def test_validate_lists_every_problem_with_positions_and_exits_2(tmp_path: Path) -> None:

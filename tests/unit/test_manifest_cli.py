@@ -34,7 +34,8 @@ def test_validate_finds_the_job_yaml_of_a_folder_and_takes_overrides(tmp_path: P
     (tmp_path / "job.yaml").write_text(JOB)
     result = run_cli("validate", str(tmp_path), "-e", "version=2.0.0", "--extra-vars", "name=sub")
     assert result.returncode == 0, result.stderr
-    assert f"{tmp_path / 'job.yaml'}: valid: sub 2.0.0 (python3:latest), entrypoint adder.py" in result.stderr
+    summary = f"{tmp_path / 'job.yaml'}: valid: sub 2.0.0 (python3:latest, Python 3.11), entrypoint adder.py"
+    assert summary in result.stderr
 
 
 def test_a_folder_with_both_manifests_is_a_usage_error_naming_both(tmp_path: Path) -> None:
@@ -92,3 +93,16 @@ def test_schema_of_a_folder_and_a_disagreement(tmp_path: Path) -> None:
     result = run_cli("schema", "--format", "fatman", "job.yaml")
     assert result.returncode == 2
     assert "--format fatman and job.yaml (job.yaml) disagree" in result.stderr
+
+
+def test_validate_names_the_jobtype_as_written_and_the_python(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(
+        "name: typed\nowner_email: a@example.com\njobtype: python3:2.15.*\n"
+        "git:\n  remote: https://github.com/example/adder\n"
+        "jobtype_extra:\n  entrypoint_path: adder.py\n  python_version: '3.9'\n"
+    )
+    result = run_cli("validate", str(tmp_path / "job.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "(python3:2.15.*, Python 3.9)" in result.stderr
+    report = json.loads(run_cli("validate", str(tmp_path / "job.yaml"), "--json").stdout)
+    assert (report["job_type"], report["python_version"]) == ("python3:2.15.*", "3.9")
