@@ -107,7 +107,7 @@ def install_requirements(engine: Engine, request: InstallRequest) -> str:
         "the system packages, the base image or racetrack-build" if earlier
         else "the first install of this job on this engine"
     )
-    reporting.progress(f"installing requirements ({request.requirements_path}) with uv: {why}")
+    reporting.progress(f"installing requirements ({request.requirements_path}): {why}")
     result = engine.run_and_commit(
         CommitRun(
             image=request.system_image,
