@@ -3,7 +3,7 @@
     pip install -r requirements.txt && python train.py
 
 Deterministic: the same versions (requirements.txt) give the same model and the same predictions.
-The pickle is kept in Git LFS (see .gitattributes); commit it after retraining.
+Keep the pickle in Git LFS in the job's repository (see README.md); commit it after retraining.
 """
 
 import pickle
