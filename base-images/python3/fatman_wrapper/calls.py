@@ -30,9 +30,15 @@ def call_endpoint(
     none). Raises ``ApiError``: 400 for a malformed body or wrong arguments, 500 when the job raises
     or its result cannot be encoded, 504 on timeout. ``v2`` (Racetrack 2.x's answers,
     ``FATMAN_CONTRACT=2``): a ``ValueError`` the job raises is 400, and so is a call the method's
-    signature refuses (``TypeError`` binding the arguments, which 2.x turns into a ``ValueError``).
+    signature refuses (``TypeError`` binding the arguments, which 2.x turns into a ``ValueError``),
+    and a request without a body is called with the endpoint's docs example, if it has one.
     """
-    kwargs = endpoint.signature.bind(parse_json_object(read_body(environ, body_limit)))
+    data = read_body(environ, body_limit)
+    if v2 and endpoint.example is not None and not data.strip():
+        payload = dict(endpoint.example)
+    else:
+        payload = parse_json_object(data)
+    kwargs = endpoint.signature.bind(payload)
     request_tokens = enter(environ)  # self.request_context.get() in the job
     try:
         if timeout > 0:

@@ -14,7 +14,11 @@ job type is this base image's wrapper); the other 2.x values are null while unse
 
 ``/live`` answers ``{"status": "alive"}``; when the infrastructure sets ``JOB_DEPLOYMENT_TIMESTAMP``
 (Racetrack 2.x does, and waits for ``/live`` to report it after a deployment) it adds ``live: true``
-and ``deployment_timestamp``.
+and ``deployment_timestamp``. With Racetrack 2.x's answers (``FATMAN_CONTRACT=2``) the body always
+has ``live`` and ``deployment_timestamp`` (null while unset), and a job that failed to load makes it
+500 ``{"live": false, ..., "error": <type name>}``, as 2.x's deployment waits on it: a job whose
+``__init__`` raised is not live there. The fatman era kept ``/live`` 200 for as long as the server
+answers, and so does this wrapper outside 2.x.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ def health_body(
         service="job",
         job_name=settings.name or None,
         job_version=settings.version or None,
-        live=True,
+        # Racetrack 2.x: a job whose load failed is not live (its /live is 500 too).
+        live=not (settings.v2 and error is not None),
         ready=job is not None,
         job_type_version=settings.job_type_version or __version__,
         git_version=settings.git_version or None,
@@ -67,8 +72,14 @@ def health_body(
     return body
 
 
-def live_body(settings: Settings) -> dict[str, Any]:
+def live_body(settings: Settings, error: JobLoadError | None = None) -> tuple[dict[str, Any], int]:
+    """The body of ``/live`` and its status code; ``error``: the load failure, if the job failed."""
     body: dict[str, Any] = {"status": "alive"}
-    if settings.deployment_timestamp:
+    if settings.v2:
+        if error is not None:
+            return {"live": False, "error": error_type(error),
+                    "deployment_timestamp": _timestamp(settings.deployment_timestamp)}, 500
         body.update(live=True, deployment_timestamp=_timestamp(settings.deployment_timestamp))
-    return body
+    elif settings.deployment_timestamp:
+        body.update(live=True, deployment_timestamp=_timestamp(settings.deployment_timestamp))
+    return body, 200

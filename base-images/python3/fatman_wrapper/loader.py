@@ -48,6 +48,9 @@ class Endpoint:
     path: str  # without the leading slash: "perform", "explain", "explain/more"
     method: Callable[..., Any]
     signature: EndpointSignature
+    # The docs example of its body (docs_input_example(s)), which Racetrack 2.x calls it with when a
+    # request has no body.
+    example: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass
@@ -473,6 +476,8 @@ def load_job(
             hint="return a WSGI application, e.g. `app.wsgi_app` of a Flask app",
         )
     metrics = getattr(instance, "metrics", None)
+    examples = _docs_examples(instance, endpoints)
+    endpoints = {path: dataclasses.replace(e, example=examples.get(path)) for path, e in endpoints.items()}
     return Job(
         class_name=cls.__name__,
         description=inspect.getdoc(cls) or "",
@@ -481,5 +486,5 @@ def load_job(
         static=static,
         webview=webview,
         metrics=metrics if callable(metrics) else None,
-        examples=_docs_examples(instance, endpoints),
+        examples=examples,
     )

@@ -262,19 +262,21 @@ def build_document(
                     "responses": {"200": {"description": "HTML"}},
                 }
             }
-    for probe, text in (
-        ("/health", "Health and the job's state"),
-        ("/live", "Liveness: the server answers"),
-        ("/ready", "Readiness: the job is loaded and serving"),
-    ):
+    # The codes each probe answers: Racetrack 2.x's 500 where it has one, the fatman era's 503.
+    # The fatman era's /live is 200 for as long as the server answers; 2.x's is 500 after a failed load.
+    not_ready = "500" if v2 else "503"
+    probes: list[tuple[str, str, dict[str, dict[str, str]]]] = [
+        ("/health", "Health and the job's state", {not_ready: {"description": "Not ready"}}),
+        ("/live", "Liveness: the server answers",
+         {"500": {"description": "The job failed to load"}} if v2 else {}),
+        ("/ready", "Readiness: the job is loaded and serving", {"503": {"description": "Not ready"}}),
+    ]
+    for probe, text, failures in probes:
         paths[probe] = {
             "get": {
                 "tags": ["probes"],
                 "summary": text,
-                "responses": {
-                    "200": {"description": "OK"},
-                    ("500" if v2 and probe == "/health" else "503"): {"description": "Not ready"},
-                },
+                "responses": {"200": {"description": "OK"}, **failures},
             }
         }
     paths["/metrics"] = {

@@ -79,7 +79,8 @@ class Views:
         return json_response(body, 200 if job else (500 if self.settings.v2 else 503))
 
     def live(self) -> Response:
-        return json_response(live_body(self.settings))
+        body, code = live_body(self.settings, self.holder.error)
+        return json_response(body, code)
 
     def ready(self) -> Response:
         return json_response(self.holder.status(), 200 if self.holder.job else 503)

@@ -134,10 +134,17 @@ def test_health_of_a_job_that_failed_to_load(make_app, job, error):
     answer = client.get("/health")
     assert answer.status_code == 500
     body = answer.get_json()
-    assert body["status"] == "fail" and (body["live"], body["ready"]) == (True, False)
+    assert body["status"] == "fail" and (body["live"], body["ready"]) == (False, False)
     # The type's name only, never the exception's text (it may hold a secret).
     assert body["error"] == error
     assert "model.pkl is missing" not in answer.get_data(as_text=True)
+    # /live: 2.x's deployment waits on it, so a job that cannot load is not live there; the fatman
+    # era's /live only says the server answers.
+    live = client.get("/live")
+    assert live.status_code == 500
+    assert live.get_json() == {"live": False, "error": error, "deployment_timestamp": None}
+    assert "model.pkl is missing" not in live.get_data(as_text=True)
+    assert (fatman.get("/live").status_code, fatman.get("/live").get_json()) == (200, {"status": "alive"})
     # /ready keeps the short reason, and the fatman era's answers.
     ready = client.get("/ready")
     assert ready.status_code == 503 and ready.get_json() == fatman.get("/ready").get_json()
@@ -161,6 +168,10 @@ def test_health_while_the_job_loads(monkeypatch):
     starting = client.get("/health")
     assert starting.status_code == 500
     assert (starting.get_json()["status"], starting.get_json()["error"]) == ("fail", None)
+    # Loading is live: 2.x waits up to 15 minutes for /live, then 10 for /ready.
+    live = client.get("/live")
+    assert live.status_code == 200
+    assert live.get_json() == {"status": "alive", "live": True, "deployment_timestamp": None}
     assert client.get("/ready").get_json() == {"status": "starting"}  # as before
     assert client.post("/api/v1/perform", json={"x": 1}).get_json() == 2  # waits for the load
     ready = client.get("/health")
@@ -174,5 +185,23 @@ def test_the_openapi_document_names_the_codes_of_its_era(make_app, settings, hea
     document = make_app("adder", **settings).test_client().get("/openapi.json").get_json()
     assert set(document["paths"]["/health"]["get"]["responses"]) == health_codes
     assert set(document["paths"]["/ready"]["get"]["responses"]) == {"200", "503"}
+    assert set(document["paths"]["/live"]["get"]["responses"]) == ({"200", "500"} if v2 else {"200"})
     described = document["paths"]["/api/v1/perform"]["post"]["responses"]["400"]["description"]
     assert ("ValueError" in described) is v2
+
+
+def test_an_empty_body_calls_the_docs_example_in_2x(make_app):
+    # Racetrack 2.x: a request without a body is the endpoint's docs example; the fatman era's is {}.
+    job = make_app("adder", **V2).test_client()
+    fatman = make_app("adder", **V1).test_client()
+    assert job.post("/api/v1/perform").get_json() == 100.0  # {"x": 20, "y": 5}
+    assert job.post("/api/v1/perform", data=b"  \n").get_json() == 100.0
+    assert job.post("/api/v1/perform", json={"x": 2}).get_json() == 2.0  # a body is the arguments
+    refused = job.post("/api/v1/perform", json={})  # {} is a body: no example, x is missing
+    assert refused.status_code == 400 and "x" in refused.get_json()["error"]
+    assert fatman.post("/api/v1/perform").status_code == 400
+    # docs_input_examples() gives each auxiliary endpoint its own; one without keeps {}.
+    aux = make_app("auxiliary", **V2).test_client()
+    for path, example in (("explain", {"x": 1, "y": 2}), ("perform", {"numbers": [40, 2]})):
+        assert aux.post(f"/api/v1/{path}").get_json() == aux.post(f"/api/v1/{path}", json=example).get_json()
+    assert aux.post("/api/v1/reports/latest").get_json() == {"report": "all good"}
