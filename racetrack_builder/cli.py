@@ -467,7 +467,7 @@ def run(
 ) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
     from .engine import DockerEngine
-    from .smoke import JOB_LOG_TITLE, job_endpoints, running, wait_ready
+    from .smoke import JOB_LOG_TITLE, running, wait_ready
 
     out = _output(ctx, quiet, verbose)
     image, environment = _image_and_env(target, out, tag, extra_vars)
@@ -479,9 +479,7 @@ def run(
         # From here on, Ctrl-C is how `run` is meant to end, even while the endpoints are listed.
         try:
             out.success(f"{image} is ready")
-            out.info(f"  Swagger UI: {url}/docs")
-            for method, path in job_endpoints(url) or [("POST", "/api/v1/perform")]:
-                out.info(f"  {method:<4} {url}{path}")
+            _list_endpoints(out, url)
             out.info("Press Ctrl-C to stop and remove the container.")
             for line in container.follow_logs():
                 if not out.quiet:  # the job's own log is what `run` is for: shown without -v
@@ -572,7 +570,6 @@ def serve(
     """
     from .dev_server import DevServer, ServePlan, check_port_free, plan_serve
     from .job import load_job
-    from .smoke import job_endpoints
 
     out = _output(ctx, quiet, verbose)
     overrides = _env_options(env_pairs)
@@ -592,10 +589,7 @@ def serve(
                 out.line(line)
             out.success(f"{first.name} {first.version} is served at {first.url}"
                         + (" (restarted when its files change)" if reload_ else ""))
-            out.info(f"  Swagger UI: {first.url}/docs")
-            for method, path in job_endpoints(first.url) or [("POST", "/api/v1/perform")]:
-                out.info(f"  {method:<4} {first.url}{path}")
-            out.info(f"  (and under {first.url}/pub/fatman/{first.name}/{first.version})")
+            _list_endpoints(out, first.url)
             out.info("Press Ctrl-C to stop.")
             for line in server.follow():
                 out.line(line)
@@ -676,6 +670,19 @@ def _env_options(env_pairs: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--env {said}") from None
         environment[name] = value
     return environment
+
+
+def _list_endpoints(out: Output, url: str) -> None:
+    """What ``run`` and ``serve`` print once the job answers: Swagger UI, each endpoint, and the
+    gateway prefixes it also answers under."""
+    from .smoke import gateway_prefixes, job_endpoints
+
+    out.info(f"  Swagger UI: {url}/docs")
+    for method, path in job_endpoints(url) or [("POST", "/api/v1/perform")]:
+        out.info(f"  {method:<4} {url}{path}")
+    prefixes = gateway_prefixes(url)
+    if prefixes:
+        out.info("  (and under " + " and ".join(url + prefix for prefix in prefixes) + ")")
 
 
 def _image_and_env(

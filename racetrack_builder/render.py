@@ -40,8 +40,6 @@ SYSTEM_DOCKERFILE = "system.Dockerfile"
 INSTALL_DIR = "racetrack-install"
 # The build argument naming the image install.py made (the engine install's FROM).
 PACKAGES_IMAGE_ARG = "RACETRACK_PACKAGES_IMAGE"
-# The BuildKit secret holding the secret build env file.
-SECRET_ID = "racetrack-build-env"
 # Written by ``render -o --ca-cert`` beside the Dockerfile: the value of CA_BUNDLE_ARG for a builder
 # other than ours. In the context folder but never COPYed, so no layer holds it.
 APT_CA_FILE = "apt-ca.pem"
@@ -161,6 +159,15 @@ def image_labels(
     return labels
 
 
+def git_version(source: JobSource | None) -> str:
+    """``GIT_VERSION`` of the image (Racetrack 2.x's, reported by ``/health``): the commit, with
+    ``-dirty`` for a ``--local`` tree with uncommitted changes (as ``git describe --dirty`` marks
+    it); "" when the files come from no commit."""
+    if source is None or not source.commit:
+        return ""
+    return f"{source.commit}-dirty" if source.dirty else source.commit
+
+
 def wrapper_command(manifest: Manifest, verb: str) -> list[str]:
     """``fatman-wrapper VERB ENTRYPOINT [--class NAME]`` as an exec-form array.
 
@@ -210,6 +217,7 @@ class Rendered:
     build_arg_names: tuple[str, ...]
     requirements: RequirementsPlan | None = None
     secret_names: tuple[str, ...] = ()  # the secret build env the install step needs
+    secret_id: str = ""  # the BuildKit secret it reads them from (the manifest's buildkit_secret_id)
 
 
 # What a Dockerfile holds: both stages; the system stage alone; the job's stage alone, FROM the
@@ -257,13 +265,14 @@ def render(
         "tools_image": tools_ref(manifest.python.python_version),
         "tools_path": TOOLS_PATH,
         "tools_mount": TOOLS_MOUNT,
-        "secret_id": SECRET_ID,
+        "secret_id": manifest.buildkit_secret_id,
         "wrapper_python": WRAPPER_PYTHON,
         "ca_cert": options.ca_cert,
         "requirements": requirements,
         "system_dependencies": system_dependencies,
         "runtime_env": list(manifest.runtime_env.items()),
         "labels": image_labels(manifest, source, base_image),
+        "git_version": git_version(source),
         "check_command": job_check_command(manifest),
         "server_check_command": SERVER_CHECK_COMMAND,
         "command": wrapper_command(manifest, "run"),
@@ -279,6 +288,7 @@ def render(
         build_arg_names=tuple(arg_names),
         requirements=requirements,
         secret_names=secret_names if requirements else (),
+        secret_id=manifest.buildkit_secret_id,
     )
 
 
@@ -297,6 +307,7 @@ class BuildContext:
     apt_ca_path: Path | None = None  # the certificates apt needs, when written beside the context
     installs: bool = False  # a BuildKit install step: the build needs BuildKit and the tools image
     secret_names: tuple[str, ...] = ()  # the secret build env the install step reads
+    secret_id: str = ""  # the BuildKit secret it reads them from
     system_dockerfile: str | None = None  # engine install: the system stage's Dockerfile, by name
 
     def docker_build_command(self, tag: str, secret_file: str | None = None) -> str:
@@ -304,7 +315,7 @@ class BuildContext:
         secret; apt's certificates from ``apt_ca_path`` when written."""
         args = ""
         if self.secret_names:
-            args += f" --secret id={SECRET_ID},src={shlex.quote(secret_file or 'SECRET_BUILD_ENV_FILE')}"
+            args += f" --secret id={self.secret_id},src={shlex.quote(secret_file or 'SECRET_BUILD_ENV_FILE')}"
         for name in self.build_arg_names:
             if name == CA_BUNDLE_ARG and self.apt_ca_path is not None:
                 args += f' --build-arg {name}="$(cat {shlex.quote(str(self.apt_ca_path))})"'
@@ -398,6 +409,7 @@ def write_context(
         apt_ca_path=apt_ca_path,
         installs=rendered.requirements is not None and options.install == "buildkit",
         secret_names=rendered.secret_names,
+        secret_id=rendered.secret_id,
         system_dockerfile=SYSTEM_DOCKERFILE if system_dockerfile is not None else None,
     )
 

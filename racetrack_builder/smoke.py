@@ -109,6 +109,21 @@ def job_endpoints(base_url: str) -> list[tuple[str, str]]:
     ]
 
 
+def gateway_prefixes(base_url: str) -> list[str]:
+    """The gateway prefixes the running job also answers under, ``/pub/job/NAME/VERSION`` (Racetrack
+    2.x's) and ``/pub/fatman/NAME/VERSION``, for the name and version its ``/health`` reports; empty
+    when it reports none (an image built without them) or cannot be read."""
+    try:
+        status, body = _request(base_url + "/health")
+        health = json.loads(body) if status in (200, 500, 503) else {}
+        name, version = health.get("job_name"), health.get("job_version")
+    except (_NoAnswer, ValueError, AttributeError):
+        return []
+    if not (isinstance(name, str) and isinstance(version, str) and name and version):
+        return []
+    return [f"/pub/job/{name}/{version}", f"/pub/fatman/{name}/{version}"]
+
+
 def _error_of(body: str) -> str:
     """The ``error`` of a JSON answer of the wrapper, else the answer itself (shortened)."""
     try:

@@ -243,7 +243,7 @@ def expected_keywords(manifest: Manifest, requirements: bool, secrets: tuple[str
     words += ["ENV", "CMD"]
     if requirements:
         words.append("RUN")  # check-server: the wrapper still imports beside the job's packages
-    words += ["COPY", "RUN", "LABEL"]
+    words += ["COPY", "RUN", "ENV", "LABEL"]  # the ENV: GIT_VERSION, the fake source's commit
     return words
 
 
@@ -324,6 +324,7 @@ def check_dockerfile(dockerfile: str, manifest: Manifest, secrets: tuple[str, ..
         ("JOB_NAME", manifest.name), ("JOB_VERSION", manifest.version), *manifest.wrapper_env(),
         *manifest.runtime_env.items(), ("FATMAN_PUBLIC_ENDPOINTS", ",".join(manifest.public_endpoints)),
     ], envs[0]
+    assert key_values(envs[1]) == [("GIT_VERSION", COMMIT)], envs[1]
     expected_labels = image_labels(manifest, fake_source_stub(manifest), "racetrack/python3:latest")
     assert key_values(labels[0]) == expected_labels, labels[0]
     cmd = next(rest for k, rest in found if k == "CMD")

@@ -84,6 +84,10 @@ class JobManifest(Manifest):
         return "jobtype_extra.python_version"
 
     @property
+    def buildkit_secret_id(self) -> str:
+        return "build_secrets"
+
+    @property
     def notices(self) -> tuple[str, ...]:
         return self.found_warnings
 

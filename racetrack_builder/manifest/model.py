@@ -219,6 +219,12 @@ class Manifest(_Strict):
         """The manifest's own name for the job's Python, for messages that suggest another."""
         return "python.python_version"
 
+    @property
+    def buildkit_secret_id(self) -> str:
+        """The BuildKit secret a ``render -o`` context reads the secret build env from: ours here,
+        Racetrack 2.x's ``build_secrets`` in a job.yaml, so a 2.x pipeline's ``--secret`` fits."""
+        return "racetrack-build-env"
+
     def wrapper_env(self) -> list[tuple[str, str]]:
         """Variables the image sets for the wrapper beyond the job's identity (none here)."""
         return []

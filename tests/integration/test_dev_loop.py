@@ -132,6 +132,7 @@ def test_init_serve_reload_break_fix_call(new_job: Path, served: Served) -> None
     check_port_free(int(url.rsplit(":", 1)[1]))  # server and its reloaded child are gone
     output = log.read_text()
     assert "is served at" in output
+    assert f"(and under {url}/pub/job/my-job/0.0.1 and {url}/pub/fatman/my-job/0.0.1)" in output
     assert "Detected change in" in output and "the job failed to load" in output
     assert "SyntaxError" in output and "Traceback" in output  # the user's own traceback, in the terminal
 

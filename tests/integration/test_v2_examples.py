@@ -220,6 +220,8 @@ def check_job_endpoints(job: JobServer, example: BuiltExample, prefix: str) -> d
     assert (health["job_name"], health["job_version"]) == (example.job_name, example.version), health
     assert health["live"] is True and health["ready"] is True, health
     assert health["job_type_version"], health
+    assert health["git_version"] == example.commit, health  # GIT_VERSION: the commit built
+    assert job.get(prefix + "/live").json()["live"] is True
     assert health["status"] == "pass" and health["error"] is None, health  # 2.x's status, not "ready"
 
     root = job.get(prefix + "/")

@@ -20,7 +20,7 @@ from racetrack_builder.manifest import (
     parse_manifest,
 )
 from racetrack_builder.manifest.advice import manifest_advice
-from racetrack_builder.render import RenderOptions, image_labels, render_dockerfile
+from racetrack_builder.render import RenderOptions, image_labels, render_dockerfile, write_context
 from racetrack_builder.schema import manifest_schema
 from racetrack_builder.source import JobSource
 
@@ -423,6 +423,9 @@ def test_fatman_yaml_and_its_job_yaml_translation_render_the_same_dockerfile(tmp
     source = _source(tmp_path)
     options = RenderOptions(manifest_file="manifest")
     old, new = render_dockerfile(fatman, source, options), render_dockerfile(job_manifest, source, options)
+    # One more difference: the BuildKit secret of the install step has 2.x's name, build_secrets.
+    assert "id=build_secrets," in new and "build_secrets" not in old
+    new = new.replace("build_secrets", "racetrack-build-env")
     assert _without_labels_and_env(old) == _without_labels_and_env(new)
     assert _env_names(new) - _env_names(old) == {"JOB_TYPE_VERSION", "FATMAN_PUB_PREFIX", "FATMAN_CONTRACT",
                                                  "FATMAN_HOME_PAGE"}
@@ -431,3 +434,17 @@ def test_fatman_yaml_and_its_job_yaml_translation_render_the_same_dockerfile(tmp
     new_labels = dict(image_labels(job_manifest, source))
     assert {k: v for k, v in image_labels(fatman, source)} == {
         k: v for k, v in new_labels.items() if k not in dict(job_manifest.racetrack_labels())}
+
+
+def test_a_job_yaml_context_reads_its_secrets_from_2x_build_secrets(tmp_path: Path) -> None:
+    # A 2.x pipeline passes `--secret id=build_secrets,...`; a fatman.yaml's context keeps ours.
+    (tmp_path / "src").mkdir()
+    source = _source(tmp_path / "src")
+    options = RenderOptions(secret_build_names=("INDEX_TOKEN",))
+    cases = [(parse_manifest(JOB_2X, "job.yaml"), "job", "build_secrets"),
+             (parse_manifest(FATMAN_2022, "fatman.yaml"), "fatman", "racetrack-build-env")]
+    for manifest, name, secret_id in cases:
+        context = write_context(manifest, source, tmp_path / name, options)
+        assert f"--mount=type=secret,id={secret_id},required=false" in context.dockerfile
+        assert f"--secrets /run/secrets/{secret_id}" in context.dockerfile
+        assert f"--secret id={secret_id},src=.env.build " in context.docker_build_command("t:1", ".env.build")

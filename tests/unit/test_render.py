@@ -21,6 +21,7 @@ from racetrack_builder.render import (
     CA_BUNDLE_ARG,
     RenderOptions,
     build_args,
+    git_version,
     image_labels,
     render,
     render_dockerfile,
@@ -254,6 +255,17 @@ def test_a_dirty_working_tree_is_marked_in_the_labels(tmp_path: Path) -> None:
     assert "org.racetrack.git.dirty" not in dict(image_labels(_manifest(), source))
     labels = dict(image_labels(_manifest(), replace(source, dirty=True, local=True)))
     assert labels["org.racetrack.git.dirty"] == "true"
+
+
+def test_git_version_is_the_commit_marked_dirty_for_uncommitted_changes(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    source = _source(tmp_path, {"entrypoint.py": ENTRY})
+    assert git_version(source) == source.commit and len(source.commit) == 40
+    assert git_version(replace(source, dirty=True, local=True)) == f"{source.commit}-dirty"
+    assert git_version(replace(source, commit="")) == "" and git_version(None) == ""
+    text = render_dockerfile(_manifest(), replace(source, commit=""), RenderOptions())
+    assert "GIT_VERSION" not in text  # no commit, no ENV: /health says null
 
 
 def test_manifest_labels_override_the_description_but_not_the_build_facts(tmp_path: Path) -> None:

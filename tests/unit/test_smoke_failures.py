@@ -82,7 +82,10 @@ class _Job(http.server.BaseHTTPRequestHandler):
         if self.server.mode == "close":
             self.close_connection = True
             return
-        payload = json.dumps(OPENAPI if self.path == "/openapi.json" else {"status": "ready"}).encode()
+        if self.path == "/health" and self.server.mode == "named":
+            payload = json.dumps({"status": "ready", "job_name": "adder", "job_version": "1.2.3"}).encode()
+        else:
+            payload = json.dumps(OPENAPI if self.path == "/openapi.json" else {"status": "ready"}).encode()
         self._answer(payload)
 
     def do_POST(self) -> None:
@@ -184,10 +187,20 @@ def test_job_endpoints_of_a_job_without_answers_is_empty(job: Server, mode: str)
     assert smoke.job_endpoints(_url(job)) == []
 
 
+def test_the_gateway_prefixes_come_from_the_name_and_version_health_reports(job: Server) -> None:
+    job.mode = "named"
+    assert smoke.gateway_prefixes(_url(job)) == ["/pub/job/adder/1.2.3", "/pub/fatman/adder/1.2.3"]
+    job.mode = "ok"  # an image built without a name and version: no prefix to name
+    assert smoke.gateway_prefixes(_url(job)) == []
+    job.mode = "garbage"
+    assert smoke.gateway_prefixes(_url(job)) == []
+
+
 def test_a_refused_connection_is_no_answer() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     assert smoke.job_endpoints(f"http://127.0.0.1:{port}") == []
+    assert smoke.gateway_prefixes(f"http://127.0.0.1:{port}") == []
     with pytest.raises(BuildFailed, match="the connection was refused"):
         smoke.call_examples(f"http://127.0.0.1:{port}", FakeContainer(port))
