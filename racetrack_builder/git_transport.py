@@ -16,15 +16,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from git import GitCommandError, Repo
-from git.cmd import Git
-
 from .errors import AuthenticationRefused, EnvironmentFailure, NoSpaceLeft, RemoteUnreachable, SourceError
 from .git_urls import mask_credentials
+from .gitpython import Git, GitCommandError, GitCommandNotFound, Repo
 from .listing import shortlist
 
 # Abort an HTTP(S) transfer slower than LOW_SPEED_LIMIT bytes/s for LOW_SPEED_TIME seconds, and an
@@ -70,11 +69,24 @@ def _configured_ssh_command(environ: Mapping[str, str]) -> str | None:
 
 
 def git_text(cwd: Path, *args: str) -> str | None:
-    """The output of ``git ARGS`` run in ``cwd``, or None when git fails."""
+    """The output of ``git ARGS`` run in ``cwd``, or None when git fails or is not installed (the
+    callers ask optional questions: which repository, which user; what needs git checks
+    :func:`require_git` first)."""
     try:
         return str(Git(str(cwd)).execute(["git", *args], strip_newline_in_stdout=True))
-    except GitCommandError:
+    except (GitCommandError, GitCommandNotFound):
         return None
+
+
+def require_git(what: str) -> None:
+    """Raise an :class:`EnvironmentFailure` (exit 3) naming what to install when git is not on
+    PATH; ``what`` says what needs it ("cloning git.remote")."""
+    if shutil.which(os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git") is None:
+        raise EnvironmentFailure(
+            f"{what} needs git, which is not installed here",
+            hint="install git (`apt-get install git` on Debian/Ubuntu, `apk add git` on Alpine) or use a "
+                 "CI image that has it; validate, schema and running a built image work without it",
+        )
 
 
 # --- errors from git ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import reporting
 from .errors import disk_error
-from .git_transport import git_text, shallow_clone
+from .git_transport import git_text, require_git, shallow_clone
 from .git_urls import mask_credentials, resolve_remote
 from .lfs import fetch_lfs_files
 from .manifest import Manifest
@@ -96,8 +96,10 @@ def open_source(manifest: Manifest, manifest_path: Path, *, local: bool = False)
 
     Raises :class:`SourceError` (missing branch or directory, paths leaving the repository, not a
     git working tree), :class:`RemoteUnreachable`, :class:`AuthenticationRefused` and
-    :class:`EnvironmentFailure` (the job has Git LFS files and git-lfs is not installed).
+    :class:`EnvironmentFailure` (git is not installed, or the job has Git LFS files and git-lfs
+    is not installed).
     """
+    require_git("reading the job's working tree (git ls-files)" if local else "cloning git.remote")
     if local:
         from .working_tree import working_tree_source
 

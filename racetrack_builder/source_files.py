@@ -20,12 +20,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from git import GitCommandError
-from git.cmd import Git
-
 from .errors import SourceError
 from .git_transport import git_stderr, git_summary
 from .git_urls import url_secret
+from .gitpython import Git, GitCommandError
 from .listing import shortlist
 from .secrets import TEMPLATE_SUFFIXES
 
