@@ -332,3 +332,31 @@ def test_a_deprecated_placeholder_name_gets_its_real_name(job: Path) -> None:
         "we can conclude that your requirements are unsatisfiable."
     )
     assert found["kind"] == "no-version" and "did you mean 'scikit-learn'?" in str(found["fix"])
+
+
+def test_the_installed_modules_are_compiled_but_not_their_test_suites(tmp_path: Path) -> None:
+    import sys
+
+    site = tmp_path / "site-packages"
+    files = {
+        "numpy/__init__.py": "X = 1\n",
+        "numpy/core/_methods.py": "def f():\n    return 1\n",
+        "numpy/testing/__init__.py": "T = 1\n",  # numpy.testing is a public API: compiled
+        "numpy/tests/test_basic.py": "def test():\n    pass\n",
+        "pandas/tests/io/test_csv.py": "def test():\n    pass\n",
+        "oldpkg/py2.py": "print 'hello'\n",  # a Python 2 leftover: skipped, never fatal
+        "six.py": "A = 1\n",
+    }
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
+    expected = ["numpy/__init__.py", "numpy/core/_methods.py", "numpy/testing/__init__.py", "oldpkg/py2.py",
+                "six.py"]
+    assert ri.modules_to_compile(site) == [str(site / rel) for rel in expected]
+    assert ri.compile_packages(sys.executable, site, workers=2) == len(expected)
+    compiled = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.pyc"))
+    tag = sys.implementation.cache_tag
+    assert compiled == sorted(
+        f"{Path(rel).parent.as_posix()}/__pycache__/{Path(rel).stem}.{tag}.pyc".lstrip("./")
+        for rel in expected if rel != "oldpkg/py2.py"
+    )
