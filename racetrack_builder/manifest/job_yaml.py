@@ -115,9 +115,13 @@ def _across_fields(layers: Layers) -> list[Problem]:
                                                     "jobtype's deprecated name)"))
     elif "jobtype" not in data and "lang" not in data:
         problems.append(_problem(layers, ("jobtype",), f"is missing (add jobtype: {JOBTYPE_EXAMPLE})"))
-    blocks = [name for name in EXTRA_BLOCKS if name in data]
-    if not blocks:
-        example = f"{{entrypoint_path: {JOB_ENTRYPOINT_EXAMPLE}}}"
+    example = f"{{entrypoint_path: {JOB_ENTRYPOINT_EXAMPLE}}}"
+    empty = [name for name in EXTRA_BLOCKS if name in data and data[name] is None]
+    blocks = [name for name in EXTRA_BLOCKS if data.get(name) is not None]
+    # An empty block (its keys commented out) is null in YAML: it says nothing, entrypoint_path included.
+    for name in empty:
+        problems.append(_problem(layers, (name,), f"is empty (give it the entrypoint: {name}: {example})"))
+    if not blocks and not empty:
         problems.append(_problem(layers, ("jobtype_extra",), f"is missing (add jobtype_extra: {example})"))
     for name in blocks[1:]:
         problems.append(_problem(layers, (name,), f"cannot be given with {blocks[0]} (keep one, "

@@ -188,6 +188,12 @@ def test_unused_2x_settings_and_kubernetes_limits_are_warned_of() -> None:
      "deprecated name of it)"),
     (BASE.replace("jobtype_extra:\n  entrypoint_path: adder.py\n", ""),
      "job.yaml:1:1: jobtype_extra: is missing (add jobtype_extra: {entrypoint_path: job_entrypoint.py})"),
+    # Its keys commented out: the block is null, not missing (it crashed with StopIteration).
+    (BASE.replace("  entrypoint_path: adder.py\n", "  # entrypoint_path: adder.py\n"),
+     "job.yaml:6:1: jobtype_extra: is empty (give it the entrypoint: jobtype_extra: {entrypoint_path: "
+     "job_entrypoint.py})"),
+    (BASE.replace("jobtype_extra:\n  entrypoint_path: adder.py\n", "python:\n"),
+     "job.yaml:6:1: python: is empty (give it the entrypoint: python: {entrypoint_path: job_entrypoint.py})"),
     (BASE.replace("https://github.com/example/adder", "git@github.com:x/y.git"),
      "job.yaml:5:11: git.remote: 'git@github.com:x/y.git' is not an https:// URL (Racetrack 2.x clones only "
      "https:// remotes, e.g. 'https://github.com/you/your-job')"),
