@@ -174,7 +174,8 @@ def requirement_names(spec: JobSpec, job_root: Path) -> list[str]:
         path = job_root / rel
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
 
-    plan = plan_requirements(spec.manifest.python.requirements_path, read)
+    plan = plan_requirements(spec.manifest.python.requirements_path, read,
+                             spec.manifest.python_field("requirements_path"))
     lines: list[str] = []
     for rel in plan.files:
         for line in _logical_lines(read(rel) or ""):
@@ -235,7 +236,7 @@ def plan_serve(spec: JobSpec, *, port: int, reload: bool, overrides: Mapping[str
     root = job_root_of(spec)
     entrypoint = spec.manifest.python.entrypoint_path
     if not (root / entrypoint).is_file():
-        raise SourceError(f"python.entrypoint_path: {entrypoint} is not in {root}",
+        raise SourceError(f"{spec.manifest.python_field('entrypoint_path')}: {entrypoint} is not in {root}",
                           hint="fix the path (it is relative to git.directory) or create the file")
     missing = missing_requirements(requirement_names(spec, root))
     if missing:

@@ -28,14 +28,16 @@ def check_job_files(manifest: Manifest, source: JobSource) -> None:
     Python, which may be newer (``type X = ...`` needs 3.12); the build's import check decides.
     Job files holding the credentials written in ``git.remote`` are warned about too.
     """
-    entrypoint = _check_file("python.entrypoint_path", manifest.python.entrypoint_path, source)
-    tree = _parse_entrypoint(entrypoint, manifest.python.entrypoint_path, source)
+    field = manifest.python_field
+    entrypoint = _check_file(field("entrypoint_path"), manifest.python.entrypoint_path, source)
+    tree = _parse_entrypoint(entrypoint, manifest.python.entrypoint_path, source, field("entrypoint_path"))
     if isinstance(tree, str):
         reporting.warn(tree)
     elif manifest.python.entrypoint_class:
-        _check_class(tree, manifest.python.entrypoint_class, manifest.python.entrypoint_path, source)
+        _check_class(tree, manifest.python.entrypoint_class, manifest.python.entrypoint_path, source,
+                     field("entrypoint_class"))
     if manifest.python.requirements_path:
-        _check_file("python.requirements_path", manifest.python.requirements_path, source)
+        _check_file(field("requirements_path"), manifest.python.requirements_path, source)
     for warning in credential_warnings(source.job_root, source.files, manifest.git.remote):
         reporting.warn(warning)
 
@@ -85,7 +87,7 @@ def _file_hint(source: JobSource, missing: str) -> str:
     return hint
 
 
-def _parse_entrypoint(path: Path, value: str, source: JobSource) -> ast.Module | str:
+def _parse_entrypoint(path: Path, value: str, source: JobSource, field_name: str) -> ast.Module | str:
     """The entrypoint's syntax tree, or a warning when this Python cannot parse it."""
     searched = source.repo_path(posixpath.normpath(value))
     try:
@@ -94,7 +96,7 @@ def _parse_entrypoint(path: Path, value: str, source: JobSource) -> ast.Module |
         return (f"{searched} does not parse with Python {sys.version_info.major}.{sys.version_info.minor} "
                 f"(line {exc.lineno}: {exc.msg}); the build's import check, on the image's Python, decides")
     except (ValueError, OSError) as exc:  # null bytes, unreadable
-        raise SourceError(f"python.entrypoint_path: {searched} cannot be read as Python: {exc}") from exc
+        raise SourceError(f"{field_name}: {searched} cannot be read as Python: {exc}") from exc
 
 
 def _top_level_names(body: list[ast.stmt]) -> tuple[set[str], set[str], bool]:
@@ -129,7 +131,7 @@ def _top_level_names(body: list[ast.stmt]) -> tuple[set[str], set[str], bool]:
     return classes, others, star
 
 
-def _check_class(tree: ast.Module, name: str, value: str, source: JobSource) -> None:
+def _check_class(tree: ast.Module, name: str, value: str, source: JobSource, field_name: str) -> None:
     classes, others, star = _top_level_names(tree.body)
     # A class imported or assigned at module level is a valid entrypoint too; we cannot follow it
     # without importing user code, so accept the name being bound.
@@ -139,5 +141,5 @@ def _check_class(tree: ast.Module, name: str, value: str, source: JobSource) -> 
     close = difflib.get_close_matches(name, sorted(classes), n=1)
     found = f"classes defined there: {', '.join(sorted(classes))}" if classes else "it defines no class"
     hint = (f"did you mean {close[0]!r}? " if close else "") + found
-    raise SourceError(f"python.entrypoint_class: {name!r} is not defined in {searched} "
+    raise SourceError(f"{field_name}: {name!r} is not defined in {searched} "
                       f"({source.where}:{source.directory})", hint=hint)

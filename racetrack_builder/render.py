@@ -203,7 +203,8 @@ def plan_job_requirements(manifest: Manifest, source: JobSource) -> Requirements
             return None
         return (source.job_root / rel).read_text(encoding="utf-8", errors="replace")
 
-    plan = plan_requirements(manifest.python.requirements_path, read)
+    field_name = manifest.python_field("requirements_path")
+    plan = plan_requirements(manifest.python.requirements_path, read, field_name)
     for f in plan.files:
         _copy_path(f)
     return plan

@@ -83,8 +83,11 @@ def _is_local_path(spec: str) -> bool:
     return bool(re.search(r"@\s*file:", spec))
 
 
-def plan_requirements(requirements_path: str, read_file) -> RequirementsPlan:  # noqa: ANN001
-    """Follow ``-r``/``-c`` includes from ``requirements_path`` (relative to the job root).
+def plan_requirements(  # noqa: ANN001 - read_file: a callable, described below
+    requirements_path: str, read_file, field_name: str = "python.requirements_path"
+) -> RequirementsPlan:
+    """Follow ``-r``/``-c`` includes from ``requirements_path`` (relative to the job root);
+    ``field_name``: the manifest's name for it, for messages.
 
     ``read_file(relpath) -> str | None`` returns a file's text, or None when the job has no such
     file. Includes are resolved relative to the including file, like pip does, and must stay inside
@@ -102,7 +105,7 @@ def plan_requirements(requirements_path: str, read_file) -> RequirementsPlan:  #
         if text is None:
             raise RenderError(
                 f"requirements file '{rel}' is not in the job's source",
-                hint="commit it, or fix python.requirements_path / the -r line that names it",
+                hint=f"commit it, or fix {field_name} / the -r line that names it",
             )
         seen.append(rel)
         base = posixpath.dirname(rel)

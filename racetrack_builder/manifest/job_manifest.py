@@ -70,6 +70,8 @@ class JobManifest(Manifest):
     settings: JobSettings = Field(default_factory=JobSettings)
     deployment: Deployment = Field(default_factory=Deployment)
     found_warnings: tuple[str, ...] = ()
+    # The block the settings were read from: jobtype_extra, or a deprecated name (python...).
+    extra_block: str = "jobtype_extra"
 
     @property
     def check_requirements(self) -> bool:
@@ -79,9 +81,8 @@ class JobManifest(Manifest):
     def job_type(self) -> str:
         return self.jobtype
 
-    @property
-    def python_version_field(self) -> str:
-        return "jobtype_extra.python_version"
+    def python_field(self, key: str) -> str:
+        return f"{self.extra_block}.{key}"
 
     @property
     def buildkit_secret_id(self) -> str:

@@ -96,6 +96,7 @@ def to_job_manifest(job: JobYaml, notices: tuple[str, ...] = ()) -> JobManifest:
             replicas=job.replicas, resources=resources,
             infrastructure_target=job.infrastructure_target, image_type=job.image_type),
         found_warnings=notices,
+        extra_block=block,
     )
 
 

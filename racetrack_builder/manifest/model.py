@@ -214,10 +214,15 @@ class Manifest(_Strict):
         """The job type as the manifest writes it: ``lang`` here, ``jobtype`` in a job.yaml."""
         return self.lang
 
+    def python_field(self, key: str) -> str:
+        """The manifest's own name for a setting of its ``python`` section (``entrypoint_path``...),
+        for messages: ``python.KEY`` here, ``jobtype_extra.KEY`` in a job.yaml."""
+        return f"python.{key}"
+
     @property
     def python_version_field(self) -> str:
         """The manifest's own name for the job's Python, for messages that suggest another."""
-        return "python.python_version"
+        return self.python_field("python_version")
 
     @property
     def buildkit_secret_id(self) -> str:

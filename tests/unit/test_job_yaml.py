@@ -454,3 +454,28 @@ def test_a_job_yaml_context_reads_its_secrets_from_2x_build_secrets(tmp_path: Pa
         assert f"--mount=type=secret,id={secret_id},required=false" in context.dockerfile
         assert f"--secrets /run/secrets/{secret_id}" in context.dockerfile
         assert f"--secret id={secret_id},src=.env.build " in context.docker_build_command("t:1", ".env.build")
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    (BASE, "jobtype_extra"),
+    (BASE.replace("jobtype_extra:", "python:"), "python"),  # the deprecated block: its own name
+])
+def test_problems_found_at_build_time_use_the_manifests_own_field_names(
+    tmp_path: Path, text: str, field: str
+) -> None:
+    import dataclasses
+
+    from racetrack_builder.errors import SourceError
+    from racetrack_builder.job_files import check_job_files
+
+    manifest = parse_manifest(text + "  entrypoint_class: Adder\n  requirements_path: reqs.txt\n", "job.yaml")
+    source = _source(tmp_path)  # entrypoint.py and requirements.txt, not the files named
+    with pytest.raises(SourceError, match=rf"^{field}\.entrypoint_path: 'adder.py' not found"):
+        check_job_files(manifest, source)
+    (tmp_path / "adder.py").write_text("class Other:\n    pass\n")
+    source = dataclasses.replace(source, files=(*source.files, "adder.py"))
+    with pytest.raises(SourceError, match=rf"^{field}\.entrypoint_class: 'Adder' is not defined"):
+        check_job_files(manifest, source)
+    (tmp_path / "adder.py").write_text("class Adder:\n    pass\n")
+    with pytest.raises(SourceError, match=rf"^{field}\.requirements_path: 'reqs.txt' not found"):
+        check_job_files(manifest, source)
