@@ -259,10 +259,12 @@ def value_of(name: str, raw: str, params: Parameters | None) -> Any:
         return raw  # a word: Literal choices, enum values, Any; the job checks it
 
 
-def call(client: Client, inputs: Mapping[str, Any]) -> Answer:
-    """POST the inputs to the target's endpoint; JobAnswerError unless 2xx."""
+def call(client: Client, inputs: Mapping[str, Any] | None) -> Answer:
+    """POST the inputs to the target's endpoint; JobAnswerError unless 2xx. ``None``: no inputs
+    given, so no body, which a Racetrack 2.x job answers with its docs example (a fatman-era job
+    reads it as no arguments, as it reads ``{}``)."""
     endpoint = client.target.endpoint
-    answer = client.request(endpoint, dict(inputs))
+    answer = client.request(endpoint, None if inputs is None else dict(inputs), method="POST")
     if not answer.ok:
         raise answer_error("POST", endpoint, answer)
     return answer

@@ -148,7 +148,8 @@ def validate(ctx: click.Context, manifest: Path, extra_vars: tuple[Any, ...], as
     out = _output(ctx)
     try:
         model = load_manifest(manifest, extra_vars)
-        for advice in [*manifest_advice(model), *missing_secret_files(model, manifest)]:
+        warnings = [*manifest_advice(model), *missing_secret_files(model, manifest)]
+        for advice in warnings:
             warn(advice)
     except ManifestError as err:
         if as_json:
@@ -172,10 +173,13 @@ def validate(ctx: click.Context, manifest: Path, extra_vars: tuple[Any, ...], as
                     "manifest": str(manifest),
                     "name": model.name,
                     "version": model.version,
-                    "lang": model.lang,
+                    # The job type as the manifest gives it (lang, or a job.yaml's jobtype); both
+                    # keys, as earlier versions had "lang".
+                    "lang": model.job_type,
                     "job_type": model.job_type,
                     "python_version": model.python.python_version,
                     "problems": [],
+                    "warnings": warnings,
                 },
                 indent=2,
             )
@@ -643,8 +647,9 @@ def call_command(
     client = calling.Client(where, token or None)
     calling.check_identity(client)
     params = calling.parameters_of(client, where.endpoint) if parsed else None
-    inputs = calling.typed_inputs(parsed, params, base)
-    out.detail(f"POST {where.url} {json.dumps(inputs)}")
+    given = bool(parsed) or input_file is not None
+    inputs = calling.typed_inputs(parsed, params, base) if given else None
+    out.detail(f"POST {where.url} " + (json.dumps(inputs) if inputs is not None else "(no body)"))
     answer = calling.call(client, inputs)
     out.result(calling.format_result(answer, pretty=bool(getattr(out.out, "isatty", lambda: False)())))
 

@@ -225,6 +225,18 @@ def check_port_free(port: int) -> None:
             ) from exc
 
 
+def _git_version(job_root: Path) -> str:
+    """What an image built with ``--local`` now would set as GIT_VERSION: the commit, ``-dirty``
+    with uncommitted changes in the job's folder; "" outside a repository or before a commit."""
+    from .git_transport import git_text
+
+    commit = git_text(job_root, "rev-parse", "--verify", "--quiet", "HEAD")
+    if not commit:
+        return ""
+    changed = git_text(job_root, "status", "--porcelain", "--", ".")
+    return f"{commit}-dirty" if changed else commit
+
+
 def plan_serve(spec: JobSpec, *, port: int, reload: bool, overrides: Mapping[str, str],
                base_environ: Mapping[str, str] | None = None) -> ServePlan:
     """Check this environment can serve the job and work out how; nothing is started.
@@ -249,6 +261,7 @@ def plan_serve(spec: JobSpec, *, port: int, reload: bool, overrides: Mapping[str
     environ = dict(os.environ if base_environ is None else base_environ)
     for name in ("WERKZEUG_RUN_MAIN", "WERKZEUG_SERVER_FD"):  # an outer reloader's, not ours
         environ.pop(name, None)
+    environ["GIT_VERSION"] = _git_version(root)  # as the image sets it; --env may replace it
     environ.update(job_environment(spec, overrides))
     environ.update(FATMAN_HOST=HOST, FATMAN_PORT=str(port))
     extra_path = wrapper_path()

@@ -94,11 +94,12 @@ class JobManifest(Manifest):
 
     def wrapper_env(self) -> list[tuple[str, str]]:
         settings = self.settings
-        env = [
-            (ENV_JOB_TYPE_VERSION, jobtype_version(self.jobtype)),
-            (ENV_PUB_PREFIX, JOB_PUB_PREFIX),
-            (ENV_CONTRACT, RACETRACK2_CONTRACT),
-        ]
+        # JOB_TYPE_VERSION is the plugin version Racetrack resolved; for `latest` or a wildcard
+        # (2.15.*) no plugin resolves it here, so it stays unset and /health reports the version
+        # of the wrapper that serves the job, the job type this image really has.
+        version = jobtype_version(self.jobtype)
+        env = [(ENV_JOB_TYPE_VERSION, version)] if version != "latest" and "*" not in version else []
+        env += [(ENV_PUB_PREFIX, JOB_PUB_PREFIX), (ENV_CONTRACT, RACETRACK2_CONTRACT)]
         if settings.max_concurrency is not None:
             env.append((ENV_MAX_CONCURRENCY, str(settings.max_concurrency)))
         if settings.max_concurrency_queue is not None:

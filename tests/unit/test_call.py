@@ -127,6 +127,13 @@ def test_values_are_typed_by_the_jobs_parameters(server: Server) -> None:
     assert json.loads(answer.body)["x"] == [1.5, "float"]
 
 
+def test_no_inputs_is_a_post_without_a_body(server: Server) -> None:
+    # A Racetrack 2.x job answers a bodiless POST with its docs example; this fatman-era job reads
+    # it as no arguments: its required x is missing (a GET would have been 405).
+    with pytest.raises(JobAnswerError, match=r"(?s)answered 400 .*x: missing required argument"):
+        calling.call(client_for(server.url), None)
+
+
 def test_input_document_under_the_pairs() -> None:
     params = calling.Parameters(names=("x", "y"), text=frozenset(), open=False)
     base = calling.read_input('{"x": 1, "y": 2}', "in.json")

@@ -87,6 +87,26 @@ def test_the_job_root_is_git_directory_of_the_working_tree(job: Path, hermetic_g
     (job / "fatman.yaml").write_text(MANIFEST.replace("  remote:", "  directory: envy\n  remote:"))
     plan = plan_serve(spec_of(job), port=free_port(), reload=False, overrides={})
     assert plan.job_root == job.resolve()
+    assert plan.environment["GIT_VERSION"] == ""  # no commit yet: /health says null, as an image would
+
+
+def test_git_version_is_the_commit_marked_dirty_while_the_jobs_files_change(
+    job: Path, hermetic_git: None
+) -> None:
+    repo = job.parent
+    (job / "fatman.yaml").write_text(MANIFEST.replace("  remote:", "  directory: envy\n  remote:"))
+    commit = ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "x"]
+    for args in (["init", "-q"], ["add", "-A"], commit):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    env = plan_serve(spec_of(job), port=free_port(), reload=False, overrides={}).environment
+    assert env["GIT_VERSION"] == head
+    (job / "entry.py").write_text((job / "entry.py").read_text() + "\n# edited\n")
+    env = plan_serve(spec_of(job), port=free_port(), reload=False, overrides={}).environment
+    assert env["GIT_VERSION"] == f"{head}-dirty"
+    overridden = plan_serve(spec_of(job), port=free_port(), reload=False, overrides={"GIT_VERSION": "v9"})
+    assert overridden.environment["GIT_VERSION"] == "v9"  # --env wins
 
 
 def test_missing_requirements_are_named(job: Path) -> None:

@@ -87,6 +87,16 @@ def test_jobtype_extra_settings_reach_the_wrapper_env() -> None:
     }
 
 
+@pytest.mark.parametrize(("jobtype", "reported"), [
+    ("python3:2.15.1", "2.15.1"), ("python3:latest", None), ("python3:2.15.*", None), ("python3:2.*.*", None),
+])
+def test_job_type_version_is_set_only_for_an_exact_version(jobtype: str, reported: str | None) -> None:
+    # latest or a wildcard is resolved by Racetrack's plugin registry, not here: /health then
+    # reports the version of the wrapper that serves the job.
+    env = dict(job(BASE.replace("python3:2.15.1", jobtype)).wrapper_env())
+    assert env.get("JOB_TYPE_VERSION") == reported
+
+
 def test_fields_without_use_are_labels() -> None:
     manifest = job(BASE + """\
 replicas: 3

@@ -72,6 +72,10 @@ def test_deprecation_warnings_are_printed(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     warning = f"{tmp_path / 'job.yaml'}:3:1: lang: is deprecated. Use jobtype: instead."
     assert warning in result.stderr
+    (tmp_path / "job.yaml").write_text(JOB.replace("jobtype: python3:latest", "lang: python3:2.15.1"))
+    summary = json.loads(run_cli("validate", str(tmp_path), "--json").stdout)  # --json carries it too
+    assert summary["warnings"] == [warning] and summary["problems"] == []
+    assert summary["job_type"] == summary["lang"] == "python3:2.15.1", summary  # as written, not the base's
 
 
 @pytest.mark.parametrize("args, title", [
