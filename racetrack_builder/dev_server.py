@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import urllib.error
@@ -119,6 +120,9 @@ def job_environment(spec: JobSpec, overrides: Mapping[str, str]) -> dict[str, st
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.update(manifest.wrapper_env())
+    if "VENV_PACKAGES_PATH" in env:  # a job.yaml's: here, the packages of this environment
+        env["VENV_PACKAGES_PATH"] = sysconfig.get_paths()["purelib"]
+    env.update(manifest.build_env_at_runtime(spec.build_secrets))
     env.update(merge_env(manifest.runtime_env, spec.runtime_secrets))
     env.update(overrides)
     return env

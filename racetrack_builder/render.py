@@ -250,6 +250,9 @@ def render(
     if stage == "job" and not (requirements and options.install == "engine"):
         raise RenderError("the job's stage alone exists only for an engine install of requirements")
 
+    # What the job sees of the build env (a job.yaml's build_env, as 2.x writes it), then
+    # runtime_env over it.
+    runtime_env = {**dict(manifest.build_env_at_runtime(secret_names)), **manifest.runtime_env}
     default_base = base_image_ref(manifest.base_image_tag, manifest.python.python_version)
     base_image = _reject_control(options.base_image or default_base, "image")
     context = {
@@ -271,7 +274,7 @@ def render(
         "ca_cert": options.ca_cert,
         "requirements": requirements,
         "system_dependencies": system_dependencies,
-        "runtime_env": list(manifest.runtime_env.items()),
+        "runtime_env": list(runtime_env.items()),
         "labels": image_labels(manifest, source, base_image),
         "git_version": git_version(source),
         "check_command": job_check_command(manifest),

@@ -13,8 +13,12 @@ Built by :mod:`.job_yaml` from a validated :class:`~.job_model.JobYaml`, never f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import Field
 
+from ..contract import JOB_SITE_PACKAGES
+from .fields import RESERVED_RUNTIME_ENV
 from .job_fields import jobtype_version
 from .model import GitConfig, Manifest, _Strict
 
@@ -24,6 +28,7 @@ ENV_MAX_CONCURRENCY = "FATMAN_MAX_CONCURRENCY"
 ENV_MAX_QUEUE = "FATMAN_MAX_QUEUE"
 ENV_HOME_PAGE = "FATMAN_HOME_PAGE"
 ENV_JOB_TYPE_VERSION = "JOB_TYPE_VERSION"
+ENV_VENV_PACKAGES = "VENV_PACKAGES_PATH"
 # The gateway prefix the job names itself with (the webview's base_url): Racetrack 2.x's.
 ENV_PUB_PREFIX = "FATMAN_PUB_PREFIX"
 JOB_PUB_PREFIX = "/pub/job"
@@ -99,13 +104,23 @@ class JobManifest(Manifest):
         # of the wrapper that serves the job, the job type this image really has.
         version = jobtype_version(self.jobtype)
         env = [(ENV_JOB_TYPE_VERSION, version)] if version != "latest" and "*" not in version else []
-        env += [(ENV_PUB_PREFIX, JOB_PUB_PREFIX), (ENV_CONTRACT, RACETRACK2_CONTRACT)]
+        env += [(ENV_PUB_PREFIX, JOB_PUB_PREFIX), (ENV_CONTRACT, RACETRACK2_CONTRACT),
+                # 2.x's name for the folder of the job's packages (its venv's site-packages there).
+                (ENV_VENV_PACKAGES, JOB_SITE_PACKAGES)]
         if settings.max_concurrency is not None:
             env.append((ENV_MAX_CONCURRENCY, str(settings.max_concurrency)))
         if settings.max_concurrency_queue is not None:
             env.append((ENV_MAX_QUEUE, str(settings.max_concurrency_queue)))
         env.append((ENV_HOME_PAGE, settings.home_page))
         return env
+
+    def build_env_at_runtime(self, secret_names: Iterable[str] = ()) -> list[tuple[str, str]]:
+        """Racetrack 2.x writes ``build_env`` as the image's ENV, so the job sees it at run time,
+        and sets each secret build variable to "" there (its value is for the build only). Names
+        the image sets itself (PATH, PYTHONPATH...) are left out: they would break the image."""
+        env = {name: value for name, value in self.build_env.items() if name not in RESERVED_RUNTIME_ENV}
+        env.update((name, "") for name in secret_names if name not in RESERVED_RUNTIME_ENV)
+        return list(env.items())
 
     def racetrack_labels(self) -> list[tuple[str, str]]:
         deployment, settings = self.deployment, self.settings

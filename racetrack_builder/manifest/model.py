@@ -7,7 +7,7 @@ Schema keywords below read the same definitions (``*_RULE.pattern``, ``*_PATTERN
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -232,6 +232,11 @@ class Manifest(_Strict):
 
     def wrapper_env(self) -> list[tuple[str, str]]:
         """Variables the image sets for the wrapper beyond the job's identity (none here)."""
+        return []
+
+    def build_env_at_runtime(self, secret_names: Iterable[str] = ()) -> list[tuple[str, str]]:
+        """What of the build env the running job sees: nothing for a fatman.yaml, whose
+        ``build_env`` is for the build steps only (a job.yaml: see JobManifest)."""
         return []
 
     def racetrack_labels(self) -> list[tuple[str, str]]:

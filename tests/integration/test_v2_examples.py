@@ -446,8 +446,11 @@ def test_v2_example_builds_and_serves(name: str, build_example: Callable[[str], 
     assert image.labels["org.racetrack.jobtype"] == example.manifest["jobtype"]
     env = dict(item.split("=", 1) for item in image.attrs["Config"]["Env"])
     assert (env["JOB_NAME"], env["JOB_VERSION"]) == (example.job_name, example.version), env
-    for key, value in (example.manifest.get("runtime_env") or {}).items():
+    # 2.x writes build_env as the image's ENV; runtime_env wins where both name a variable.
+    seen_env = {**(example.manifest.get("build_env") or {}), **(example.manifest.get("runtime_env") or {})}
+    for key, value in seen_env.items():
         assert env[key] == str(value), (key, env)
+    assert env["VENV_PACKAGES_PATH"] == "/opt/fatman/job/site-packages"
 
     with serve(docker_client, example.tag, name=docker_cleanup.container_name(name), network="host") as job:
         for prefix in example.prefixes:
@@ -614,7 +617,8 @@ def test_a_fatman_yaml_and_its_job_yaml_translation_give_the_same_image_contents
     # Two clones give the files other times, so the job's layer is compared by what it holds.
     assert _layer_contents(docker_client, tag) == _layer_contents(docker_client, v2.tag)
     assert one["Config"]["Cmd"] == other["Config"]["Cmd"]
-    only_2x = {"JOB_TYPE_VERSION", "FATMAN_PUB_PREFIX", "FATMAN_HOME_PAGE", "FATMAN_CONTRACT"}
+    only_2x = {"JOB_TYPE_VERSION", "FATMAN_PUB_PREFIX", "FATMAN_HOME_PAGE", "FATMAN_CONTRACT",
+               "VENV_PACKAGES_PATH"}
     env_2x = [e for e in other["Config"]["Env"] if e.split("=", 1)[0] not in only_2x]
     assert one["Config"]["Env"] == env_2x
 

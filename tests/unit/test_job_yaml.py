@@ -64,7 +64,9 @@ def test_minimal_job_yaml_is_a_manifest_with_2x_defaults() -> None:
     assert manifest.deployment.replicas == 1
     assert manifest.notices == ()
     assert manifest.wrapper_env() == [("JOB_TYPE_VERSION", "2.15.1"), ("FATMAN_PUB_PREFIX", "/pub/job"),
-                                      ("FATMAN_CONTRACT", "2"), ("FATMAN_HOME_PAGE", "/docs")]
+                                      ("FATMAN_CONTRACT", "2"),
+                                      ("VENV_PACKAGES_PATH", "/opt/fatman/job/site-packages"),
+                                      ("FATMAN_HOME_PAGE", "/docs")]
 
 
 def test_jobtype_extra_settings_reach_the_wrapper_env() -> None:
@@ -83,7 +85,8 @@ def test_jobtype_extra_settings_reach_the_wrapper_env() -> None:
     assert manifest.check_requirements is False
     assert dict(manifest.wrapper_env()) == {
         "JOB_TYPE_VERSION": "2.15.1", "FATMAN_PUB_PREFIX": "/pub/job", "FATMAN_CONTRACT": "2",
-        "FATMAN_MAX_CONCURRENCY": "4", "FATMAN_MAX_QUEUE": "10", "FATMAN_HOME_PAGE": "/api/v1/webview/",
+        "VENV_PACKAGES_PATH": "/opt/fatman/job/site-packages", "FATMAN_MAX_CONCURRENCY": "4",
+        "FATMAN_MAX_QUEUE": "10", "FATMAN_HOME_PAGE": "/api/v1/webview/",
     }
 
 
@@ -444,7 +447,8 @@ def test_fatman_yaml_and_its_job_yaml_translation_render_the_same_dockerfile(tmp
     new = new.replace("build_secrets", "racetrack-build-env")
     assert _without_labels_and_env(old) == _without_labels_and_env(new)
     assert _env_names(new) - _env_names(old) == {"JOB_TYPE_VERSION", "FATMAN_PUB_PREFIX", "FATMAN_CONTRACT",
-                                                 "FATMAN_HOME_PAGE"}
+                                                 "VENV_PACKAGES_PATH", "FATMAN_HOME_PAGE"} | set(
+        dict(job_manifest.build_env_at_runtime()))
     assert {"JOB_NAME", "JOB_VERSION", "FATMAN_NAME", "FATMAN_VERSION"} <= _env_names(old)
     assert 'JOB_NAME="adder"' in old and 'JOB_VERSION="1.2.3"' in new
     new_labels = dict(image_labels(job_manifest, source))
@@ -489,3 +493,19 @@ def test_problems_found_at_build_time_use_the_manifests_own_field_names(
     (tmp_path / "adder.py").write_text("class Adder:\n    pass\n")
     with pytest.raises(SourceError, match=rf"^{field}\.requirements_path: 'reqs.txt' not found"):
         check_job_files(manifest, source)
+
+
+def test_a_job_yaml_image_keeps_build_env_and_blanks_the_secret_build_variables(tmp_path: Path) -> None:
+    # 2.x: build_env is the image's ENV; a secret build variable is "" at run time; runtime_env wins.
+    manifest = job(BASE + "build_env:\n  MODE: build\n  SHARED: from-build\n  PATH: /nope\n"
+                   "runtime_env:\n  SHARED: from-runtime\n")
+    assert manifest.build_env_at_runtime(["INDEX_TOKEN"]) == [("MODE", "build"), ("SHARED", "from-build"),
+                                                              ("INDEX_TOKEN", "")]  # PATH: the image's
+    (tmp_path / "src").mkdir()
+    options = RenderOptions(secret_build_names=("INDEX_TOKEN",))
+    text = render_dockerfile(manifest, _source(tmp_path / "src"), options)
+    env = text.split("\nENV ", 1)[1].split("\nCMD", 1)[0]
+    assert 'MODE="build"' in env and 'SHARED="from-runtime"' in env and 'INDEX_TOKEN=""' in env
+    assert "from-build" not in env and "/nope" not in env
+    fatman = parse_manifest(FATMAN_2022, "fatman.yaml")  # build_env: DEBIAN_FRONTEND
+    assert fatman.build_env_at_runtime(["INDEX_TOKEN"]) == []  # the fatman era: build steps only

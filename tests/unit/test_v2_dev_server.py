@@ -35,6 +35,10 @@ def test_serve_sets_the_job_yaml_images_variables(tmp_path: Path) -> None:
     assert (env["FATMAN_NAME"], env["FATMAN_VERSION"]) == ("envy", "1.2.3")
     wrapper_env = dict(spec.manifest.wrapper_env())
     assert wrapper_env, "a job.yaml sets variables for the wrapper"
+    # VENV_PACKAGES_PATH names the job's packages: in the image its folder, here this environment's.
+    import sysconfig
+
+    wrapper_env["VENV_PACKAGES_PATH"] = sysconfig.get_paths()["purelib"]
     assert {name: env[name] for name in wrapper_env} == wrapper_env
     assert (env["JOB_TYPE_VERSION"], env["FATMAN_PUB_PREFIX"]) == ("2.15.1", "/pub/job")
     assert (env["FATMAN_MAX_CONCURRENCY"], env["FATMAN_MAX_QUEUE"]) == ("4", "8")
