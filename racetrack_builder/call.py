@@ -149,7 +149,7 @@ class Client:
             reason = getattr(exc, "reason", exc)
             raise JobUnreachable(
                 f"nothing answers at {self.target.base_url} ({reason})",
-                hint="start the job with `racetrack-build serve fatman.yaml` (or `run`), or give its "
+                hint="start the job with `racetrack-build serve MANIFEST` (or `run`), or give its "
                 "URL or --port",
             ) from exc
 

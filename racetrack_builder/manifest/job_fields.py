@@ -150,6 +150,9 @@ HOME_PAGE_RULE = Rule(
     (
         blank(repr(HOME_PAGE_EXAMPLE)),
         control("the home page"),
+        Clause(r"[A-Za-z][A-Za-z0-9+.-]*://", about_value(
+            "is a URL, not a path of the job (the home page is under the job's own prefix: give a path, "
+            "e.g. '/docs')")),
         Clause(r"[^/]", lambda value, found: (
             f"{show(value)} does not start with '/' (give a path of the job, e.g. "
             f"{'/' + value.lstrip('/ ')!r})")),

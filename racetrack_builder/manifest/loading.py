@@ -19,7 +19,7 @@ style guide asks for this: parse, then validate, then word the errors):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from pydantic import ValidationError
 
@@ -92,7 +92,12 @@ def _read_text(path: Path) -> str:
 
 
 def _file_name(filename: str) -> str:
-    return FILE_NAMES[format_by_name(filename)]
+    """The manifest file to suggest: the one the name says, else either (a name like ``ci.yaml``
+    does not tell whether a fatman.yaml or a job.yaml was meant)."""
+    name = PurePath(filename).name.lower()
+    if format_by_name(filename) == JOB or name.startswith("fatman."):
+        return FILE_NAMES[format_by_name(filename)]
+    return f"{FILE_NAMES[JOB]} or fatman.yaml"
 
 
 def parse_manifest(text: str, filename: str = "fatman.yaml",

@@ -668,6 +668,9 @@ def test_missing_file(tmp_path: Path) -> None:
     assert problem.message.startswith("no such file (create fatman.yaml")
     assert caught.value.filename == str(tmp_path / "fatman.yaml")
     assert isinstance(caught.value, UsageError) and caught.value.exit_code == 2
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(tmp_path / "ci.yaml")  # a name that tells neither format: both are named
+    assert caught.value.problems[0].message.startswith("no such file (create job.yaml or fatman.yaml at")
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
