@@ -226,17 +226,25 @@ def render(
     from .images import job_image_ref
     from .job import load_job, open_job
     from .render import RenderOptions, check_output_folder, render_dockerfile, write_context
-    from .secrets import secret_env_path
+    from .secrets import missing_secret_files, secret_env_path
 
     out = _output(ctx, quiet, verbose)
     if out_dir is not None:
         check_output_folder(out_dir)  # before a clone that would be thrown away
-    spec = load_job(manifest, overrides=extra_vars)
+    # The values never reach the Dockerfile or the context: a render for another builder, which is
+    # given the secret file itself, works where the file is not (a CI step without the secrets).
+    spec = load_job(manifest, build="if-present", overrides=extra_vars)
     out.mask(spec.secret_values)
-    with open_job(spec, local=local) as job:
+    secret_file = secret_env_path(spec.manifest, spec.manifest_path, "build")
+    missing = missing_secret_files(spec.manifest, spec.manifest_path, kinds=("build",))
+    for warning in missing:
+        out.warn(warning)
+    secrets_here = not missing
+    with open_job(spec, local=local, secrets_known=secrets_here) as job:
         options = RenderOptions(
             base_image=base_image,
             secret_build_names=tuple(job.build_secrets),
+            secret_file=secret_file is not None,
             ca_cert=ca_cert is not None,
             manifest_file=manifest.name,
         )
@@ -246,7 +254,6 @@ def render(
         context = write_context(
             job.manifest, job.source, out_dir, options, ca_cert_path=ca_cert, apt_ca_file=True
         )
-        secret_file = secret_env_path(job.manifest, spec.manifest_path, "build")
     out.success(f"build context written to {out_dir} ({len(job.source.files)} job files)")
     if context.installs:
         # BuildKit: the install step mounts the build tools image and takes the secrets as a file.
@@ -257,7 +264,7 @@ def render(
             "docker 23 and newer need the buildx plugin. Add --network host when the package index is "
             "on this machine. Kaniko ignores RUN --mount: build such a job with racetrack-build."
         )
-    if context.secret_names:
+    if context.takes_secrets:
         out.info(
             "Secret values are not in the folder: BuildKit reads them from "
             f"{job.manifest.secret_build_env_file} as a secret. Build it with:"

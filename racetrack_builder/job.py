@@ -77,12 +77,16 @@ class Job:
 
 
 @contextlib.contextmanager
-def open_job(spec: JobSpec, *, local: bool = False) -> Iterator[Job]:
-    """Fetch and check the job's source; it is removed on exit. Warnings go to the reporter."""
+def open_job(spec: JobSpec, *, local: bool = False, secrets_known: bool = True) -> Iterator[Job]:
+    """Fetch and check the job's source; it is removed on exit. Warnings go to the reporter.
+
+    ``secrets_known=False``: the secret build env file was not read (``render -o`` without it), so
+    the requirements' ``${NAME}`` references cannot be checked against it."""
     with open_source(spec.manifest, spec.manifest_path, local=local) as source:
         check_job_files(spec.manifest, source)
-        build_env = merge_env(spec.manifest.build_env, spec.build_secrets)
-        _check_requirement_variables(spec.manifest, source, build_env)
+        if secrets_known:
+            build_env = merge_env(spec.manifest.build_env, spec.build_secrets)
+            _check_requirement_variables(spec.manifest, source, build_env)
         yield Job(spec=spec, source=source)
 
 

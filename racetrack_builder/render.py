@@ -109,6 +109,9 @@ class RenderOptions:
 
     base_image: str | None = None  # default: the manifest's (lang's tag, python.python_version)
     secret_build_names: tuple[str, ...] = ()  # names only: values never reach the renderer
+    # The manifest names a secret build env file, read here or not: `render -o` writes a context
+    # for another builder, which is given the file, so this machine need not have it.
+    secret_file: bool = False
     ca_cert: bool = False  # a CA bundle will be in the context (pip) and a build arg (apt)
     manifest_file: str = "fatman.yaml"
     # Who installs the requirements: "buildkit", a RUN step with secret and tool mounts, for a
@@ -218,6 +221,7 @@ class Rendered:
     build_arg_names: tuple[str, ...]
     requirements: RequirementsPlan | None = None
     secret_names: tuple[str, ...] = ()  # the secret build env the install step needs
+    takes_secrets: bool = False  # the install step reads a secret build env file
     secret_id: str = ""  # the BuildKit secret it reads them from (the manifest's buildkit_secret_id)
 
 
@@ -253,6 +257,7 @@ def render(
     # What the job sees of the build env (a job.yaml's build_env, as 2.x writes it), then
     # runtime_env over it.
     runtime_env = {**dict(manifest.build_env_at_runtime(secret_names)), **manifest.runtime_env}
+    takes_secrets = bool(requirements) and (bool(secret_names) or options.secret_file)
     default_base = base_image_ref(manifest.base_image_tag, manifest.python.python_version)
     base_image = _reject_control(options.base_image or default_base, "image")
     context = {
@@ -261,7 +266,7 @@ def render(
         "tool_version": __version__,
         "manifest_file": options.manifest_file,
         "base_image": base_image,
-        "secret_build_names": secret_names,
+        "takes_secrets": takes_secrets,
         "final_args": final_args,
         "install": options.install,
         "stage": stage,
@@ -292,6 +297,7 @@ def render(
         build_arg_names=tuple(arg_names),
         requirements=requirements,
         secret_names=secret_names if requirements else (),
+        takes_secrets=takes_secrets,
         secret_id=manifest.buildkit_secret_id,
     )
 
@@ -311,6 +317,7 @@ class BuildContext:
     apt_ca_path: Path | None = None  # the certificates apt needs, when written beside the context
     installs: bool = False  # a BuildKit install step: the build needs BuildKit and the tools image
     secret_names: tuple[str, ...] = ()  # the secret build env the install step reads
+    takes_secrets: bool = False  # the install step reads a secret build env file (a BuildKit secret)
     secret_id: str = ""  # the BuildKit secret it reads them from
     system_dockerfile: str | None = None  # engine install: the system stage's Dockerfile, by name
 
@@ -318,7 +325,7 @@ class BuildContext:
         """A `docker build` command line for this context: the secret build env file as a BuildKit
         secret; apt's certificates from ``apt_ca_path`` when written."""
         args = ""
-        if self.secret_names:
+        if self.takes_secrets:
             args += f" --secret id={self.secret_id},src={shlex.quote(secret_file or 'SECRET_BUILD_ENV_FILE')}"
         for name in self.build_arg_names:
             if name == CA_BUNDLE_ARG and self.apt_ca_path is not None:
@@ -413,6 +420,7 @@ def write_context(
         apt_ca_path=apt_ca_path,
         installs=rendered.requirements is not None and options.install == "buildkit",
         secret_names=rendered.secret_names,
+        takes_secrets=rendered.takes_secrets,
         secret_id=rendered.secret_id,
         system_dockerfile=SYSTEM_DOCKERFILE if system_dockerfile is not None else None,
     )

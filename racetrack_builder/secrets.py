@@ -143,15 +143,19 @@ def _parse(text: str, *, field: str, shown: str, kind: SecretKind) -> dict[str, 
     return {key: value for key, value in values.items() if value is not None}
 
 
-def missing_secret_files(manifest: Manifest, manifest_path: Path) -> list[str]:
-    """A warning for each secret env file the manifest names that this machine does not have:
-    ``validate`` passes without it, but a build (build secrets) or a start (runtime secrets) fails."""
+def missing_secret_files(manifest: Manifest, manifest_path: Path,
+                         kinds: tuple[SecretKind, ...] = ("build", "runtime")) -> list[str]:
+    """A warning for each secret env file (of ``kinds``) the manifest names that this machine does
+    not have: ``validate`` and ``render`` pass without it, but a build (build secrets) or a start
+    (runtime secrets) fails."""
     warnings = []
     needs: tuple[tuple[SecretKind, str], ...] = (
         ("build", "a build"),
         ("runtime", "run, test and --smoke-test"),
     )
     for kind, needed_by in needs:
+        if kind not in kinds:
+            continue
         path = secret_env_path(manifest, manifest_path, kind)
         if path is not None and not path.exists():
             warnings.append(f"{_field(kind)}: {_display(path, manifest_path)!r} does not exist here; "

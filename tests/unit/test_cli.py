@@ -175,11 +175,19 @@ def test_bare_manifest_argument_means_build_and_an_absent_engine_exits_3(job_rep
     assert "DOCKER_HOST" in result.stderr
 
 
-def test_missing_secret_file_points_to_the_template(job_repo: Path) -> None:
+def test_missing_secret_file_points_to_the_template(job_repo: Path, tmp_path: Path) -> None:
     (job_repo / "jobs/adder/.env.build").unlink()
-    result = run_cli("render", str(job_repo / "jobs/adder/fatman.yaml"), "--local")
+    manifest = str(job_repo / "jobs/adder/fatman.yaml")
+    result = run_cli("build", manifest, "--local")
     assert result.returncode == 2
     assert ".env.build.dist" in result.stderr
+    # render writes a context for another builder, which is given the file: it need not be here.
+    rendered = run_cli("render", manifest, "--local", "-o", str(tmp_path / "ctx"))
+    assert rendered.returncode == 0, rendered.stderr
+    assert "'.env.build' does not exist here; a build will need it" in rendered.stderr
+    assert ".env.build.dist" in rendered.stderr
+    assert f"--secret id=racetrack-build-env,src={job_repo / 'jobs/adder/.env.build'}" in rendered.stderr
+    assert "--mount=type=secret,id=racetrack-build-env" in (tmp_path / "ctx" / "Dockerfile").read_text()
 
 
 def test_validate_passes_without_the_secret_file_but_warns_what_will_need_it(job_repo: Path) -> None:

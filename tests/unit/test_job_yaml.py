@@ -247,8 +247,8 @@ def test_unused_2x_settings_and_kubernetes_limits_are_warned_of() -> None:
      "job.yaml:8:14: jobtype_extra.home_page: 'docs' does not start with '/' (give a path of the job, e.g. "
      "'/docs')"),
     (BASE + "  home_page: http://evil.example\n",
-     "job.yaml:8:14: jobtype_extra.home_page: 'http://evil.example' is a URL, not a path of the job (the home "
-     "page is under the job's own prefix: give a path, e.g. '/docs')"),
+     "job.yaml:8:14: jobtype_extra.home_page: 'http://evil.example' is a URL, not a path of the job "
+     "(the home page is under the job's own prefix: give a path, e.g. '/docs')"),
     (BASE + "  home_page: //evil.example\n",
      "job.yaml:8:14: jobtype_extra.home_page: '//evil.example' has an empty segment ('//'), which a browser "
      "may read as another site (give a path of the job, e.g. '/docs')"),
