@@ -1,5 +1,8 @@
 """Throughput of the python3 wrapper against a bare Flask app, under the same gunicorn settings.
 
+The wrapper runs with FATMAN_SERVER=gunicorn here; benchmarks/wrapper_servers.py compares the
+servers, granian (the default) included.
+
 Both servers run on 127.0.0.1 with the wrapper's gunicorn settings (gthread workers, same workers,
 threads, keep-alive); wrk drives ``POST /api/v1/perform`` with 16 connections. Rounds alternate
 between the two so drift on the machine hits both alike. Then the wrapper alone answers at least
@@ -177,7 +180,13 @@ def main() -> int:
     try:
         with running_server(
             job_path("adder"),
-            env={"FATMAN_WORKERS": str(settings.workers), "FATMAN_THREADS": str(settings.threads)},
+            # gunicorn for both: this compares the wrapper with a bare app under one server's settings
+            # (wrapper_servers.py compares the servers).
+            env={
+                "FATMAN_WORKERS": str(settings.workers),
+                "FATMAN_THREADS": str(settings.threads),
+                "FATMAN_SERVER": "gunicorn",
+            },
         ) as wrapper:
             wait_for(bare_url + "/api/v1/perform", status=405, timeout=30, proc=bare)
             for url in (bare_url, wrapper.url):  # warm up: imports, caches, connection pools

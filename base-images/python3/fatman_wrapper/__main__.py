@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--root", default=".", help="the job's root folder (default: the current one)")
 
-    run = commands.add_parser("run", help="serve the job with gunicorn")
+    run = commands.add_parser("run", help="serve the job (granian, or gunicorn: FATMAN_SERVER)")
     common(run)
     run.add_argument("--host", default=None, help="address to listen on (default: FATMAN_HOST or 0.0.0.0)")
     run.add_argument("--port", type=int, default=None, help="port (default: FATMAN_PORT or 7000)")
@@ -56,13 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "check-server",
-        help="import the server stack (Flask, Werkzeug, gunicorn, prometheus-client) with the job's packages",
+        help="import the server stack (Flask, Werkzeug, granian or gunicorn, prometheus-client) with the "
+        "job's packages",
     )
     return parser
 
 
 def check_server_stack() -> None:
-    """Import what ``run`` imports (Flask, Werkzeug, gunicorn, prometheus-client) after the job.
+    """Import what ``run`` imports (Flask, Werkzeug, the server, prometheus-client) after the job.
 
     A job's packages shadow the wrapper's on sys.path, so a pin such as Flask==2.0.2 beside a
     Werkzeug too new for it breaks the server, not the job's own import: the build check must see it.
@@ -70,8 +71,14 @@ def check_server_stack() -> None:
     import traceback
 
     try:
+        # gunicorn always (FATMAN_SERVER=gunicorn may choose it), granian where it is the default.
         import gunicorn.app.base  # noqa: F401  (imported for their side effect: the imports)
         import prometheus_client  # noqa: F401
+
+        from .server import default_server
+
+        if default_server() == "granian":
+            import granian.server  # noqa: F401
 
         import racetrack_job_wrapper.call  # noqa: F401  (what Racetrack 2.x jobs import)
         import racetrack_job_wrapper.entrypoint  # noqa: F401

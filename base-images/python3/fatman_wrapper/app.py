@@ -19,8 +19,9 @@ from werkzeug.routing import Rule
 
 from .auth import TokenGuard
 from .config import SPARE_THREADS, Settings
+from .fastpath import JobCalls
 from .holder import JobHolder
-from .limits import ConcurrencyLimiter
+from .limits import AppThreads, ConcurrencyLimiter
 from .loader import Job, load_job
 from .metrics import RequestMetrics
 from .middleware import FatmanMiddleware
@@ -44,6 +45,8 @@ def create_app(
     root: str | os.PathLike = ".",
     settings: Settings | None = None,
     background: bool = False,
+    fast_path: bool = True,
+    app_threads: int = 0,
 ) -> Flask:
     """A Flask app serving the job whose entrypoint is ``entrypoint_path`` (relative to ``root``).
 
@@ -51,6 +54,10 @@ def create_app(
     thread so the probes answer at once while a slow ``__init__`` runs; otherwise it loads before
     this returns. A job that fails to load does not raise: the app answers 503 naming the failure.
     The working directory is not changed here; ``server.run`` moves into the job root.
+    ``fast_path=False`` leaves the job's calls to Flask too (``fastpath.py``; for benchmarks).
+    ``app_threads``: with a server whose thread pool is larger than the app may use (granian's,
+    see ``limits.AppThreads``), how many requests of this worker run in the app at once; 0: the
+    server's threads bound them.
     """
     settings = settings or Settings.from_env()
     root_path = os.path.realpath(root)
@@ -101,6 +108,8 @@ def create_app(
         never_limited=never_limited(ROUTES),
         tracing=Tracing(settings.tracing_header, settings.caller_header),
         access_log=settings.access_log,
+        fast_path=JobCalls(holder, settings) if fast_path else None,
+        app_threads=AppThreads(app_threads, settings.max_body_bytes) if app_threads > 0 else None,
     )
 
     if background:

@@ -20,6 +20,8 @@ DEFAULT_QUEUE_TIMEOUT = 30.0
 # Threads kept beyond max_concurrency + max_queue so probes, /metrics and 429 answers always find one.
 SPARE_THREADS = 2
 DEFAULT_HOME_PAGE = "/docs"
+# The HTTP servers ``run`` can serve with (FATMAN_SERVER); the default is chosen in server.py.
+SERVERS = ("granian", "gunicorn")
 DEFAULT_TRACING_HEADER = "X-Request-Tracing-Id"
 DEFAULT_CALLER_HEADER = "X-Caller-Name"
 # The two gateway prefixes a job answers under: Racetrack 2.x's and the fatman era's.
@@ -148,6 +150,17 @@ def _contract(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _server(env: Mapping[str, str]) -> str:
+    """``FATMAN_SERVER``: ``granian`` or ``gunicorn``; "" leaves the choice to ``server.py``."""
+    raw = env.get("FATMAN_SERVER", "").strip().lower()
+    if raw and raw not in SERVERS:
+        raise JobLoadError(
+            f"FATMAN_SERVER={raw!r} is neither granian nor gunicorn",
+            hint="unset it (granian where it runs, Python 3.10+; gunicorn on 3.9) or set granian or gunicorn",
+        )
+    return raw
+
+
 def _first(env: Mapping[str, str], *names: str) -> str:
     """The first of ``names`` set to a non-empty value (stripped), else ""."""
     for name in names:
@@ -218,6 +231,8 @@ class Settings:
     # Seconds a perform/auxiliary call may take before the client gets 504; 0 = no limit.
     request_timeout: float = 0.0
     graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT
+    # FATMAN_SERVER: "granian", "gunicorn", or "" for server.default_server().
+    server: str = ""
     # Where "/" redirects, under the prefix the client came through.
     home_page: str = DEFAULT_HOME_PAGE
     # The gateway prefix the job names itself with (the webview's base_url); both are served.
@@ -238,7 +253,8 @@ class Settings:
 
     @property
     def worker_threads(self) -> int:
-        """gunicorn threads per worker: ``threads``, raised to fit the overload limit when one is set.
+        """Threads per worker (gunicorn's; granian's blocking threads): ``threads``, raised to fit the
+        overload limit when one is set.
 
         Every admitted or queued request holds a thread; without spare ones a full queue would leave
         none to answer the probes or to refuse the next request with 429 at once.
@@ -296,6 +312,7 @@ class Settings:
             queue_timeout=_float(env, "FATMAN_QUEUE_TIMEOUT", DEFAULT_QUEUE_TIMEOUT, 0),
             request_timeout=_float(env, "FATMAN_REQUEST_TIMEOUT", 0.0, 0),
             graceful_timeout=_int(env, "FATMAN_GRACEFUL_TIMEOUT", DEFAULT_GRACEFUL_TIMEOUT, 0),
+            server=_server(env),
             home_page=_home_page(env),
             pub_family=_pub_family(env),
             contract=_contract(env),

@@ -13,6 +13,7 @@ only when it really ends, so abandoned calls keep counting against the concurren
 from __future__ import annotations
 
 import contextvars
+import io
 import logging
 import threading
 import time
@@ -130,3 +131,44 @@ def call_with_timeout(func: Callable[[], Any], seconds: float, *, name: str, slo
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("result")
+
+
+class AppThreads:
+    """At most ``threads`` requests of one worker inside the app, each with its body already read.
+
+    Under granian the WSGI app runs in a pool of blocking threads, and a thread reading
+    ``wsgi.input`` waits there for as long as the client takes to send its body: 64 clients
+    trickling bodies would hold every thread, and ``/live`` would find none. So the pool is larger
+    than ``FATMAN_THREADS`` (``server.BODY_READER_THREADS`` more), every request reads its body (up
+    to the body limit, into memory, as the job's call would) before it takes one of ``threads``
+    slots, and a thread waiting for a slot or a body holds no job memory. ``FATMAN_THREADS`` keeps
+    its meaning: the requests one worker runs at once. The probes and ``/metrics`` take no slot.
+    """
+
+    def __init__(self, threads: int, body_limit: int) -> None:
+        self.threads = threads
+        self.body_limit = body_limit
+        self._slots = threading.BoundedSemaphore(threads)
+
+    def read_body(self, environ: dict[str, Any]) -> None:
+        """Replace ``wsgi.input`` by the body read whole, when it has a length within the limit
+        (a longer one is left to the app, which answers 413 without reading it); raises
+        ``OSError`` / ``ValueError`` when the client goes away or sends less than it announced."""
+        raw_length = environ.get("CONTENT_LENGTH")
+        if not raw_length:
+            return
+        try:
+            length = int(raw_length)
+        except ValueError:
+            return  # the app answers 400 for it
+        if 0 < length <= self.body_limit:
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+            if len(body) != length:
+                environ["CONTENT_LENGTH"] = str(len(body))
+
+    def acquire(self) -> None:
+        self._slots.acquire()
+
+    def release(self) -> None:
+        self._slots.release()

@@ -111,6 +111,13 @@ SERVER_STACK_MODULES = frozenset(
         "click",
         "blinker",
         "gunicorn",
+        # gunicorn before 21 imports it
+        "pkg_resources",
+        "granian",
+        # granian imports these when they are installed (python-dotenv and anyio are optional)
+        "dotenv",
+        "anyio",
+        "sniffio",
         "packaging",
         "prometheus_client",
         "swagger_ui_bundle",

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from werkzeug.wsgi import ClosingIterator
 
 from .auth import TokenGuard
 from .errors import ApiError
-from .limits import SLOT_KEY, ConcurrencyLimiter, Slot
+from .limits import SLOT_KEY, AppThreads, ConcurrencyLimiter, Slot
 from .logs import log_access
 from .metrics import RequestMetrics
 from .responses import error_response
 from .tracing import Tracing
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# A handler tried before the app: the answer of a request it takes, or None to leave it to the app.
+FastPath = Callable[[dict[str, Any], Callable[..., Any], str], Optional[Iterable[bytes]]]
 
 
 class FatmanMiddleware:
@@ -33,6 +35,11 @@ class FatmanMiddleware:
     * With a token configured, a request to a guarded path without it is answered 401 here.
     * With a ``limiter``, a request past the overload limit is answered 429 here, except to the
       ``never_limited`` paths.
+    * A ``fast_path`` (``fastpath.JobCalls``), if given, is offered each admitted request before
+      the app and answers the ones it takes (the job's own calls) without Flask.
+    * With ``app_threads`` (under granian), a request but the ``never_limited`` ones has its body
+      read whole after the token check and before the overload limit, then waits for one of the
+      worker's app slots before the app sees it.
     * Each answer is counted under ``label_for(path)`` with its status and duration, and logged
       with ``access_log`` (at DEBUG for the ``never_limited`` paths: probes and metrics).
 
@@ -52,6 +59,8 @@ class FatmanMiddleware:
         never_limited: Collection[str] = (),
         tracing: Tracing | None = None,
         access_log: bool = True,
+        fast_path: FastPath | None = None,
+        app_threads: AppThreads | None = None,
     ) -> None:
         self.app = app
         self.prefixes = tuple(p.rstrip("/") for p in prefixes if p.rstrip("/"))
@@ -62,6 +71,8 @@ class FatmanMiddleware:
         self.never_limited = frozenset(never_limited)
         self.tracing = tracing or Tracing("X-Request-Tracing-Id", "X-Caller-Name")
         self.access_log = access_log
+        self.fast_path = fast_path
+        self.app_threads = app_threads
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -88,6 +99,7 @@ class FatmanMiddleware:
             return start_response(code, self.tracing.with_header(headers, tracing_id), exc_info)
 
         slot: Slot | None = None
+        threads = self.app_threads if path not in self.never_limited else None
         if self.guard.enabled and not self.guard.allows(path, environ):
             error = ApiError(
                 401,
@@ -96,6 +108,11 @@ class FatmanMiddleware:
                 error_type="Unauthorized",
             )
             result: Iterable[bytes] = error_response(error)(environ, record_status)
+        elif threads is not None and not _read_body(threads, environ):
+            # The body first, before a concurrency slot or an app thread is taken: a client sending
+            # it slowly holds only a thread of the pool's spare ones (limits.AppThreads).
+            error = ApiError(400, "the request body could not be read in full", error_type="BadRequest")
+            result = error_response(error)(environ, record_status)
         elif self.limiter is not None and path not in self.never_limited:
             slot = self.limiter.acquire()
             if slot is None:
@@ -103,12 +120,12 @@ class FatmanMiddleware:
             else:
                 environ[SLOT_KEY] = slot
                 try:
-                    result = self.app(environ, record_status)
+                    result = self._dispatch(environ, record_status, path)
                 except BaseException:
                     slot.release()
                     raise
         else:
-            result = self.app(environ, record_status)
+            result = self._dispatch(environ, record_status, path)
         code = int(status[0][:3]) if status else 500
         elapsed = time.perf_counter() - started
         self.metrics.observe(self.label_for(path), code, elapsed)
@@ -119,6 +136,38 @@ class FatmanMiddleware:
             # The slot is held until the answer (a streamed file, say) has been sent.
             return ClosingIterator(result, [slot.release])
         return result
+
+    def _dispatch(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], path: str
+    ) -> Iterable[bytes]:
+        threads = self.app_threads
+        if threads is None or path in self.never_limited:
+            return self._call(environ, start_response, path)
+        threads.acquire()
+        try:
+            result = self._call(environ, start_response, path)
+        except BaseException:
+            threads.release()
+            raise
+        return ClosingIterator(result, [threads.release])
+
+    def _call(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], path: str
+    ) -> Iterable[bytes]:
+        if self.fast_path is not None:
+            result = self.fast_path(environ, start_response, path)
+            if result is not None:
+                return result
+        return self.app(environ, start_response)
+
+
+def _read_body(threads: AppThreads, environ: dict[str, Any]) -> bool:
+    """Read the request's body whole into ``wsgi.input``; False when it cannot be."""
+    try:
+        threads.read_body(environ)
+    except Exception:  # noqa: BLE001 - the client went away, or sent less than its Content-Length
+        return False
+    return True
 
 
 def overload_error(limiter: ConcurrencyLimiter) -> ApiError:

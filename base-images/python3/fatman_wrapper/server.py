@@ -1,8 +1,33 @@
-"""Serving the app with gunicorn: worker processes, threads, and metrics shared between them."""
+"""Serving the app: the HTTP server (granian or gunicorn), worker processes, threads, and metrics
+shared between them.
+
+Why granian by default (where it runs: Python 3.10+): measured with the wrapper's real work per
+request (``benchmarks/wrapper_servers.py``, figures in benchmarks/README-wrapper.md), the adder's
+``POST /api/v1/perform`` on granian's WSGI interface, with the job's calls answered in plain WSGI
+(``fastpath.py``), served 2.1-2.6x what a bare Flask app serves on gunicorn's gthread workers and
+2.8x the same wrapper on gunicorn, at 0.44-0.49x the bare app's CPU per request: gthread's Python HTTP
+parsing and thread hand-offs cost ~400 us of CPU per request before any app runs, granian's Rust
+~80 us. (Bare Flask on granian: 1.3-1.9x; the wrapper on granian through Flask: 1.3-1.4x; so
+both the server and the plain-WSGI path are needed.)
+
+Granian also reads request headers on its event loop, so clients trickling them hold no Python
+thread (on gthread, 8 such clients made ``/live`` time out). Bodies are read by a WSGI thread, so
+each worker's pool has ``BODY_READER_THREADS`` more threads than ``FATMAN_THREADS``, and a request
+reads its whole body before it takes one of the ``FATMAN_THREADS`` app slots (``limits.AppThreads``).
+gunicorn stays for Python 3.9 (granian needs 3.10+) and as ``FATMAN_SERVER=gunicorn``.
+
+The wrapper's promises do not depend on the server: the overload limit, the request timeout, the
+body limit and the metrics live in the app (``middleware.py``, ``limits.py``, ``calls.py``,
+``metrics.py``); the server provides worker processes that are replaced when they die, a graceful
+stop on SIGTERM and the threads; ``FATMAN_TIMEOUT``'s heartbeat is gunicorn's own, and the
+wrapper's (``watchdog.py``) under granian.
+"""
 
 from __future__ import annotations
 
 import glob
+import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -91,6 +116,31 @@ def gunicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
     return options
 
 
+def default_server() -> str:
+    """granian where it can run (Python 3.10+ with the package installed), else gunicorn."""
+    if sys.version_info >= (3, 10) and importlib.util.find_spec("granian") is not None:
+        return "granian"
+    return "gunicorn"
+
+
+def chosen_server(settings: Settings) -> str:
+    """The server ``run`` uses: ``FATMAN_SERVER``, else ``default_server()``; raises
+    ``JobLoadError`` when the one asked for cannot run here."""
+    server = settings.server or default_server()
+    if server == "granian":
+        if sys.version_info < (3, 10):
+            raise JobLoadError(
+                "FATMAN_SERVER=granian needs Python 3.10 or newer",
+                hint="unset FATMAN_SERVER (gunicorn serves on Python 3.9) or use a newer Python",
+            )
+        if importlib.util.find_spec("granian") is None:
+            raise JobLoadError(
+                "FATMAN_SERVER=granian, but granian is not installed",
+                hint="install the wrapper with its dependencies, or set FATMAN_SERVER=gunicorn",
+            )
+    return server
+
+
 def run(
     entrypoint_path: str | os.PathLike,
     class_name: str | None = None,
@@ -99,12 +149,13 @@ def run(
     host: str | None = None,
     port: int | None = None,
 ) -> None:
-    """Serve the job with gunicorn until stopped; does not return normally (gunicorn exits).
+    """Serve the job until stopped; does not return normally (the server exits the process).
 
     Moves into the job root first (Racetrack's python3 job type promises that the working
     directory is the job's root, so ``./model.pkl`` works) and puts it first on ``sys.path``.
     """
     settings = Settings.from_env()
+    server = chosen_server(settings)
     root_path = os.path.realpath(root)
     if not os.path.isdir(root_path):
         raise JobLoadError(f"job root '{root}' is not a directory", hint="pass --root the job's folder")
@@ -113,55 +164,20 @@ def run(
     formatter = configure_logging(settings)
     for conflict in name_conflicts():
         log.warning("%s", conflict)
+    bind_host = host or settings.host
+    bind_port = port or settings.port
 
-    from gunicorn.app.base import BaseApplication
-    from gunicorn.glogging import Logger
-
-    from .metrics import mark_worker_dead
-
-    def child_exit(server: Any, worker: Any) -> None:
-        mark_worker_dead(worker.pid)
-
-    def on_exit(server: Any) -> None:
+    def cleanup() -> None:
         if created:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
-    def load() -> Callable[..., Any]:
-        from .app import create_app
-
-        # In a thread: the probes answer while a slow __init__ (loading a model) runs, and
-        # gunicorn does not kill a worker whose boot outlasts its timeout.
-        return create_app(entrypoint_path, class_name, root=root_path, settings=settings, background=True)
-
-    class WrapperLogger(Logger):  # type: ignore[misc]
-        """gunicorn's own lines in the wrapper's format (JSON with LOG_STRUCTURED) on stderr."""
-
-        def setup(self, cfg: Any) -> None:
-            super().setup(cfg)
-            if settings.log_structured:
-                for handler in self.error_log.handlers:
-                    handler.setFormatter(formatter)
-
-    options = gunicorn_options(settings, host or settings.host, port or settings.port)
-    options.update(child_exit=child_exit, on_exit=on_exit, logger_class=WrapperLogger)
-
-    class FatmanServer(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in options.items():
-                self.cfg.set(key, value)
-            # gunicorn 24+ opens a control socket under $HOME for its `gunicornc` tool: nothing in a
-            # container uses it (signals do), and on a read-only root filesystem it logs an error.
-            if "control_socket_disable" in self.cfg.settings:
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self) -> Callable[..., Any]:
-            return load()
-
     log.info(
-        "serving %s from %s on %s with %d worker(s) x %d thread(s); metrics of all workers in %s",
+        "serving %s from %s on %s:%d with %s, %d worker(s) x %d thread(s); metrics of all workers in %s",
         entrypoint_path,
         root_path,
-        options["bind"],
+        bind_host,
+        bind_port,
+        server,
         settings.workers,
         settings.worker_threads,
         metrics_dir,
@@ -175,4 +191,209 @@ def run(
             settings.queue_timeout,
             settings.max_concurrency * settings.workers,
         )
+    app_args = {"entrypoint": os.fspath(entrypoint_path), "class_name": class_name, "root": root_path}
+    if server == "granian":
+        _serve_granian(settings, bind_host, bind_port, app_args, cleanup)
+    else:
+        _serve_gunicorn(settings, bind_host, bind_port, app_args, cleanup, formatter)
+
+
+def load_app(target: str) -> Callable[..., Any]:
+    """The app of one worker process, from the JSON ``target`` ``run`` hands the server.
+
+    Module-level and given plain data, so a worker started with ``spawn`` (not ``fork``) finds it too.
+    """
+    from .app import create_app
+
+    args = json.loads(target)
+    if args.get("heartbeat_dir"):
+        from .watchdog import start_beating
+
+        start_beating(args["heartbeat_dir"])
+    # In a thread: the probes answer while a slow __init__ (loading a model) runs, and the server
+    # does not kill a worker whose boot outlasts its timeout.
+    return create_app(
+        args["entrypoint"],
+        args["class_name"],
+        root=args["root"],
+        background=True,
+        app_threads=args.get("app_threads", 0),
+    )
+
+
+# granian's own log lines go through the root logger, so they have the wrapper's format (JSON with
+# LOG_STRUCTURED) on stderr; its access log is off (the wrapper writes its own).
+GRANIAN_LOGGING = {
+    "filters": {"fatman_threads": {"()": "fatman_wrapper.server.ThreadCountWarning"}},
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True, "filters": ["fatman_threads"]},
+        "granian.access": {"handlers": [], "propagate": False},
+    },
+}
+
+
+class ThreadCountWarning(logging.Filter):
+    """Drops granian's warning that the thread pool is large for the cores: it is on purpose (the
+    body readers, ``BODY_READER_THREADS``), and a warning on every start would teach to ignore them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Python threads, which seems quite high" not in record.getMessage()
+
+
+def granian_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """The granian settings the wrapper runs with (see README.md for why each)."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    return {
+        "address": host,
+        "port": port,
+        "interface": Interfaces.WSGI,
+        "workers": settings.workers,
+        # The WSGI app runs in these: FATMAN_THREADS (with the overload limit's spare ones) run
+        # requests, the others only wait for slow clients' bodies (limits.AppThreads). Idle ones
+        # end after 30 s.
+        "blocking_threads": settings.worker_threads + BODY_READER_THREADS,
+        # HTTP/1.1 only, as gunicorn: no h2c upgrade surprises behind a gateway.
+        "http": HTTPModes.http1,
+        "websockets": False,
+        # A client has this long to send a request's headers (read on the event loop, holding no
+        # thread), then the connection is closed.
+        "http1_settings": HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_MS),
+        "log_enabled": True,
+        "log_level": LogLevels.info,
+        "log_dictconfig": GRANIAN_LOGGING,
+        "log_access": False,
+        # A worker that dies (os._exit, a segfault) is replaced at once.
+        "respawn_failed_workers": True,
+        # On SIGTERM: stop accepting, let in-flight requests finish for this long, then kill.
+        "workers_kill_timeout": max(1, settings.graceful_timeout),
+    }
+
+
+HEADER_READ_TIMEOUT_MS = 30_000
+# Threads per granian worker beyond FATMAN_THREADS, for requests whose body is still arriving: that
+# many slow clients per worker cannot delay the others (RELIABILITY.md, "Slow clients").
+BODY_READER_THREADS = 64
+
+
+def _serve_granian(
+    settings: Settings, host: str, port: int, app_args: dict[str, Any], cleanup: Callable[[], None]
+) -> None:
+    from .watchdog import start_watching
+
+    # FATMAN_TIMEOUT: granian has no worker heartbeat of its own (watchdog.py).
+    # In memory-backed /dev/shm where there is one, as gunicorn's heartbeat files.
+    shm = _heartbeat_dir()
+    if shm:
+        heartbeat_dir = tempfile.mkdtemp(prefix="fatman-heartbeat-", dir=shm)
+    else:
+        heartbeat_dir = _writable_temp_dir("fatman-heartbeat-")
+    start_watching(heartbeat_dir, settings.timeout)
+    target = json.dumps({**app_args, "app_threads": settings.worker_threads, "heartbeat_dir": heartbeat_dir})
+    server = _granian_server_class()(target, **granian_options(settings, host, port))
+    server.on_shutdown(cleanup)
+    server.on_shutdown(lambda: shutil.rmtree(heartbeat_dir, ignore_errors=True))
+    # granian calls target_loader(target) in each worker: the app is made there, not inherited.
+    server.serve(target_loader=load_app)
+    sys.exit(0)
+
+
+def _granian_server_class() -> Any:
+    """granian's process server, with one listening socket that all workers accept from.
+
+    On Linux granian gives each worker a socket of its own (SO_REUSEPORT): the kernel then queues
+    each new connection at one worker's socket, and when that worker dies the connections queued
+    there are reset (unless the host sets net.ipv4.tcp_migrate_req=1, which a container seldom
+    may). Under load that lost a request besides the one that killed the worker
+    (test_a_dying_worker_is_replaced_and_no_counts_are_lost). One shared socket, as gunicorn has
+    and as granian itself does for Unix sockets and on other systems, keeps the queue in the
+    kernel for whichever worker is alive. This builds the socket the way granian's own
+    non-Linux path does (granian 2.8.9's ``_init_shared_socket``; the version is pinned).
+    """
+    import socket
+
+    from granian.net import SocketSpec
+    from granian.server import MPServer
+
+    class SharedSocketServer(MPServer):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # granian exits the whole server when a worker dies again within 5.5 s of its
+            # replacement ("crash loop"). Here workers die only from a call (os._exit, a segfault
+            # in native code): the job loads in a thread of the worker, so a load failure is a
+            # 503, not a dead worker. Two such calls in a row must not take down the server and
+            # every other client with it; gunicorn replaces its workers every time too.
+            self.respawned_wrks = _NoCrashLoop()
+
+        def _init_shared_socket(self) -> None:
+            if self.bind_uds:
+                super()._init_shared_socket()  # already one shared socket
+                return
+            # Any: granian's private attributes, typed for its own Linux path (None there).
+            server: Any = self
+            holder = SocketSpec(server.bind_addr, server.bind_port, server.backlog).build()
+            server._shd = holder
+            server._sfd = holder.get_fd()
+            server._ssp = None
+            shared = socket.socket(fileno=server._sfd)
+            shared.set_inheritable(True)
+            server._sso = shared
+
+    return SharedSocketServer
+
+
+class _NoCrashLoop(dict):  # type: ignore[type-arg]
+    """granian's record of when each worker was last replaced, as its crash-loop check reads it:
+    never recently, so every dead worker is replaced (see ``_granian_server_class``)."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return 0
+
+
+def _serve_gunicorn(
+    settings: Settings,
+    host: str,
+    port: int,
+    app_args: dict[str, Any],
+    cleanup: Callable[[], None],
+    formatter: logging.Formatter,
+) -> None:
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    from .metrics import mark_worker_dead
+
+    def child_exit(server: Any, worker: Any) -> None:
+        mark_worker_dead(worker.pid)
+
+    def on_exit(server: Any) -> None:
+        cleanup()
+
+    class WrapperLogger(Logger):  # type: ignore[misc]
+        """gunicorn's own lines in the wrapper's format (JSON with LOG_STRUCTURED) on stderr."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            if settings.log_structured:
+                for handler in self.error_log.handlers:
+                    handler.setFormatter(formatter)
+
+    options = gunicorn_options(settings, host, port)
+    options.update(child_exit=child_exit, on_exit=on_exit, logger_class=WrapperLogger)
+    target = json.dumps(app_args)
+
+    class FatmanServer(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+            # gunicorn 24+ opens a control socket under $HOME for its `gunicornc` tool: nothing in a
+            # container uses it (signals do), and on a read-only root filesystem it logs an error.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
+
+        def load(self) -> Callable[..., Any]:
+            return load_app(target)
+
     FatmanServer().run()

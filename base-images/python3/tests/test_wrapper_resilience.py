@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -103,6 +105,28 @@ def test_a_dying_worker_is_replaced_and_no_counts_are_lost(mode):
         assert get(server.url + "/ready")[0] == 200
 
 
+def test_workers_killed_again_and_again_are_always_replaced():
+    # granian would take a worker that dies again within 5.5 s of its replacement for a crash loop
+    # and exit the whole server: a few bad calls in a row must not take down every other client.
+    env = {"FATMAN_WORKERS": "2", "FATMAN_THREADS": "2"}
+    with running_server(job_path("faults"), env=env) as server:
+        perform = server.url + "/api/v1/perform"
+        for _ in range(4):
+            with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+                post(perform, {"mode": "exit"})
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    if post(perform, {"mode": "ok"})[0] == 200:
+                        break
+                except (http.client.RemoteDisconnected, ConnectionError):
+                    pass
+                time.sleep(0.1)
+        assert server.proc.poll() is None, "the server exited"
+        assert all(post(perform, {"mode": "ok"})[0] == 200 for _ in range(20))
+        assert get(server.url + "/ready")[0] == 200
+
+
 def test_overload_refuses_at_once_and_probes_still_answer():
     env = {
         "FATMAN_WORKERS": "1",
@@ -159,3 +183,42 @@ def test_request_timeout_answers_504_and_the_worker_recovers():
         assert [status for status, _ in answers] == [200] * 20
         text = get(server.url + "/metrics")[1].decode()
         assert count(text, "504") == 1
+
+
+def test_a_silent_worker_is_killed_after_fatman_timeout_and_replaced():
+    """FATMAN_TIMEOUT: a worker whose heartbeat stops (here: frozen with SIGSTOP, as a worker wedged
+    in C code holding the GIL would be) is killed and a new one serves."""
+    env = {"FATMAN_WORKERS": "1", "FATMAN_THREADS": "2", "FATMAN_TIMEOUT": "3"}
+    with running_server(job_path("faults"), env=env) as server:
+        frozen = post(server.url + "/api/v1/pid", {})[1]
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 30
+            pid = frozen
+            while pid == frozen and time.monotonic() < deadline:
+                try:
+                    pid = post(server.url + "/api/v1/pid", {}, timeout=5)[1]
+                except OSError:
+                    time.sleep(0.5)  # no worker yet, or the frozen one took the connection
+            assert pid != frozen, "the frozen worker should have been replaced"
+            assert time.monotonic() < deadline
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen, signal.SIGCONT)
+        assert get(server.url + "/ready")[0] == 200
+
+
+def test_a_body_over_the_limit_is_413_on_the_real_server():
+    env = {"FATMAN_WORKERS": "1", "FATMAN_MAX_BODY_BYTES": "1000"}
+    with running_server(job_path("faults"), env=env) as server:
+        parts = urlsplit(server.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        try:
+            body = json.dumps({"mode": "ok", "pad": "x" * 2000})
+            conn.request("POST", "/api/v1/perform", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 413
+            assert json.loads(response.read())["type"] == "PayloadTooLarge"
+        finally:
+            conn.close()
+        assert post(server.url + "/api/v1/perform", {"mode": "ok"})[0] == 200

@@ -68,6 +68,7 @@ def test_server_stack_modules_cover_what_the_server_imports() -> None:
     code = (
         "import sys, gunicorn.app.base, prometheus_client\n"
         "from fatman_wrapper import app, server\n"
+        "if server.default_server() == 'granian': import granian.server\n"
         "print(sorted({n.partition('.')[0] for n, m in list(sys.modules.items())\n"
         "              if 'site-packages' in (getattr(m, '__file__', None) or '')}))\n"
     )

@@ -1,0 +1,36 @@
+"""The apps wrapper_servers.py serves besides ``fatman-wrapper run`` itself, as granian factories.
+
+* ``raw``: the adder's multiply in plain WSGI and nothing else (``json.loads`` the body, multiply,
+  ``json.dumps``): the floor of what a server spends per request.
+* ``wrapper_flask_only``: the wrapper's app with the job's calls left to Flask (``fast_path=False``),
+  to show what the plain-WSGI path saves on the same server.
+
+The bare Flask app is ``wrapper_throughput_bare.create_app``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def raw() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """POST /api/v1/perform of the adder in plain WSGI."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length))
+        out = json.dumps(float(body["x"]) * float(body["y"])).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+        return [out]
+
+    return app
+
+
+def wrapper_flask_only() -> Any:
+    """The wrapper's app over the job in ``FATMAN_BENCH_JOB`` with every request going through Flask."""
+    from fatman_wrapper.app import create_app
+
+    return create_app("fatman_entrypoint.py", root=os.environ["FATMAN_BENCH_JOB"], fast_path=False)
