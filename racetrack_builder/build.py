@@ -18,13 +18,21 @@ from pathlib import Path
 
 from . import reporting
 from .base_image import BaseImageOptions, ensure_base_image
-from .build_tools import ensure_build_tools
+from .base_registry import pull_base_image, pull_build_tools
+from .build_tools import ensure_build_tools, tools_ref
 from .certs import extra_certificates
 from .contract import IMAGE_CA_BUNDLE
 from .engine import BuiltImage, Engine
 from .images import check_image_ref, job_image_ref
-from .install import CACHE_REPOSITORY, InstallRequest, install_requirements
+from .install import (
+    CACHE_REPOSITORY,
+    InstallRequest,
+    install_requirements,
+    installed_ref,
+    portable_install_key,
+)
 from .job import Job
+from .registry_cache import CacheRef, CacheReport, RegistryCache, copied_files, system_key
 from .render import (
     PACKAGES_IMAGE_ARG,
     BuildContext,
@@ -44,6 +52,10 @@ class BuildOptions:
     network: str | None = None
     ca_cert: Path | None = None
     python_image: str | None = None
+    cache_from: tuple[CacheRef, ...] = ()  # registry caches to reuse the job's layers from
+    cache_to: CacheRef | None = None  # where the job's cache goes after the build
+    base_registry: str | None = None  # where a missing base image is pulled from
+    build_base: bool = False  # build a missing base image here even with base_registry
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,17 @@ class BuildResult:
     image: BuiltImage
     base_image: str
     commit: str | None
+    cache: CacheReport | None = None  # set when a registry cache was given
+
+
+@dataclass(frozen=True)
+class _Packages:
+    """The install's image, and what the registry cache keeps of it."""
+
+    ref: str
+    system_id: str | None  # None when the install came from the cache whole
+    system_key: str
+    install_key: str
 
 
 def build_job(
@@ -79,7 +102,11 @@ def build_job(
         ca_cert=options.ca_cert,
         network=options.network,
     )
+    if options.base_registry and not options.build_base:
+        pull_base_image(engine, base_options, options.base_registry)
     base = ensure_base_image(engine, base_options)
+    cache = RegistryCache(engine, job.manifest.name, options.cache_from, options.cache_to,
+                          read=not options.nocache)
     reporting.phase(job.manifest.name)
     with tempfile.TemporaryDirectory(prefix="racetrack-context-") as tmp:
         context = write_context(
@@ -99,15 +126,16 @@ def build_job(
         )
         args = build_args(context, apt_ca)
         target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
-        packages = _packages_image(job, engine, options, base_options, context, args)
+        packages = _packages_image(job, engine, options, base_options, context, args, base, cache)
         if packages is not None:
-            args[PACKAGES_IMAGE_ARG] = packages
+            args[PACKAGES_IMAGE_ARG] = packages.ref
         image = engine.build(
             context.path,
             tag=target,
             buildargs=args,
-        network=options.network,
-        nocache=options.nocache,
+            network=options.network,
+            nocache=options.nocache,
+            cache_from=_job_cache_from(engine, cache, ref),
         )
     if verify is not None:
         try:
@@ -121,9 +149,33 @@ def build_job(
             raise
         engine.untag(target)
         image = replace(image, ref=ref)
-    # The whole build's time: base image, install and the job's own steps.
-    image = replace(image, duration=time.monotonic() - started)
-    return BuildResult(image=image, base_image=base, commit=job.source.commit)
+    # The build's time: base image, install and the job's own steps (the cache's push is not).
+    duration = time.monotonic() - started
+    if cache.target is not None:
+        reporting.phase("cache")
+        stages: list[tuple[str, str, str | None]] = []
+        if packages is not None:
+            if packages.system_id is not None:
+                stages.append((packages.system_id, "system", packages.system_key))
+            stages.append((packages.ref, "install", packages.install_key))
+        stages.append((image.id, "job", None))
+        cache.publish(stages)
+    image = replace(image, duration=duration)
+    used = bool(options.cache_from or options.cache_to)
+    return BuildResult(image=image, base_image=base, commit=job.source.commit,
+                       cache=cache.report if used else None)
+
+
+def _job_cache_from(engine: Engine, cache: RegistryCache, ref: str) -> list[str]:
+    """The images the job's own steps may reuse layers of: the cache's job image, and then this
+    engine's previous build of the job, since the builder, once given any, uses no others."""
+    if not cache.reads:
+        return []
+    pulled = cache.find("job")
+    cache.report.job_cache = pulled
+    if pulled is None:
+        return []
+    return [pulled] + ([ref] if engine.image_id(ref) is not None else [])
 
 
 def _packages_image(
@@ -133,28 +185,59 @@ def _packages_image(
     base_options: BaseImageOptions,
     context: BuildContext,
     args: dict[str, str],
-) -> str | None:
+    base: str,
+    cache: RegistryCache,
+) -> _Packages | None:
     """The image with the job's requirements installed (install.py), None when it has none: the
-    "system" stage is built first, as the image the install runs in."""
+    "system" stage is built first, as the image the install runs in. With a registry cache, the
+    install's commit (which holds the system stage below it) is looked for first, then the system
+    stage alone."""
     plan = plan_job_requirements(job.manifest, job.source)
     if plan is None or context.system_dockerfile is None:
         return None
+    skey = ikey = ""
+    if cache.reads or cache.target is not None:  # keys cost an scrypt of the secrets: only for a cache
+        dockerfile = (context.path / context.system_dockerfile).read_text(encoding="utf-8")
+        skey = system_key(engine.image_id(base) or base, dockerfile, args,
+                          copied_files(context.path, dockerfile))
+        ikey = portable_install_key(_install_request(job, options, skey, "", plan), skey,
+                                    tools_ref(job.manifest.python.python_version))
+    if cache.reads:
+        installed = cache.find("install", ikey, base_image=base)
+        if installed is not None:
+            cache.report.system, cache.report.install = "registry", "registry"
+            reporting.progress("installing requirements: reusing the packages of the registry cache")
+            return _Packages(installed, None, skey, ikey)
+    system_cached = cache.find("system", skey, base_image=base) if cache.reads else None
     # A tag of this build only, so builds of the same job at once never cross; the install runs
     # on the image id, and the tag goes when it is done.
     system_tag = f"{CACHE_REPOSITORY}:{job.manifest.name}-system-{uuid.uuid4().hex[:12]}"
-    system = engine.build(
-        context.path,
-        tag=system_tag,
-        buildargs=args,
-        network=options.network,
-        nocache=options.nocache,
-        dockerfile=context.system_dockerfile,
-    )
+    if system_cached is not None:
+        cache.report.system = "registry"
+        reporting.progress("system packages: reusing the system stage of the registry cache")
+        engine.tag(system_cached, system_tag)
+        system_id = engine.image_id(system_cached) or system_cached
+    else:
+        cache.report.system = "built"
+        system_id = engine.build(
+            context.path,
+            tag=system_tag,
+            buildargs=args,
+            network=options.network,
+            nocache=options.nocache,
+            dockerfile=context.system_dockerfile,
+        ).id
     try:
         reporting.phase("install tools")
+        if options.base_registry and not options.build_base:
+            pull_build_tools(engine, base_options.python_version, options.base_registry)
         tools = ensure_build_tools(engine, base_options)
         reporting.phase(job.manifest.name)
-        return install_requirements(engine, _install_request(job, options, system.id, tools, plan))
+        request = _install_request(job, options, system_id, tools, plan)
+        local = installed_ref(request)
+        reused = not options.nocache and engine.image_id(local) is not None
+        cache.report.install = "engine" if reused else "installed"
+        return _Packages(install_requirements(engine, request), system_id, skey, ikey)
     finally:
         with contextlib.suppress(Exception):
             engine.untag(system_tag)

@@ -112,6 +112,14 @@ _ca_opt = click.option(
     help="CA bundle trusted by apt and pip during build steps only (TLS-intercepting networks).",
 )
 _network_opt = click.option("--network", metavar="MODE", help="Network mode for build steps, e.g. host.")
+_base_registry_opt = click.option(
+    "--base-registry", metavar="R", envvar="RACETRACK_BASE_REGISTRY", show_envvar=True,
+    help="Pull a missing base image (and install tools) from this registry, as `base --push --registry R` "
+    "published them.",
+)
+_build_base_opt = click.option(
+    "--build-base", is_flag=True, help="Build a missing base image here, even with --base-registry."
+)
 _python_image_opt = click.option(
     "--python-image",
     metavar="IMAGE",
@@ -302,7 +310,16 @@ def schema(ctx: click.Context, manifest: str | None, fmt: str | None) -> None:
 @_network_opt
 @_ca_opt
 @_python_image_opt
-@click.option("--push", is_flag=True, help="Push the image to its registry after the build.")
+@click.option("--push", is_flag=True,
+              help="Push the image to its registry after the build (and the layer cache to --cache-from's).")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="REF",
+              help="Registry repository of the job's layer cache (HOST[:PORT]/PATH); repeatable. A cache "
+              "that cannot help is a warning.")
+@click.option("--cache-to", "cache_to", metavar="REF",
+              help="Push the job's layer cache to this repository (with --push, the default is the first "
+              "--cache-from).")
+@_base_registry_opt
+@_build_base_opt
 @click.option(
     "--smoke-test",
     is_flag=True,
@@ -324,6 +341,10 @@ def build(
     ca_cert: Path | None,
     python_image: str | None,
     push: bool,
+    cache_from: tuple[str, ...],
+    cache_to: str | None,
+    base_registry: str | None,
+    build_base: bool,
     smoke_test: bool,
     ready_timeout: float,
     as_json: bool,
@@ -331,16 +352,23 @@ def build(
     verbose: bool,
 ) -> None:
     """Build the job's image (also: `racetrack-build MANIFEST`)."""
+    from .base_registry import base_registry_setting
     from .build import BuildOptions, build_job
     from .engine import DockerEngine
     from .images import check_image_ref
     from .job import load_job, open_job
+    from .registry_cache import parse_cache_ref
 
     out = _output(ctx, quiet, verbose)
     if as_json:
         ctx.ensure_object(dict)["json_errors"] = True  # main() prints a failure as JSON too
     if tag:
         check_image_ref(tag, "--tag")  # before a clone: the engine would refuse it only at the end
+    sources = tuple(dict.fromkeys(parse_cache_ref(ref, "--cache-from") for ref in cache_from))
+    # With --push, the cache goes where it is read from, unless --cache-to names another place.
+    target = parse_cache_ref(cache_to, "--cache-to") if cache_to else None
+    if target is None and push and sources:
+        target = sources[0]
     engine = DockerEngine()
     options = BuildOptions(
         tag=tag,
@@ -349,6 +377,10 @@ def build(
         network=network,
         ca_cert=ca_cert,
         python_image=python_image,
+        cache_from=sources,
+        cache_to=target,
+        base_registry=base_registry_setting(base_registry),
+        build_base=build_base,
     )
     # The runtime secrets never enter the image: a plain build reads them only to mask their
     # values, so a CI builder without the production file can build. The smoke test starts the
@@ -390,6 +422,8 @@ def build(
                     # What a deployment should pin: the registry's digest of the pushed image.
                     "digest": digest,
                     "smoke_tested": smoke_test,
+                    # What the registry cache did: which stages came from it, what was pushed.
+                    "cache": result.cache.to_dict() if result.cache is not None else None,
                 },
                 indent=2,
             )
@@ -411,6 +445,9 @@ def build(
 @_ca_opt
 @_network_opt
 @click.option("--no-cache", is_flag=True, help="Build every step anew.")
+@click.option("--registry", metavar="R",
+              help="Tag the images for this registry (HOST[:PORT][/PATH]) under their sources' digest.")
+@click.option("--push", is_flag=True, help="Push them to --registry, for builds with --base-registry.")
 @_verbosity
 @click.pass_context
 def base(
@@ -421,15 +458,22 @@ def base(
     ca_cert: Path | None,
     network: str | None,
     no_cache: bool,
+    registry: str | None,
+    push: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
     """Build the python3 base images and the install tools (a build makes its own when missing)."""
     from .base_image import BaseImageOptions, build_base_image
+    from .base_registry import base_registry_setting, publish_base_images
     from .build_tools import ensure_build_tools, tools_ref
     from .engine import DockerEngine
 
     out = _output(ctx, quiet, verbose)
+    if push and not registry:
+        raise UsageError("base --push needs --registry",
+                         hint="give the registry to push to, e.g. --registry 127.0.0.1:5000")
+    publish_to = base_registry_setting(registry, "--registry") if registry else None
     engine = DockerEngine()
     for version in dict.fromkeys(python_versions):
         options = BaseImageOptions(
@@ -448,6 +492,11 @@ def base(
         with BuildProgress(out, f"install tools (Python {version})"):
             ensure_build_tools(engine, options)
         out.success(f"install tools ready: {tools_ref(version)}")
+        if publish_to:
+            with BuildProgress(out, f"publish (Python {version})"):
+                published = publish_base_images(engine, image.id, options, publish_to, push=push)
+            for ref, digest in published:
+                out.success(("pushed " if push else "tagged ") + ref + (f" ({digest})" if digest else ""))
 
 
 @cli.command()

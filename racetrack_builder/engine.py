@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +45,35 @@ class CommitRun:
     volumes: Mapping[str, str] = field(default_factory=dict)  # volume name -> read-only mount point
     changes: tuple[str, ...] = ()  # Dockerfile instructions applied by the commit (USER, CMD)
     on_line: Callable[[str], None] | None = None
+
+
+class PullFailed(EnvironmentFailure):
+    """A registry did not give an image: ``kind`` says how (``missing``: no such tag; ``unreachable``:
+    no answer; ``refused``: credentials; ``other``). Callers that can do without the image (a cache)
+    turn it into a warning."""
+
+    def __init__(self, ref: str, kind: str, said: str) -> None:
+        hints = {
+            "missing": "push it first, or check the name",
+            "unreachable": "check that the registry is up and its address is right",
+            "refused": "log in with `docker login REGISTRY` on the machine of the engine",
+        }
+        super().__init__(f"{ref} could not be pulled: {said}", hint=hints.get(kind))
+        self.ref = ref
+        self.kind = kind
+        self.said = said
+
+
+def pull_failure_kind(said: str, status: int | None = None) -> str:
+    """How a registry failed, from the engine's words (and the HTTP status it answered with)."""
+    if re.search(r"unauthorized|denied|authentication required|no basic auth|credentials", said, re.I):
+        return "refused"
+    if status == 404 or re.search(r"manifest unknown|not found|does not exist", said, re.I):
+        return "missing"
+    if re.search(r"connection refused|no such host|timeout|i/o timeout|network is unreachable|"
+                 r"server gave HTTP response to HTTPS|connection reset|EOF", said, re.I):
+        return "unreachable"
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -101,6 +130,13 @@ class Engine(Protocol):
     def pull_if_missing(self, ref: str) -> None:
         """Make sure the engine has ``ref``, pulling it from its registry when it has not."""
 
+    def pull(self, ref: str) -> str:
+        """Pull ``ref`` from its registry (even when the engine has it: the registry's may be newer);
+        its image id. PullFailed says how the registry failed."""
+
+    def image_layers(self, ref: str) -> list[str] | None:
+        """The diff ids of a local image's layers, bottom first; None when there is no such image."""
+
     def output_of(self, image: str, command: list[str]) -> str:
         """What ``command`` prints in a new, networkless container of ``image`` (removed after);
         EnvironmentFailure when it cannot run or exits non-zero."""
@@ -115,9 +151,11 @@ class Engine(Protocol):
         nocache: bool = False,
         labels: Mapping[str, str] | None = None,
         dockerfile: str | None = None,
+        cache_from: Sequence[str] = (),
     ) -> BuiltImage:
         """Build ``context`` (its ``dockerfile``, default ``Dockerfile``) and tag the result; steps
-        and output go to the reporter."""
+        and output go to the reporter. ``cache_from``: local images whose layers the steps may
+        reuse besides the engine's own cache (pulled ones from a registry cache)."""
 
     def architecture(self) -> str:
         """The engine's machine architecture, as ``uname -m`` names it (``x86_64``, ``aarch64``)."""
@@ -250,6 +288,35 @@ class DockerEngine:
         if self.image_id(ref) is None:
             raise EnvironmentFailure(f"pulling {ref} gave no image", hint="check the name and its registry")
 
+    def pull(self, ref: str) -> str:
+        from docker.errors import APIError
+
+        repository, tag = _split_ref(ref)
+        reporting.log(f"pulling {ref}")
+        # PullFailed is an EnvironmentFailure: _converted lets it through as it is.
+        with _converted(f"pull {ref}"):
+            try:
+                for chunk in self._api.pull(repository, tag=tag, stream=True, decode=True):
+                    if "error" in chunk:
+                        said = str(chunk["error"])
+                        raise PullFailed(ref, pull_failure_kind(said), said)
+                    if chunk.get("status"):
+                        reporting.log(f"{chunk.get('id', '')} {chunk['status']}".strip())
+            except APIError as exc:
+                said = str(getattr(exc, "explanation", None) or _first_line(exc))
+                status = getattr(getattr(exc, "response", None), "status_code", None)
+                raise PullFailed(ref, pull_failure_kind(said, status), said) from exc
+        image_id = self.image_id(ref)
+        if image_id is None:
+            raise PullFailed(ref, "other", "the engine reported no image after the pull")
+        return image_id
+
+    def image_layers(self, ref: str) -> list[str] | None:
+        attrs = self._inspect(ref)
+        if attrs is None:
+            return None
+        return [str(layer) for layer in (attrs.get("RootFS") or {}).get("Layers") or []]
+
     def output_of(self, image: str, command: list[str]) -> str:
         with _converted(f"run {command[0]} in {image}"):
             container = self._api.create_container(image, command=command, network_disabled=True)
@@ -278,6 +345,7 @@ class DockerEngine:
         nocache: bool = False,
         labels: Mapping[str, str] | None = None,
         dockerfile: str | None = None,
+        cache_from: Sequence[str] = (),
     ) -> BuiltImage:
         """The tag is set only when every step succeeded."""
         started = time.monotonic()
@@ -295,6 +363,7 @@ class DockerEngine:
                 decode=True,
                 labels=dict(labels or {}) or None,
                 dockerfile=dockerfile,
+                cache_from=list(cache_from) or None,
             )
             for chunk in chunks:
                 failure = stream.feed(chunk)

@@ -27,7 +27,7 @@ import json
 import re
 import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import reporting
@@ -93,10 +93,21 @@ def install_key(request: InstallRequest, tools_volume: str) -> str:
     return digest.hexdigest()
 
 
+def portable_install_key(request: InstallRequest, system_key: str, tools_identity: str) -> str:
+    """The install's key for a registry cache (registry_cache.py): the same inputs, but the system
+    stage and the tools named by keys of their own inputs instead of this engine's image and volume
+    ids, which another engine building the same inputs does not share."""
+    return install_key(replace(request, system_image=system_key), tools_identity)
+
+
+def installed_ref(request: InstallRequest) -> str:
+    """The tag of the install of ``request`` on this engine."""
+    return f"{CACHE_REPOSITORY}:{request.job_name}-{install_key(request, request.tools_volume)[:KEY_LENGTH]}"
+
+
 def install_requirements(engine: Engine, request: InstallRequest) -> str:
     """The ref of the job's packages image: reused when its key is on the engine, else made."""
-    key = install_key(request, request.tools_volume)
-    ref = f"{CACHE_REPOSITORY}:{request.job_name}-{key[:KEY_LENGTH]}"
+    ref = installed_ref(request)
     if not request.nocache and engine.image_id(ref) is not None:
         reporting.progress("installing requirements: reusing the packages installed from the same inputs")
         return ref

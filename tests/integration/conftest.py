@@ -308,9 +308,10 @@ http:
 """
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[str]:
-    """``127.0.0.1:PORT`` of a registry serving from a temporary folder, for this test only."""
+@contextlib.contextmanager
+def _serve_registry(folder: Path, htpasswd: Path | None = None) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a registry serving from ``folder / "storage"`` (with ``htpasswd``: only to
+    those users, by basic auth) until the block ends."""
     binary = shutil.which(REGISTRY_BINARY)
     if binary is None:
         message = (f"{REGISTRY_BINARY} is not installed; install Debian's package: "
@@ -320,9 +321,12 @@ def registry(tmp_path: Path) -> Iterator[str]:
             pytest.fail(f"CI=true and {message}", pytrace=False)
         pytest.skip(message)
     port = gitrepos.free_port()
-    config = tmp_path / "registry.yml"
-    config.write_text(REGISTRY_CONFIG.format(storage=tmp_path / "storage", port=port))
-    log_path = tmp_path / "registry.log"
+    config = folder / "registry.yml"
+    text = REGISTRY_CONFIG.format(storage=folder / "storage", port=port)
+    if htpasswd is not None:
+        text += f"auth:\n  htpasswd:\n    realm: racetrack-test\n    path: {htpasswd}\n"
+    config.write_text(text)
+    log_path = folder / "registry.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT)
@@ -333,7 +337,7 @@ def registry(tmp_path: Path) -> Iterator[str]:
                 pytest.fail(f"{REGISTRY_BINARY} exited ({process.returncode}):\n"
                             f"{log_path.read_text()[-2000:]}")
             with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code in (200, 401):
                     break
             if time.monotonic() > deadline:
                 pytest.fail(f"{REGISTRY_BINARY} did not answer within {START_TIMEOUT_S:.0f}s; see {log_path}")
@@ -341,3 +345,29 @@ def registry(tmp_path: Path) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         gitrepos.stop_process(process)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a registry serving from a temporary folder, for this test only."""
+    with _serve_registry(tmp_path) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def session_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a registry for the whole session (the registry cache's tests share the
+    base images published there once)."""
+    with _serve_registry(tmp_path_factory.mktemp("session-registry")) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def locked_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a registry that refuses every request without credentials."""
+    folder = tmp_path_factory.mktemp("locked-registry")
+    htpasswd = HtpasswdFile(str(folder / "htpasswd"), new=True, default_scheme="bcrypt")
+    htpasswd.set_password("racetrack", secrets.token_urlsafe(12))
+    htpasswd.save()
+    with _serve_registry(folder, folder / "htpasswd") as address:
+        yield address

@@ -385,18 +385,25 @@ def test_nothing_in_the_engine_holds_a_secret_after_builds_that_pass_fail_or_are
 
 def test_nothing_pushed_holds_a_secret(secret_build: SecretBuild, registry: str, tmp_path: Path,
                                        docker_client: docker.DockerClient) -> None:
-    """The image pushed to a registry on 127.0.0.1: every blob of its storage (layers unpacked)."""
+    """The image pushed to a registry on 127.0.0.1, with the layer cache (--cache-from with --push:
+    the system stage, the install's commit, the job image under key tags): every blob of its
+    storage (layers unpacked), and every path in it (the tags)."""
     import gzip
 
     name, version = secret_build.image.rsplit(":", 1)
+    cache = f"{registry}/cache/secret-env"
     pushed = run_cli("build", secret_build.manifest, "--network", "host", "--registry", registry, "--push",
-                     "--json")
+                     "--cache-from", cache, "--json")
     assert pushed.returncode == 0, pushed.describe()
     assert pushed.json()["digest"], pushed.describe()
     assert secret_build.hits(pushed.stdout + pushed.stderr) == []
+    cache_tags = [ref.rpartition(":")[2] for ref in pushed.json()["cache"]["pushed"]]
+    assert [("-system-" in t, "-install-" in t, t.endswith("-job")) for t in cache_tags] == [
+        (True, False, False), (False, True, False), (False, False, True)], pushed.describe()
     storage = tmp_path / "storage"
     blobs = 0
     for path in storage.rglob("*"):
+        assert secret_build.hits(str(path.relative_to(storage))) == [], path
         if not path.is_file():
             continue
         data = path.read_bytes()
