@@ -152,7 +152,8 @@ def wait_ready(base_url: str, container: Container, timeout: float = READY_TIMEO
             if status == 200:
                 return
             last = f"{status} {body[:500]}"
-            if status == 503 and "error" in body:
+            # 503 (500 from a job.yaml's image, as Racetrack 2.x answers) naming the load's error.
+            if status in (500, 503) and "error" in body:
                 raise BuildFailed(
                     f"the job failed to start: {_error_of(body)}",
                     log_tail=container.logs(),

@@ -57,11 +57,13 @@ def test_job_root_is_owned_by_the_job_user(base_image: str, docker_cleanup: Dock
             "sh",
             "-c",
             "stat -c '%u:%g %n' /src/fatman /home/fatman /opt/fatman/job/site-packages "
-            "/opt/fatman/job/bin /opt/fatman/venv; touch /src/fatman/x && echo writable",
+            "/opt/fatman/job/bin /opt/fatman/venv; touch /src/fatman/x && echo writable; "
+            "readlink /src/job",
         ],
     )
     assert code == 0, out
     lines = out.splitlines()
+    assert lines[6] == "/src/fatman"  # Racetrack 2.x's job root, for jobs that name their files by it
     assert lines[:5] == [
         "10001:10001 /src/fatman",
         "10001:10001 /home/fatman",

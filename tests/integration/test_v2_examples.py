@@ -23,6 +23,7 @@ import re
 import secrets
 import ssl
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -398,8 +399,11 @@ def check_metrics(job: JobServer, example: BuiltExample, prefix: str, document: 
     coefficient = families["example_v2_model_coefficient"]
     assert coefficient.documentation == "Coefficients of the linear model"
     assert {s.labels["coefficient"]: s.value for s in coefficient.samples} == {"slope": 2.0, "intercept": 0.5}
-    # The wrapper's own request metrics are there too.
+    # The wrapper's own request metrics are there too, and 2.x's last_call_timestamp (newest of the
+    # workers', in seconds).
     assert "fatman_request_duration_seconds" in families, sorted(families)
+    last_call = families["last_call_timestamp"]
+    assert last_call.samples[0].value > time.time() - 300, last_call
 
 
 def check_env_secrets(job: JobServer, example: BuiltExample, prefix: str, document: dict[str, Any]) -> None:

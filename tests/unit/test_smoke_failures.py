@@ -82,6 +82,15 @@ class _Job(http.server.BaseHTTPRequestHandler):
         if self.server.mode == "close":
             self.close_connection = True
             return
+        if self.path == "/ready" and self.server.mode in ("failed-503", "failed-500"):
+            payload = json.dumps({"ready": False, "status": "failed", "type": "JobLoadError",
+                                  "error": "JobEntrypoint.__init__ raised RuntimeError (boom)"}).encode()
+            self.send_response(int(self.server.mode[-3:]))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
         if self.path == "/health" and self.server.mode == "named":
             payload = json.dumps({"status": "ready", "job_name": "adder", "job_version": "1.2.3"}).encode()
         else:
@@ -185,6 +194,13 @@ def test_a_job_that_never_answers_ready_is_not_ready(job: Server, mode: str) -> 
 def test_job_endpoints_of_a_job_without_answers_is_empty(job: Server, mode: str) -> None:
     job.mode = mode
     assert smoke.job_endpoints(_url(job)) == []
+
+
+@pytest.mark.parametrize("mode", ["failed-503", "failed-500"])  # the fatman era's, Racetrack 2.x's
+def test_a_job_that_failed_to_load_fails_the_wait_at_once_with_its_error(job: Server, mode: str) -> None:
+    job.mode = mode
+    with pytest.raises(BuildFailed, match=r"the job failed to start: .*__init__ raised RuntimeError"):
+        smoke.wait_ready(_url(job), FakeContainer(job.server_address[1]), timeout=30)
 
 
 def test_the_gateway_prefixes_come_from_the_name_and_version_health_reports(job: Server) -> None:

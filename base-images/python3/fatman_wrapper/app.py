@@ -108,7 +108,7 @@ def create_app(
         never_limited=never_limited(ROUTES),
         tracing=Tracing(settings.tracing_header, settings.caller_header),
         access_log=settings.access_log,
-        fast_path=JobCalls(holder, settings) if fast_path else None,
+        fast_path=JobCalls(holder, settings, metrics.called) if fast_path else None,
         app_threads=AppThreads(app_threads, settings.max_body_bytes) if app_threads > 0 else None,
     )
 

@@ -22,7 +22,13 @@ log = logging.getLogger("fatman_wrapper")
 
 
 def call_endpoint(
-    endpoint: Endpoint, environ: dict[str, Any], *, body_limit: int, timeout: float, v2: bool = False
+    endpoint: Endpoint,
+    environ: dict[str, Any],
+    *,
+    body_limit: int,
+    timeout: float,
+    v2: bool = False,
+    on_call: Callable[[], None] | None = None,
 ) -> bytes:
     """Read the request's arguments, call ``endpoint`` and return its result as strict JSON (UTF-8).
 
@@ -32,6 +38,7 @@ def call_endpoint(
     ``FATMAN_CONTRACT=2``): a ``ValueError`` the job raises is 400, and so is a call the method's
     signature refuses (``TypeError`` binding the arguments, which 2.x turns into a ``ValueError``),
     and a request without a body is called with the endpoint's docs example, if it has one.
+    ``on_call`` runs once the arguments are bound, as the job is called (``last_call_timestamp``).
     """
     data = read_body(environ, body_limit)
     if v2 and endpoint.example is not None and not data.strip():
@@ -39,6 +46,8 @@ def call_endpoint(
     else:
         payload = parse_json_object(data)
     kwargs = endpoint.signature.bind(payload)
+    if on_call is not None:
+        on_call()  # the arguments are the job's to judge from here: a call, whatever it answers
     request_tokens = enter(environ)  # self.request_context.get() in the job
     try:
         if timeout > 0:

@@ -32,11 +32,14 @@ API_PREFIX = "/api/v1/"  # the same as views.API_PREFIX (views imports Flask's r
 class JobCalls:
     """Answers ``POST /api/v1/<endpoint>`` of a loaded job; ``None`` for any other request."""
 
-    def __init__(self, holder: JobHolder, settings: Settings) -> None:
+    def __init__(
+        self, holder: JobHolder, settings: Settings, on_call: Callable[[], None] | None = None
+    ) -> None:
         self.holder = holder
         self.body_limit = settings.max_body_bytes
         self.timeout = settings.request_timeout
         self.v2 = settings.v2
+        self.on_call = on_call
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any], path: str
@@ -51,7 +54,8 @@ class JobCalls:
             return None  # 404 / 405 with the job's own list, in Flask
         try:
             body = call_endpoint(
-                endpoint, environ, body_limit=self.body_limit, timeout=self.timeout, v2=self.v2
+                endpoint, environ, body_limit=self.body_limit, timeout=self.timeout, v2=self.v2,
+                on_call=self.on_call,
             )
         except ApiError as err:
             return error_response(err)(environ, start_response)

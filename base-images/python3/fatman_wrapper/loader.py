@@ -305,6 +305,16 @@ def check_entrypoint(
     return cls
 
 
+_BASE_CLASS_MODULE = "racetrack_job_wrapper.entrypoint"
+
+
+def _base_default(instance: Any, name: str) -> bool:
+    """Whether ``name`` is the one of Racetrack 2.x's optional base class ``JobEntrypoint``, which
+    the job's class did not override."""
+    method = getattr(type(instance), name, None)
+    return getattr(method, "__module__", None) == _BASE_CLASS_MODULE
+
+
 def _call_optional(instance: Any, name: str, *args: Any) -> Any:
     method = getattr(instance, name, None)
     if method is None:
@@ -411,7 +421,10 @@ def _docs_examples(instance: Any, endpoints: dict[str, Endpoint]) -> dict[str, d
     """Example bodies per endpoint path; a failing docs method is logged, never fatal."""
     examples: dict[str, dict[str, Any]] = {}
     try:
-        single = _call_optional(instance, "docs_input_example")
+        # The optional base class's defaults ({}) mean "none": they neither give /perform an empty
+        # example nor make the job's own docs_input_examples() look like it replaces one.
+        single = None if _base_default(instance, "docs_input_example") else _call_optional(
+            instance, "docs_input_example")
         if isinstance(single, dict):
             examples["perform"] = single
         elif single is not None:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,16 @@ class RequestMetrics:
             ["endpoint"],
             registry=self._registry,
         )
+        # Racetrack 2.x's: when the job last served a call (idle-job dashboards and alerts). "max":
+        # the newest of all workers' values.
+        self.last_call = Gauge(
+            "last_call_timestamp",
+            "Unix time of the last call of the job's perform or auxiliary endpoints",
+            registry=self._registry,
+            multiprocess_mode="max",
+        )
         self._job_collector = _JobMetricsCollector(
-            job_metrics, exposed_names([self.requests, self.errors, self.duration])
+            job_metrics, exposed_names([self.requests, self.errors, self.duration, self.last_call])
         )
         self._registry.register(self._job_collector)  # type: ignore[arg-type]
         # Label children looked up once per (endpoint, status), not on every request.
@@ -167,6 +175,10 @@ class RequestMetrics:
         if errors is not None:
             errors.inc()
         duration.observe(seconds)
+
+    def called(self) -> None:
+        """Note a call of one of the job's endpoints (``last_call_timestamp``)."""
+        self.last_call.set_to_current_time()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every worker's counters and the job's metrics."""

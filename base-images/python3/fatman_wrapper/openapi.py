@@ -269,7 +269,7 @@ def build_document(
         ("/health", "Health and the job's state", {not_ready: {"description": "Not ready"}}),
         ("/live", "Liveness: the server answers",
          {"500": {"description": "The job failed to load"}} if v2 else {}),
-        ("/ready", "Readiness: the job is loaded and serving", {"503": {"description": "Not ready"}}),
+        ("/ready", "Readiness: the job is loaded and serving", {not_ready: {"description": "Not ready"}}),
     ]
     for probe, text, failures in probes:
         paths[probe] = {

@@ -83,7 +83,12 @@ class Views:
         return json_response(body, code)
 
     def ready(self) -> Response:
-        return json_response(self.holder.status(), 200 if self.holder.job else 503)
+        body = self.holder.status()
+        if not self.settings.v2:
+            return json_response(body, 200 if self.holder.job else 503)
+        # Racetrack 2.x: {ready: true} or 500 {ready: false}, beside the fatman era's fields.
+        ready = self.holder.job is not None
+        return json_response({"ready": ready, **body}, 200 if ready else 500)
 
     def metrics(self) -> Response:
         # content_type, not mimetype: the constant already carries its charset, which Werkzeug
@@ -124,7 +129,9 @@ class Views:
                 version=self.settings.version,
                 server_url=script_root,
                 load_error=holder.error.summary() if holder.error else None,
-                token_header=TOKEN_HEADER if self.settings.auth_token else None,
+                # Racetrack 2.x's Pub asks for X-Racetrack-Auth before the job sees a request: its
+                # documents declare it whether or not the job checks a token itself.
+                token_header=TOKEN_HEADER if self.settings.auth_token or self.settings.v2 else None,
                 v2=self.settings.v2,
             )
             body = utf8(dumps(document))
@@ -150,6 +157,7 @@ class Views:
                     body_limit=settings.max_body_bytes,
                     timeout=settings.request_timeout,
                     v2=settings.v2,
+                    on_call=self.request_metrics.called,
                 )
                 return Response(body, status=200, mimetype=JSON)
         allowed = self._allowed_methods(job, path)

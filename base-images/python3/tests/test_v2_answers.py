@@ -146,8 +146,11 @@ def test_health_of_a_job_that_failed_to_load(make_app, job, error):
     assert "model.pkl is missing" not in live.get_data(as_text=True)
     assert (fatman.get("/live").status_code, fatman.get("/live").get_json()) == (200, {"status": "alive"})
     # /ready keeps the short reason, and the fatman era's answers.
+    # /ready: 2.x's 500 {ready: false}, with the fatman era's short reason beside it.
     ready = client.get("/ready")
-    assert ready.status_code == 503 and ready.get_json() == fatman.get("/ready").get_json()
+    old_ready = fatman.get("/ready")
+    assert old_ready.status_code == 503 and "ready" not in old_ready.get_json()
+    assert ready.status_code == 500 and ready.get_json() == {"ready": False, **old_ready.get_json()}
 
 
 def test_health_while_the_job_loads(monkeypatch):
@@ -172,7 +175,8 @@ def test_health_while_the_job_loads(monkeypatch):
     live = client.get("/live")
     assert live.status_code == 200
     assert live.get_json() == {"status": "alive", "live": True, "deployment_timestamp": None}
-    assert client.get("/ready").get_json() == {"status": "starting"}  # as before
+    assert client.get("/ready").get_json() == {"ready": False, "status": "starting"}
+    assert client.get("/ready").status_code == 500
     assert client.post("/api/v1/perform", json={"x": 1}).get_json() == 2  # waits for the load
     ready = client.get("/health")
     assert ready.status_code == 200 and ready.get_json()["status"] == "pass"
@@ -184,7 +188,7 @@ def test_health_while_the_job_loads(monkeypatch):
 def test_the_openapi_document_names_the_codes_of_its_era(make_app, settings, health_codes, v2):
     document = make_app("adder", **settings).test_client().get("/openapi.json").get_json()
     assert set(document["paths"]["/health"]["get"]["responses"]) == health_codes
-    assert set(document["paths"]["/ready"]["get"]["responses"]) == {"200", "503"}
+    assert set(document["paths"]["/ready"]["get"]["responses"]) == health_codes
     assert set(document["paths"]["/live"]["get"]["responses"]) == ({"200", "500"} if v2 else {"200"})
     described = document["paths"]["/api/v1/perform"]["post"]["responses"]["400"]["description"]
     assert ("ValueError" in described) is v2

@@ -209,3 +209,32 @@ def test_openapi_declares_the_token_header_when_one_is_required(make_app):
     assert document["paths"]["/live"]["get"]["security"] == []  # the probes answer anyone
     document = make_app("adder").test_client().get("/openapi.json").get_json()
     assert "security" not in document and "securitySchemes" not in document["components"]
+
+
+def test_a_2x_jobs_openapi_declares_the_token_header_pub_asks_for(make_app):
+    # Behind Racetrack 2.x's Pub the job checks no token itself, but every call needs
+    # X-Racetrack-Auth: Swagger UI must offer to send it.
+    document = make_app("adder", contract=2).test_client().get("/openapi.json").get_json()
+    assert document["components"]["securitySchemes"]["RacetrackAuth"]["name"] == "X-Racetrack-Auth"
+    assert document["security"] == [{"RacetrackAuth": []}]
+    assert document["paths"]["/health"]["get"]["security"] == []
+
+
+def test_the_base_classs_empty_docs_example_is_no_example(make_app, tmp_path, caplog):
+    # Found by a new user: a subclass giving only docs_input_examples() was warned that it
+    # "replaces the one of docs_input_example()", the base class's own {}.
+    (tmp_path / "fatman_entrypoint.py").write_text(
+        "from racetrack_job_wrapper.entrypoint import JobEntrypoint as Base\n\n"
+        "class JobEntrypoint(Base):\n"
+        "    def perform(self, x: float) -> float:\n"
+        "        return x\n\n"
+        "    def docs_input_examples(self):\n"
+        "        return {'/perform': {'x': 4}}\n"
+    )
+    with caplog.at_level("WARNING"):
+        client = make_app("v2_context", root=tmp_path, contract=2).test_client()
+        assert client.post("/api/v1/perform").get_json() == 4  # the example, for a bodiless call
+    assert "replaces the one of docs_input_example()" not in caplog.text
+    document = client.get("/openapi.json").get_json()
+    assert document["paths"]["/api/v1/perform"]["post"]["requestBody"]["content"]["application/json"][
+        "example"] == {"x": 4}

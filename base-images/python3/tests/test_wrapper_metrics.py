@@ -123,3 +123,17 @@ def test_job_metrics_named_like_the_wrappers_are_skipped(tmp_path, make_app, cap
     for name in clashing:
         assert f"skipping metric {name}: " in caplog.text
     assert "rename it" in caplog.text
+
+
+def test_last_call_timestamp_follows_the_jobs_calls(make_app):
+    import time
+
+    client = make_app("auxiliary").test_client()
+    assert samples(client.get("/metrics").get_data(as_text=True))[("last_call_timestamp", ())] == 0
+    client.get("/health")
+    client.get("/api/v1/parameters")  # probes and documentation are no calls
+    assert samples(client.get("/metrics").get_data(as_text=True))[("last_call_timestamp", ())] == 0
+    before = time.time()
+    client.post("/api/v1/explain", json={"x": 1, "y": 2})  # an auxiliary endpoint counts too
+    stamp = samples(client.get("/metrics").get_data(as_text=True))[("last_call_timestamp", ())]
+    assert before - 1 <= stamp <= time.time() + 1
