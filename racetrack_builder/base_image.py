@@ -19,6 +19,7 @@ from pathlib import Path
 from . import reporting
 from .contract import CA_BUNDLE_FILE, DEFAULT_PYTHON_VERSION
 from .engine import BuiltImage, Engine
+from .engine_lock import engine_lock
 from .errors import EnvironmentFailure, UsageError
 from .images import base_image_ref, is_template, python_image, python_image_setting
 from .resources import base_images_dir
@@ -175,20 +176,46 @@ def _stale_reason(
 
 
 def ensure_base_image(engine: Engine, options: BaseImageOptions) -> str:
-    """Make sure the base image is on the engine; build it when missing or stale. Returns its ref:
-    ``racetrack/python3:<tag>``, or the same image under the tag of these wrapper sources when
-    another version of the tool has since retagged the first (see ``sources_ref``)."""
-    labels = engine.image_labels(options.ref)
-    reason = _stale_reason(engine, options, labels)
-    if reason is not None and labels is not None and CONTEXT_LABEL in labels:
-        ours = sources_ref(options.tag, context_digest(base_context_dir(options)), options.python_version)
-        if _stale_reason(engine, options, engine.image_labels(ours), ours) is None:
-            reporting.progress(f"using {ours} ({reason})")
-            return ours
-    if reason is not None:
-        reporting.progress(f"building the base image: {reason}")
+    """Make sure the base image is on the engine; build it when missing or stale. Returns the ref to
+    build FROM: the tag of these wrapper sources (``sources_ref``), which no other version of the
+    tool moves, so a build never starts from another version's wrapper even while one retags
+    ``racetrack/python3:<tag>`` beside it; ``options.ref`` itself for a base image this tool did not
+    build (pulled under that name). Builds of the same base on one engine wait for each other
+    (``engine_lock``): six jobs started together on a fresh engine build it once."""
+    found = _usable_base(engine, options)
+    if found is not None:
+        return found
+    with engine_lock(options.ref):
+        found = _usable_base(engine, options, quiet=True)  # made meanwhile by the build we waited for
+        if found is not None:
+            return found
+        labels = engine.image_labels(options.ref)
+        reporting.progress(f"building the base image: {_stale_reason(engine, options, labels)}")
         if options.python_image is None and labels and labels.get(PYTHON_IMAGE_LABEL):
             # A rebuild for new wrapper sources keeps the root image the stale one was built on.
             options = replace(options, python_image=labels[PYTHON_IMAGE_LABEL])
         build_base_image(engine, options)
-    return options.ref
+    return _ours(options)
+
+
+def _ours(options: BaseImageOptions) -> str:
+    return sources_ref(options.tag, context_digest(base_context_dir(options)), options.python_version)
+
+
+def _usable_base(engine: Engine, options: BaseImageOptions, quiet: bool = False) -> str | None:
+    """The ref of a base image on the engine that a build can use as it is, or None."""
+    labels = engine.image_labels(options.ref)
+    reason = _stale_reason(engine, options, labels)
+    if reason is None and labels is not None and CONTEXT_LABEL not in labels:
+        return options.ref  # not ours (pulled under the name): used as it is
+    ours = _ours(options)
+    if reason is None and labels is not None:
+        image_id = engine.image_id(options.ref)
+        if image_id is not None and engine.image_id(ours) != image_id:
+            engine.tag(image_id, ours)  # made before that tag existed, or under the name alone
+        return ours
+    if _stale_reason(engine, options, engine.image_labels(ours), ours) is None:
+        if not quiet:
+            reporting.progress(f"using {ours} ({reason})")
+        return ours
+    return None

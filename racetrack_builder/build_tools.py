@@ -18,6 +18,7 @@ from . import reporting
 from .base_image import BaseImageOptions, check_root_python, context_digest
 from .contract import CA_BUNDLE_FILE, DEFAULT_PYTHON_VERSION
 from .engine import Engine
+from .engine_lock import engine_lock
 from .errors import UsageError
 from .resources import base_images_dir
 
@@ -50,12 +51,14 @@ def tools_volume(image_id: str) -> str:
 def ensure_build_tools(engine: Engine, options: BaseImageOptions) -> str:
     """The volume of the build tools for ``options.python_version``, built and filled when missing."""
     ref = tools_ref(options.python_version)
-    image_id = engine.image_id(ref)
-    if image_id is None:
-        reporting.progress(f"building the install tools ({ref} is not on the engine)")
-        image_id = _build(engine, replace(options, nocache=False), ref)
-    volume = tools_volume(image_id)
-    engine.fill_volume(volume, ref, TOOLS_PATH)
+    # Concurrent builds on one engine make and fill them once (engine_lock.py).
+    with engine_lock(ref):
+        image_id = engine.image_id(ref)
+        if image_id is None:
+            reporting.progress(f"building the install tools ({ref} is not on the engine)")
+            image_id = _build(engine, replace(options, nocache=False), ref)
+        volume = tools_volume(image_id)
+        engine.fill_volume(volume, ref, TOOLS_PATH)
     return volume
 
 

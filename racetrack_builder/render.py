@@ -12,6 +12,7 @@ enter it: the Dockerfile declares their names as build arguments and the builder
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -24,7 +25,6 @@ from . import __version__, contract
 from .build_tools import TOOLS_MOUNT, TOOLS_PATH, tools_ref
 from .contract import CA_BUNDLE_ARG, CA_BUNDLE_FILE, WRAPPER_PYTHON, WRAPPER_SCRIPT
 from .errors import RenderError, disk_error
-from .images import base_image_ref
 from .requirements import RequirementsPlan, plan_requirements
 from .resources import templates_dir
 
@@ -162,6 +162,24 @@ def image_labels(
     return labels
 
 
+def default_base_image(manifest: Manifest) -> str:
+    """The base image a context starts FROM when none is given: the tag of this version's wrapper
+    sources (``racetrack/python3:<tag>[-py<version>]-<digest>``, which ``racetrack-build base``
+    makes), so a context built elsewhere never starts from another version's wrapper that holds
+    ``racetrack/python3:<tag>`` on that engine."""
+    from .base_image import sources_ref
+
+    return sources_ref(manifest.base_image_tag, _packaged_base_digest(), manifest.python.python_version)
+
+
+@functools.lru_cache(maxsize=1)
+def _packaged_base_digest() -> str:
+    # The packaged sources do not change while the process runs; a digest reads every file.
+    from .base_image import base_context_dir, context_digest
+
+    return context_digest(base_context_dir())
+
+
 def git_version(source: JobSource | None) -> str:
     """``GIT_VERSION`` of the image (Racetrack 2.x's, reported by ``/health``): the commit, with
     ``-dirty`` for a ``--local`` tree with uncommitted changes (as ``git describe --dirty`` marks
@@ -258,8 +276,7 @@ def render(
     # runtime_env over it.
     runtime_env = {**dict(manifest.build_env_at_runtime(secret_names)), **manifest.runtime_env}
     takes_secrets = bool(requirements) and (bool(secret_names) or options.secret_file)
-    default_base = base_image_ref(manifest.base_image_tag, manifest.python.python_version)
-    base_image = _reject_control(options.base_image or default_base, "image")
+    base_image = _reject_control(options.base_image or default_base_image(manifest), "image")
     context = {
         "contract": contract,
         "m": manifest,

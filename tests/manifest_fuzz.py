@@ -31,6 +31,7 @@ from racetrack_builder.manifest import Manifest, parse_manifest
 from racetrack_builder.render import (
     SERVER_CHECK_COMMAND,
     RenderOptions,
+    default_base_image,
     image_labels,
     job_check_command,
     render,
@@ -325,7 +326,7 @@ def check_dockerfile(dockerfile: str, manifest: Manifest, secrets: tuple[str, ..
         *manifest.runtime_env.items(), ("FATMAN_PUBLIC_ENDPOINTS", ",".join(manifest.public_endpoints)),
     ], envs[0]
     assert key_values(envs[1]) == [("GIT_VERSION", COMMIT)], envs[1]
-    expected_labels = image_labels(manifest, fake_source_stub(manifest), "racetrack/python3:latest")
+    expected_labels = image_labels(manifest, fake_source_stub(manifest), default_base_image(manifest))
     assert key_values(labels[0]) == expected_labels, labels[0]
     cmd = next(rest for k, rest in found if k == "CMD")
     assert json.loads(cmd) == wrapper_command(manifest, "run"), cmd

@@ -224,6 +224,15 @@ def examples_tree(names: Sequence[str]) -> dict[str, bytes]:
     return tree
 
 
+def our_base_ref(version: str = "3.11", tag: str = "latest", root: Path | None = None) -> str:
+    """The base image a build of this checkout starts FROM: its wrapper sources' tag
+    (``racetrack/python3:<tag>[-py<version>]-<digest>``, which no other version of the tool moves).
+    ``root``: another copy of the tool."""
+    from racetrack_builder.base_image import context_digest, sources_ref
+
+    return sources_ref(tag, context_digest((root or REPO_ROOT) / "base-images" / "python3"), version)
+
+
 # ---- the command line ------------------------------------------------------------------------------
 
 

@@ -32,7 +32,6 @@ from typing import Any
 import docker
 import pytest
 
-from racetrack_builder.images import base_image_ref
 from tests import gitrepos
 from tests.integration.jobs import (
     EXAMPLES_DIR,
@@ -44,6 +43,7 @@ from tests.integration.jobs import (
     example_manifest,
     example_requirements,
     examples_tree,
+    our_base_ref,
     run_cli,
     serve,
 )
@@ -169,7 +169,7 @@ def build_example(
         assert result.returncode == 0, result.describe()
         summary = result.json()
         assert summary["image"] == tag
-        assert summary["base_image"] == base_image_ref("latest", version)
+        assert summary["base_image"] == our_base_ref(version)
         # Shown with `pytest -rP`: the cold-build times of these stacks are worth watching.
         print(f"built examples/{name} in {result.duration:.1f}s")
         built[name] = BuiltExample(name, tag, result)

@@ -41,6 +41,7 @@ from tests.integration.jobs import (
     examples_built_elsewhere,
     examples_tree,
     openapi_examples,
+    our_base_ref,
     private_index_secrets,
     run_cli,
     serve,
@@ -383,7 +384,7 @@ def test_example_builds_and_serves(name: str, build_example: Callable[[str], Bui
     example = build_example(name)
     summary = example.result.json()
     assert summary["image"] == example.tag
-    assert summary["base_image"] == BASE_IMAGE
+    assert summary["base_image"] == our_base_ref()
     assert summary["commit"] == example.commit
     assert summary["pushed"] is False
     image = docker_client.images.get(example.tag)

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING
 import docker
 import pytest
 
-from racetrack_builder.images import base_image_ref
 from tests import gitrepos
-from tests.integration.jobs import client_manifest, run_cli, serve
+from tests.integration.jobs import client_manifest, our_base_ref, run_cli, serve
 
 if TYPE_CHECKING:
     from tests.integration.jobs import DockerCleanup
@@ -68,10 +67,10 @@ def test_a_job_builds_and_answers_on_the_python_it_chose(
                      timeout=1500)
     assert result.returncode == 0, result.describe()
     summary = result.json()
-    assert summary["base_image"] == base_image_ref("latest", version)
+    assert summary["base_image"] == our_base_ref(version)
     labels = docker_client.images.get(tag).labels
     assert labels["org.racetrack.python.version"] == version
-    assert labels["org.opencontainers.image.base.name"] == base_image_ref("latest", version)
+    assert labels["org.opencontainers.image.base.name"] == our_base_ref(version)
 
     with serve(docker_client, tag, name=docker_cleanup.container_name(f"py{version}")) as job:
         answer = job.post("/api/v1/perform", json={"word": "hi"})

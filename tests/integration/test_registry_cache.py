@@ -35,7 +35,7 @@ import requests
 from racetrack_builder.base_image import BaseImageOptions, base_context_dir, context_digest, sources_ref
 from racetrack_builder.build_tools import TOOLS_REPOSITORY
 from tests import gitrepos
-from tests.integration.jobs import REPO_ROOT, CliResult, client_manifest, in_ci, run_cli
+from tests.integration.jobs import REPO_ROOT, CliResult, client_manifest, in_ci, our_base_ref, run_cli
 from tests.integration.second_engine import SecondEngine, free_port, missing_tools
 
 pytestmark = pytest.mark.docker
@@ -183,7 +183,7 @@ def test_a_fresh_engine_pulls_the_base_from_the_base_registry_instead_of_buildin
     # Under the local names a build looks for, and nothing else of the registry's left behind.
     assert fresh_engine.docker("image", "inspect", "racetrack/python3:latest").returncode == 0
     assert fresh_engine.docker("image", "inspect", published_base.base_ref).returncode != 0
-    assert result.json()["base_image"] == "racetrack/python3:latest"
+    assert result.json()["base_image"] == our_base_ref(root=Path(fresh_engine.tool["PYTHONPATH"]))
 
 
 def test_the_environment_variable_names_the_base_registry_too(

@@ -2,7 +2,7 @@
 # Job: adder 0.0.1
 
 # ---- system: the base image with the job's system packages -----------------------------------------
-FROM racetrack/python3:latest AS system
+FROM racetrack/python3:latest-DIGEST AS system
 
 # ---- the job image ---------------------------------------------------------------------------------
 FROM system
@@ -23,7 +23,7 @@ RUN ["/opt/fatman/venv/bin/fatman-wrapper", "check", "entrypoint.py", "--no-serv
 ENV GIT_VERSION="0123456789abcdef0123456789abcdef01234567"
 LABEL "org.opencontainers.image.description"="Racetrack python3 job adder 0.0.1" \
       "org.opencontainers.image.licenses"="" \
-      "org.opencontainers.image.base.name"="racetrack/python3:latest" \
+      "org.opencontainers.image.base.name"="racetrack/python3:latest-DIGEST" \
       "org.opencontainers.image.title"="adder" \
       "org.opencontainers.image.version"="0.0.1" \
       "org.opencontainers.image.authors"="owner@example.com" \
