@@ -621,8 +621,10 @@ def test_a_fatman_yaml_and_its_job_yaml_translation_give_the_same_image_contents
     # Two clones give the files other times, so the job's layer is compared by what it holds.
     assert _layer_contents(docker_client, tag) == _layer_contents(docker_client, v2.tag)
     assert one["Config"]["Cmd"] == other["Config"]["Cmd"]
+    # And the job.yaml's build_env, which 2.x's images keep in their environment (the fatman era's
+    # is for the build only).
     only_2x = {"JOB_TYPE_VERSION", "FATMAN_PUB_PREFIX", "FATMAN_HOME_PAGE", "FATMAN_CONTRACT",
-               "VENV_PACKAGES_PATH"}
+               "VENV_PACKAGES_PATH", *(v2.manifest.get("build_env") or {})}
     env_2x = [e for e in other["Config"]["Env"] if e.split("=", 1)[0] not in only_2x]
     assert one["Config"]["Env"] == env_2x
 
