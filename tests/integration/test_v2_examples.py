@@ -21,14 +21,17 @@ import hashlib
 import json
 import re
 import secrets
+import socketserver
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
 
 import docker
 import pytest
@@ -98,9 +101,31 @@ class HttpsGitServer(gitrepos.GitHttpServer):
         self.context.load_cert_chain(certificate, key)
 
     def __enter__(self) -> HttpsGitServer:
-        super().__enter__()
-        assert self._server is not None
-        self._server.socket = self.context.wrap_socket(self._server.socket, server_side=True)
+        # Each connection's TLS handshake in a thread of its own, not in the accept of the one
+        # serving thread (the listening socket wrapped after the server had started): there, one
+        # handshake that failed or waited dropped other clones' connections (seen in CI:
+        # "gnutls_handshake() failed: The TLS connection was non-properly terminated").
+        context = self.context
+
+        class TLSServer(socketserver.ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+
+            def finish_request(self, request: Any, client_address: Any) -> None:
+                try:
+                    tls = context.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # that connection only
+                try:
+                    super().finish_request(tls, client_address)
+                finally:
+                    tls.close()
+
+        self._server = make_server("127.0.0.1", 0, self._app, server_class=TLSServer,
+                                   handler_class=gitrepos._QuietHandler)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="git-https", daemon=True)
+        self._thread.start()
         return self
 
     def url(self, name: str, *, credentials: bool = False) -> str:
