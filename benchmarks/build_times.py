@@ -98,10 +98,21 @@ def timed(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
     return time.perf_counter() - started
 
 
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+    def handle(self) -> None:
+        # uv may drop a download it no longer needs (a second copy of a wheel): not an error here.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()
+
+
 @contextlib.contextmanager
 def find_links_server(folder: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+    """The wheels and sdists of ``folder`` as a find-links page on 127.0.0.1 (no request log: the
+    handler's own, not an attribute set on a functools.partial, which the server never reads)."""
+    handler = functools.partial(_QuietFiles, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

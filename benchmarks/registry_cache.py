@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import http.server
 import json
 import os
 import shutil
@@ -33,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -42,7 +39,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from build_times import sh  # noqa: E402  (benchmarks/, first on sys.path)
+from build_times import find_links_server, sh  # noqa: E402  (benchmarks/, first on sys.path)
 
 from tests.integration.second_engine import SecondEngine  # noqa: E402
 
@@ -75,30 +72,6 @@ http:
   addr: 127.0.0.1:{port}
 """
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-
-
-class _QuietFiles(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
-        pass
-
-    def handle(self) -> None:
-        # uv may drop a download it no longer needs (a second copy of a wheel): not an error here.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            super().handle()
-
-
-@contextlib.contextmanager
-def find_links_server(folder: Path) -> Iterator[str]:
-    """The wheels and sdists of ``folder`` as a find-links page on 127.0.0.1."""
-    handler = functools.partial(_QuietFiles, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _free_port() -> int:
