@@ -204,8 +204,7 @@ class CuttingProxy:
 
     def kill(self) -> None:
         self.cut.set()
-        with contextlib.suppress(OSError):
-            self.listener.close()
+        close_listener(self.listener)
         with self._lock:
             for sock in self._sockets:
                 with contextlib.suppress(OSError):
@@ -263,6 +262,21 @@ def unix_proxy(path: Path, cut_when: Callable[[int, bytes], bool]) -> CuttingPro
     return CuttingProxy(listener, connect, cut_when)
 
 
+def close_listener(listener: socket.socket) -> None:
+    """Stop ``listener`` and wake a thread blocked in its ``accept()``.
+
+    ``close()`` alone leaves that thread blocked in the kernel on a socket that still listens. In
+    CI such a thread, long after its test, accepted connections meant for the v2 tests' git server
+    and dropped them: their clones failed with "gnutls_handshake() failed: The TLS connection was
+    non-properly terminated".
+    ``shutdown()`` makes the blocked ``accept()`` fail at once, so the port is really closed.
+    """
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        listener.close()
+
+
 def tcp_proxy(port: int, cut_when: Callable[[int, bytes], bool]) -> tuple[CuttingProxy, int]:
     """A proxy on 127.0.0.1 (a free port, returned) in front of 127.0.0.1:``port``."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -293,10 +307,10 @@ def silent_server() -> Iterator[tuple[int, threading.Event]]:
     try:
         yield int(listener.getsockname()[1]), connected
     finally:
-        listener.close()
+        close_listener(listener)
+        thread.join(timeout=5)
         for conn in accepted:
             conn.close()
-        thread.join(timeout=5)
 
 
 def tags_of_repository(client: docker.DockerClient, repository: str) -> list[str]:
