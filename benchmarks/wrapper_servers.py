@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -52,11 +51,10 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "base-images" / "python3" / "tests"))
 sys.path.insert(0, str(HERE))
 
+from loadgen import ADDER_LUA, run_wrk, tree_cpu_seconds, tree_rss_kib  # noqa: E402
 from wrapper_server import free_port, wait_for  # noqa: E402
 from wrapper_support import job_path, server_env  # noqa: E402
-from wrapper_throughput import _seconds, tree_cpu_seconds, tree_rss_kib  # noqa: E402
 
-ADDER_LUA = HERE / "wrapper_throughput.lua"
 BURN_LUA = HERE / "wrapper_cpu_burn.lua"
 BIN = Path(sys.executable).parent
 REFERENCE = "flask-gunicorn"
@@ -73,34 +71,9 @@ SERVERS = (
 BURN_MS = 50.0
 
 
-def run_wrk(url: str, duration: int, connections: int, lua: Path = ADDER_LUA) -> dict[str, float]:
-    """One wrk run (one thread); requests/s, p50/p99 latency (s), requests and failures."""
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--timeout",
-            "10s",
-            "--latency",
-            "-s",
-            str(lua),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=duration + 60,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _seconds(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _seconds(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
-    return {"rps": rps, "p50": p50, "p99": p99, "requests": total, "failures": failures}
+def wrk(url: str, duration: int, connections: int, lua: Path = ADDER_LUA) -> dict[str, float]:
+    """One wrk run, one thread; a 10 s request timeout so the 50 ms job's queue is not cut at 2 s."""
+    return run_wrk(url, duration, connections, lua=lua, timeout="10s")
 
 
 def _gunicorn(app: str, port: int, workers: int, threads: int) -> list[str]:
@@ -178,7 +151,7 @@ def started(name: str, workers: int, threads: int, job: Path, metrics_dir: str) 
 
 def measure(url: str, pid: int, duration: int, connections: int, lua: Path = ADDER_LUA) -> dict[str, float]:
     cpu_before = tree_cpu_seconds(pid)
-    result = run_wrk(url, duration, connections, lua)
+    result = wrk(url, duration, connections, lua)
     result["cpu_us"] = (tree_cpu_seconds(pid) - cpu_before) / max(result["requests"], 1) * 1e6
     return result
 
@@ -223,7 +196,7 @@ def main() -> int:
             n: stack.enter_context(started(n, args.workers, args.threads, adder, metrics_dir)) for n in names
         }
         for url, _ in servers.values():  # warm up: imports, caches, connection setup
-            run_wrk(url, 2, args.connections)
+            wrk(url, 2, args.connections)
         for round_no in range(args.rounds):
             # Rotate the order: no server always runs right after the same one.
             order = names[round_no % len(names) :] + names[: round_no % len(names)]
@@ -288,7 +261,7 @@ def main() -> int:
                     url,
                     pid,
                 ):
-                    run_wrk(url, 2, args.connections, BURN_LUA)
+                    wrk(url, 2, args.connections, BURN_LUA)
                     r = measure(url, pid, args.cpu_duration, args.connections, BURN_LUA)
                 burn[name] = {
                     "rps": round(r["rps"], 2),
@@ -316,12 +289,12 @@ def main() -> int:
         if args.memory_requests and CHOSEN in names:
             with started(CHOSEN, args.workers, args.threads, adder, metrics_dir) as (url, pid):
                 # Warm-up long enough for each worker's thread pool to reach the connections' count.
-                run_wrk(url, 10, args.connections)
+                wrk(url, 10, args.connections)
                 before = tree_rss_kib(pid)
                 served, failures, samples = 0, 0, [before]
                 deadline = time.monotonic() + 600
                 while served < args.memory_requests and time.monotonic() < deadline:
-                    r = run_wrk(url, 10, args.connections)
+                    r = wrk(url, 10, args.connections)
                     served += int(r["requests"])
                     failures += int(r["failures"])
                     samples.append(tree_rss_kib(pid))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -38,82 +37,10 @@ from fatman_wrapper.server import gunicorn_options  # noqa: E402
 from wrapper_server import free_port, running_server, wait_for  # noqa: E402
 from wrapper_support import job_path, server_env  # noqa: E402
 
-LUA = HERE / "wrapper_throughput.lua"
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+sys.path.insert(0, str(HERE))
+from loadgen import run_wrk, tree_cpu_seconds, tree_rss_kib  # noqa: E402
 
-
-def _seconds(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
-
-
-def run_wrk(url: str, duration: int, connections: int, threads: int) -> dict[str, float]:
-    """One wrk run; returns requests/s, p50/p99 latency (s), request count and error count."""
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--latency",
-            "-s",
-            str(LUA),
-            url + "/api/v1/perform",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=duration + 60,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _seconds(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _seconds(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
-    return {"rps": rps, "p50": p50, "p99": p99, "requests": total, "failures": failures}
-
-
-def tree_rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants (gunicorn master + workers), in KiB."""
-    total = 0
-    for child in _tree(pid):
-        try:
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU time used so far by ``pid`` and its descendants that are alive."""
-    total = 0
-    for child in _tree(pid):
-        try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
+PERFORM = "/api/v1/perform"
 
 
 def start_bare(settings: Settings, port: int) -> subprocess.Popen:
@@ -190,7 +117,7 @@ def main() -> int:
         ) as wrapper:
             wait_for(bare_url + "/api/v1/perform", status=405, timeout=30, proc=bare)
             for url in (bare_url, wrapper.url):  # warm up: imports, caches, connection pools
-                run_wrk(url, 2, args.connections, args.wrk_threads)
+                run_wrk(url + PERFORM, 2, args.connections, threads=args.wrk_threads)
             servers = {"bare": (bare_url, bare.pid), "wrapper": (wrapper.url, wrapper.proc.pid)}
             for round_no in range(args.rounds):
                 # ABBA order, so a trend in the machine's load does not favour either app.
@@ -198,7 +125,7 @@ def main() -> int:
                 for name in order:
                     url, pid = servers[name]
                     cpu_before = tree_cpu_seconds(pid)
-                    result = run_wrk(url, args.duration, args.connections, args.wrk_threads)
+                    result = run_wrk(url + PERFORM, args.duration, args.connections, threads=args.wrk_threads)
                     result["cpu_us"] = (tree_cpu_seconds(pid) - cpu_before) / max(result["requests"], 1) * 1e6
                     results[name].append(result)
                     print(
@@ -214,7 +141,7 @@ def main() -> int:
             served, samples = 0, [rss_before]
             deadline = time.monotonic() + 600
             while served < args.memory_requests and time.monotonic() < deadline:
-                run = run_wrk(wrapper.url, 10, args.connections, args.wrk_threads)
+                run = run_wrk(wrapper.url + PERFORM, 10, args.connections, threads=args.wrk_threads)
                 served += run["requests"]
                 results["wrapper"][-1]["failures"] += run["failures"]
                 samples.append(tree_rss_kib(wrapper.proc.pid))
