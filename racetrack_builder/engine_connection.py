@@ -194,7 +194,34 @@ def open_client() -> Any:
         raise explain(exc, address, ssh_failure=failure) from exc
     if dialer is not None:
         weakref.finalize(client, dialer.close)  # the socket lives as long as the client
+    try:
+        require_api_version(str(client.api.api_version), address)
+    except EnvironmentFailure:
+        client.close()
+        raise
     return client
+
+
+# The oldest engine API our builds work on: Docker 17.09, the first with COPY --chown, which the
+# job's Dockerfile uses (multi-stage builds and the build's `target`, 1.29, came in 17.05).
+MINIMUM_API_VERSION = (1, 32)
+MINIMUM_ENGINE = "Docker 17.09"
+
+
+def require_api_version(version: str, address: EngineAddress) -> None:
+    """Refuse an engine whose API (``version``, as negotiated) is older than the builds need,
+    before a build fails half-way on an option or a Dockerfile instruction it does not know."""
+    try:
+        found = tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return  # an API version we cannot read: let the engine answer for itself
+    if found < MINIMUM_API_VERSION:
+        raise EnvironmentFailure(
+            f"the Docker engine at {address.describe()} speaks API {version}, older than "
+            f"{MINIMUM_ENGINE} (API {'.'.join(map(str, MINIMUM_API_VERSION))}), which racetrack-build "
+            "needs for its Dockerfiles (multi-stage builds, COPY --chown)",
+            hint=f"upgrade the engine to {MINIMUM_ENGINE} or newer, or point DOCKER_HOST at a newer one",
+        )
 
 
 def pinned_tls(tls: Any) -> Any:
@@ -400,6 +427,9 @@ _TLS_THEY_REFUSED = re.compile(
 )
 _TLS_NOT_SPOKEN = re.compile(r"WRONG_VERSION_NUMBER|record layer failure|http request|unknown protocol", re.I)
 _WANTS_TLS = re.compile(r"Client sent an HTTP request to an HTTPS server", re.I)
+# docker-py's refusal of an engine below its own minimum, and an engine's refusal of a newer client.
+_API_TOO_OLD = re.compile(r"API versions below [\d.]+ are no longer supported|"
+                          r"is too new\. Maximum supported API version is", re.I)
 _PERMISSION = re.compile(r"Permission denied|PermissionError", re.I)
 
 
@@ -408,6 +438,11 @@ def explain(exc: BaseException, address: EngineAddress, *, ssh_failure: str | No
     text = _chain_text(exc)
     if ssh_failure:
         return _explain_ssh(ssh_failure, address)
+    if _API_TOO_OLD.search(text):
+        return EnvironmentFailure(
+            f"the Docker engine at {address.describe()} is older than {MINIMUM_ENGINE}: {_detail(exc)}",
+            hint=f"upgrade the engine to {MINIMUM_ENGINE} or newer, or point DOCKER_HOST at a newer one",
+        )
     if _WANTS_TLS.search(text):
         return EnvironmentFailure(
             f"the engine at {address.describe()} speaks TLS and we spoke plain HTTP",

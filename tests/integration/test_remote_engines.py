@@ -12,10 +12,17 @@ one failure of each kind, which ends before any container starts.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import http.client
+import http.server
+import json
 import os
+import re
+import socket
 import subprocess
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +267,79 @@ def test_a_context_that_does_not_exist_is_exit_3(contexts: dict[str, str],
     monkeypatch.setenv("DOCKER_CONTEXT", "rt-nowhere")
     with pytest.raises(EnvironmentFailure, match="does not exist"):
         DockerEngine().connect()
+
+
+# ---- an engine too old ---------------------------------------------------------------------------
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self._path)
+
+
+@contextlib.contextmanager
+def engine_claiming_api(second: SecondEngine, api_version: str) -> Iterator[str]:
+    """``tcp://127.0.0.1:PORT``: the second engine's answers, forwarded from its socket, except
+    that ``/version`` reports ``api_version`` (and a matching old Docker release), as an engine of
+    that age would; docker-py negotiates its API version from that answer."""
+    socket_path = second.socket_url.removeprefix("unix://")
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+            pass
+
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            upstream = _UnixConnection(socket_path)
+            try:
+                upstream.request(self.command, self.path, body=body or None,
+                                 headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                answer = upstream.getresponse()
+                payload = answer.read()
+            finally:
+                upstream.close()
+            if re.fullmatch(r"(/v[\d.]+)?/version", self.path.partition("?")[0]):
+                claimed = {**json.loads(payload), "ApiVersion": api_version, "MinAPIVersion": "1.12",
+                           "Version": "17.06.2-ce"}
+                payload = json.dumps(claimed).encode()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_HEAD = do_DELETE = _forward  # noqa: N815 (http.server's names)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_an_engine_too_old_for_our_dockerfiles_is_exit_3_naming_the_fix(second: SecondEngine) -> None:
+    with engine_claiming_api(second, "1.30") as url:
+        result = _cli("test", NO_SUCH_IMAGE, env={"DOCKER_HOST": url})
+    _assert_exit_3(result, f"the Docker engine at {url} (DOCKER_HOST) speaks API 1.30",
+                   "older than Docker 17.09", "COPY --chown", "upgrade the engine to Docker 17.09 or newer")
+
+
+def test_an_engine_as_old_as_we_support_gets_past_the_check(second: SecondEngine) -> None:
+    with engine_claiming_api(second, "1.32") as url:
+        result = _cli("test", NO_SUCH_IMAGE, env={"DOCKER_HOST": url})
+    assert result.returncode == 2, result.describe()  # it looked for the image: no such image
+    assert NO_SUCH_IMAGE in result.stderr, result.describe()

@@ -372,6 +372,30 @@ def test_ssh_failures_name_the_fix(stderr: str, kind: type, says: str, hint: str
     assert "Warning:" not in err.message
 
 
+@pytest.mark.parametrize("version", ["1.24", "1.30", "1.31"])
+def test_an_engine_older_than_our_dockerfiles_need_is_refused(version: str) -> None:
+    with pytest.raises(EnvironmentFailure) as caught:
+        ec.require_api_version(version, LOCAL)
+    assert caught.value.exit_code == 3
+    assert f"speaks API {version}, older than Docker 17.09 (API 1.32)" in caught.value.message
+    assert "upgrade the engine" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("version", ["1.32", "1.41", "1.100", "2.0", "unknown"])
+def test_an_engine_new_enough_or_unreadable_passes(version: str) -> None:
+    ec.require_api_version(version, LOCAL)
+
+
+@pytest.mark.parametrize("text", [
+    "API versions below 1.24 are no longer supported by this library.",
+    "client version 1.45 is too new. Maximum supported API version is 1.23",
+])
+def test_an_engine_docker_py_will_not_speak_to_is_too_old_not_unreachable(text: str) -> None:
+    err = ec.explain(_chained(text), TCP)
+    assert type(err) is EnvironmentFailure and err.exit_code == 3
+    assert "is older than Docker 17.09" in err.message and "upgrade the engine" in (err.hint or "")
+
+
 def test_a_missing_local_engine_says_start_it() -> None:
     err = ec.explain(_chained("Error while fetching server API version",
                               "FileNotFoundError(2, 'No such file or directory') "
