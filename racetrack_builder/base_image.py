@@ -28,25 +28,39 @@ CONTEXT_LABEL = "org.racetrack.base.context-sha256"
 PYTHON_IMAGE_LABEL = "org.racetrack.base.python-image"
 PYTHON_IMAGE_ID_LABEL = "org.racetrack.base.python-image-id"
 PYTHON_VERSION_LABEL = "org.racetrack.base.python-version"
-# Kept out of the context hash and the context itself (mirrors base-images/python3/.dockerignore).
-_IGNORED_PARTS = {"tests", ".venv", "__pycache__", "build", "dist", ".pytest_cache", ".ruff_cache"}
 
 
-def _context_files(root: Path) -> list[Path]:
-    files = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part in _IGNORED_PARTS or part.endswith(".egg-info") for part in rel.parts):
-            continue
-        if path.is_file() and path.name != CA_BUNDLE_FILE:
-            files.append(path)
-    return files
+def context_files(root: Path) -> list[Path]:
+    """The files of the image sources in ``root`` that make its build context: those its
+    ``.dockerignore`` lets through, less the CA bundle a build adds itself.
+
+    Each folder's ``.dockerignore`` lists exactly what the wheel ships (pyproject.toml's
+    force-include), so a checkout with tests, caches (.mypy_cache, .hypothesis...) or editor files
+    beside the sources hashes as an installed package does, and neither rebuilds nor publishes a
+    base image of its own. docker-py's matcher applies the engine's rules (``!`` exceptions
+    included), as it does when it sends the context.
+    """
+    from docker.utils.build import exclude_paths
+
+    ignore_file = root / ".dockerignore"
+    lines = ignore_file.read_text(encoding="utf-8").splitlines() if ignore_file.is_file() else []
+    patterns = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    kept = (root / relative for relative in exclude_paths(str(root), patterns))
+    return sorted(path for path in kept if path.is_file() and path.name != CA_BUNDLE_FILE)
+
+
+def copy_context(root: Path, context: Path) -> None:
+    """Copy the build context of ``root`` (:func:`context_files`) into the folder ``context``."""
+    for path in context_files(root):
+        target = context / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
 
 
 def context_digest(root: Path) -> str:
-    """A hash of the base image's sources, stored as a label to tell a stale base image."""
+    """A hash of an image's sources (:func:`context_files`), stored as a label to tell a stale image."""
     digest = hashlib.sha256()
-    for path in _context_files(root):
+    for path in context_files(root):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -115,10 +129,7 @@ def build_base_image(engine: Engine, options: BaseImageOptions) -> BuiltImage:
     with tempfile.TemporaryDirectory(prefix="racetrack-base-") as tmp:
         context = Path(tmp) / "context"
         context.mkdir()
-        for path in _context_files(root):
-            target = context / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+        copy_context(root, context)
         if options.ca_cert is not None:
             shutil.copyfile(options.ca_cert, context / CA_BUNDLE_FILE)
         digest = context_digest(root)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import reporting
-from .base_image import BaseImageOptions, check_root_python, context_digest
+from .base_image import BaseImageOptions, check_root_python, context_digest, copy_context
 from .contract import CA_BUNDLE_FILE, DEFAULT_PYTHON_VERSION
 from .engine import Engine
 from .engine_lock import engine_lock
@@ -81,7 +81,8 @@ def _build(engine: Engine, options: BaseImageOptions, ref: str) -> str:
     root = tools_context_dir()
     with tempfile.TemporaryDirectory(prefix="racetrack-tools-") as tmp:
         context = Path(tmp) / "context"
-        shutil.copytree(root, context, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "ruff.toml"))
+        context.mkdir()
+        copy_context(root, context)
         if options.ca_cert is not None:
             shutil.copyfile(options.ca_cert, context / CA_BUNDLE_FILE)
         uv = _host_uv(engine)

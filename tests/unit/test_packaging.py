@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from racetrack_builder.base_image import context_digest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -46,7 +48,9 @@ def test_wheel_installed_in_a_fresh_venv_finds_its_data(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
     probe = (
         "import racetrack_builder, racetrack_builder.resources as r;"
-        "print(racetrack_builder.__file__); print(r.templates_dir()); print(r.base_images_dir())"
+        "from racetrack_builder.base_image import context_digest as d;"
+        "print(racetrack_builder.__file__); print(r.templates_dir()); print(r.base_images_dir());"
+        "print(d(r.base_images_dir() / 'python3')); print(d(r.base_images_dir() / 'build-tools'))"
     )
     out = subprocess.run(
         [str(python), "-c", probe],
@@ -57,12 +61,16 @@ def test_wheel_installed_in_a_fresh_venv_finds_its_data(tmp_path: Path) -> None:
         cwd=tmp_path,
         timeout=60,
     ).stdout.splitlines()
-    assert all(line.startswith(str(venv)) for line in out), out
+    assert all(line.startswith(str(venv)) for line in out[:3]), out
     templates, base_images = Path(out[1]), Path(out[2])
     assert (templates / "job.Dockerfile.j2").is_file()
     assert (base_images / "python3" / "Dockerfile").is_file()
     assert (base_images / "python3" / "fatman_wrapper" / "__main__.py").is_file()
     assert not (base_images / "python3" / "tests").exists(), "the wrapper's tests do not ship"
+    # The wheel's image sources are the checkout's: both tag the same base image and tools, so a
+    # base published from one is found by builds from the other.
+    assert out[3:5] == [context_digest(REPO / "base-images" / "python3"),
+                        context_digest(REPO / "base-images" / "build-tools")]
     schema = subprocess.run(
         [str(venv / "bin" / "racetrack-build"), "schema"],
         capture_output=True,
