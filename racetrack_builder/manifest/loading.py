@@ -100,6 +100,16 @@ def _file_name(filename: str) -> str:
     return f"{FILE_NAMES[JOB]} or fatman.yaml"
 
 
+def _late_extends(overrides: tuple[Override, ...], filename: str) -> tuple[str, ...]:
+    """Warnings for ``-e extends=...``: overrides apply after the overlay was read (as in 2.x), so
+    such a value names no base and changes nothing; said, rather than silently ignored."""
+    return tuple(
+        f"{o.name}: extends is read before -e values apply, so this override names no base manifest "
+        f"(write extends in {PurePath(filename).name}, or pass that overlay's file instead)"
+        for o in overrides if o.key[0] == "extends"
+    )
+
+
 def parse_manifest(text: str, filename: str = "fatman.yaml",
                    overrides: Iterable[str | Override] = ()) -> Manifest:
     """Validate manifest text (a fatman.yaml's, or a job.yaml's); raise ManifestError on any problem.
@@ -122,7 +132,8 @@ def parse_manifest(text: str, filename: str = "fatman.yaml",
     manifest: Manifest | None
     if fmt == JOB:
         renamed = renamed_notice(filename, doc.data)
-        manifest, found = validate_job(layers, (renamed,) if renamed else ())
+        notices = ((renamed,) if renamed else ()) + _late_extends(parsed, filename)
+        manifest, found = validate_job(layers, notices)
     else:
         manifest, found = _validate_fatman(layers)
     problems += found

@@ -173,6 +173,17 @@ def test_overrides_work_on_fatman_yaml_too(tmp_path: Path) -> None:
         "1.2.3", "requirements.txt", {"team": "ml"})
 
 
+def test_an_override_of_extends_is_said_to_change_nothing(tmp_path: Path) -> None:
+    write(tmp_path, "base.yaml", BASE)
+    write(tmp_path, "other.yaml", BASE.replace("LEVEL: info", "LEVEL: debug"))
+    overlay = write(tmp_path, "job.yaml", "extends: base.yaml\n")
+    manifest = load_manifest(overlay, ["extends=other.yaml"])
+    assert manifest.runtime_env["LEVEL"] == "info"  # as in 2.x: overrides come after extends
+    (warning,) = manifest.notices
+    assert warning.startswith("-e extends=other.yaml: extends is read before -e values apply")
+    assert "write extends in job.yaml" in warning
+
+
 def test_a_bad_override_value_names_the_override(tmp_path: Path) -> None:
     path = write(tmp_path, "job.yaml", BASE)
     assert problems(path, "jobtype_extra.max_concurrency=lots", "version=1.0") == [
