@@ -76,7 +76,7 @@ _CLIENT_PATH_SCHEMA: dict[str, Any] = {"minLength": 1, "pattern": fields.CLIENT_
 
 class _Strict(BaseModel):
     # strict: no silent coercion (a YAML number is not a name); env values are coerced on purpose.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class GitConfig(_Strict):
