@@ -576,23 +576,26 @@ def test(
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".", required=False)
 @click.option("--name", help="The job's name (default: from the folder's name).")
+@click.option("--format", "fmt", type=click.Choice(["fatman", "job"]), default="fatman", show_default=True,
+              help="fatman: fatman.yaml and a FatmanEntrypoint class; job: Racetrack 2.x's job.yaml and "
+                   "a JobEntrypoint class.")
 @_verbosity
 @click.pass_context
-def init(ctx: click.Context, directory: Path, name: str | None, quiet: bool, verbose: bool) -> None:
+def init(ctx: click.Context, directory: Path, name: str | None, fmt: str, quiet: bool, verbose: bool) -> None:
     """Write a new job into DIRECTORY (default .): manifest, entrypoint, requirements, secret templates.
 
     Never overwrites a file; in a git working tree, git.remote and git.branch come from it.
     """
-    from .scaffold import MANIFEST, init_job
+    from .scaffold import init_job
 
     out = _output(ctx, quiet, verbose)
-    result = init_job(directory, name)
+    result = init_job(directory, name, fmt="job" if fmt == "job" else "fatman")
     for note in result.notes:
         out.info(note)
     out.success(f"new job {result.name} in {directory}: {', '.join(result.written) or 'no new files'}")
     if result.ignored:
         out.info(f"  {directory / '.gitignore'}: added {', '.join(result.ignored)}")
-    manifest = directory / MANIFEST
+    manifest = directory / result.manifest
     out.info("Next:")
     out.info(f"  racetrack-build serve {manifest} --reload     # serve it here; a save restarts it")
     out.info(f"  racetrack-build call {manifest} -i numbers='[40, 2]' -i scale=1.5")

@@ -19,22 +19,41 @@ from pathlib import Path
 
 from . import reporting
 from .errors import UsageError, disk_error
+from .manifest.formats import FATMAN, FILE_NAMES, JOB, Format
 from .resources import templates_dir
 
-MANIFEST = "fatman.yaml"
-ENTRYPOINT = "fatman_entrypoint.py"
-SCHEMA = "fatman.schema.json"
-# template -> file written (dot files are kept without their dot in templates/: packaging tools skip
-# dot files more often than not).
-TEMPLATES = {
-    "fatman.yaml.j2": MANIFEST,
-    "fatman_entrypoint.py.j2": ENTRYPOINT,
-    "requirements.txt.j2": "requirements.txt",
-    "env.build.dist.j2": ".env.build.dist",
-    "env.runtime.dist.j2": ".env.runtime.dist",
+
+# What init writes for each manifest format: the 2022 fatman.yaml (the default) or Racetrack 2.x's
+# job.yaml. Dot files are kept without their dot in templates/ (packaging tools skip dot files more
+# often than not).
+@dataclass(frozen=True)
+class Layout:
+    fmt: Format
+    manifest: str
+    manifest_template: str
+    entrypoint: str
+    entrypoint_class: str
+
+    @property
+    def schema(self) -> str:
+        return self.manifest.removesuffix(".yaml") + ".schema.json"
+
+    @property
+    def templates(self) -> dict[str, str]:
+        """template -> file written."""
+        return {
+            self.manifest_template: self.manifest,
+            "entrypoint.py.j2": self.entrypoint,
+            "requirements.txt.j2": "requirements.txt",
+            "env.build.dist.j2": ".env.build.dist",
+            "env.runtime.dist.j2": ".env.runtime.dist",
+        }
+
+
+LAYOUTS: dict[Format, Layout] = {
+    FATMAN: Layout(FATMAN, FILE_NAMES[FATMAN], "fatman.yaml.j2", "fatman_entrypoint.py", "FatmanEntrypoint"),
+    JOB: Layout(JOB, FILE_NAMES[JOB], "job.yaml.j2", "job_entrypoint.py", "JobEntrypoint"),
 }
-# What defines the job: refused when present, so init never mixes with an existing job.
-DEFINING = (MANIFEST, ENTRYPOINT)
 GITIGNORE = ".gitignore"
 GITIGNORE_LINES = (".env.build", ".env.runtime", "__pycache__/")
 PLACEHOLDER_EMAIL = "owner@example.com"
@@ -63,6 +82,7 @@ class Scaffold:
     git: GitFacts | None
     remote: str
     notes: tuple[str, ...] = field(default=())
+    manifest: str = FILE_NAMES[FATMAN]  # the manifest's file name
 
 
 def default_name(directory: Path) -> str:
@@ -145,7 +165,7 @@ def _render(template: str, values: dict[str, object]) -> str:
 
 
 def render_files(name: str, *, owner_email: str, remote: str, remote_note: str | None,
-                 branch: str | None, directory: str) -> dict[str, str]:
+                 branch: str | None, directory: str, layout: Layout = LAYOUTS[FATMAN]) -> dict[str, str]:
     """Every file init writes, as text: relative path -> content (``.gitignore`` aside)."""
     values: dict[str, object] = {
         "name": name,
@@ -154,23 +174,29 @@ def render_files(name: str, *, owner_email: str, remote: str, remote_note: str |
         "remote_note": remote_note,
         "branch": branch,
         "directory": directory if directory != "." else None,
-        "entrypoint": ENTRYPOINT,
+        "entrypoint": layout.entrypoint,
+        "entrypoint_class": layout.entrypoint_class,
+        "manifest": layout.manifest,
     }
-    files = {target: _render(template, values) for template, target in TEMPLATES.items()}
+    files = {target: _render(template, values) for template, target in layout.templates.items()}
     from .manifest import parse_manifest
     from .schema import manifest_schema_json
 
-    parse_manifest(files[MANIFEST], MANIFEST)  # a ManifestError here is a bug of the templates
-    files[SCHEMA] = manifest_schema_json() + "\n"
+    # A ManifestError here is a bug of the templates.
+    parse_manifest(files[layout.manifest], layout.manifest)
+    files[layout.schema] = manifest_schema_json(fmt=layout.fmt) + "\n"
     return files
 
 
 def init_job(directory: Path, name: str | None = None,
-             facts: Callable[[Path], GitFacts | None] = git_facts) -> Scaffold:
-    """Write a new job into ``directory`` (created when missing); UsageError when it already has one."""
+             facts: Callable[[Path], GitFacts | None] = git_facts, fmt: Format = FATMAN) -> Scaffold:
+    """Write a new job into ``directory`` (created when missing), with a manifest of format ``fmt``;
+    UsageError when it already has a job (either manifest, or the entrypoint init would write)."""
+    layout = LAYOUTS[fmt]
     name = name or default_name(directory)
     _check_name(name)
-    for defining in DEFINING:
+    # Either manifest: a folder with both is an error for every command.
+    for defining in (*FILE_NAMES.values(), layout.entrypoint):
         if (directory / defining).exists():
             raise UsageError(
                 f"{directory / defining} already exists: init writes new jobs only, and nothing was written",
@@ -202,6 +228,7 @@ def init_job(directory: Path, name: str | None = None,
         remote_note=remote_note,
         branch=git.branch if git else None,
         directory=git.directory if git else ".",
+        layout=layout,
     )
     written: list[str] = []
     kept: list[str] = []
@@ -222,7 +249,7 @@ def init_job(directory: Path, name: str | None = None,
     for rel in kept:
         reporting.warn(f"{directory / rel} already exists: kept as it is")
     return Scaffold(directory=directory, name=name, written=tuple(written), kept=tuple(kept),
-                    ignored=ignored, git=git, remote=remote, notes=tuple(notes))
+                    ignored=ignored, git=git, remote=remote, notes=tuple(notes), manifest=layout.manifest)
 
 
 def _extend_gitignore(path: Path) -> tuple[str, ...]:

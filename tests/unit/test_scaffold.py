@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from racetrack_builder.errors import UsageError
-from racetrack_builder.manifest import load_manifest
+from racetrack_builder.manifest import JobManifest, load_manifest
 from racetrack_builder.scaffold import GITIGNORE_LINES, default_name, init_job, without_credentials
 from racetrack_builder.smoke import documented_examples
 from tests.gitrepos import GIT_ENV
@@ -56,6 +56,39 @@ def test_the_generated_job_serves_its_example(tmp_path: Path, hermetic_git: None
     answer = client.post("/api/v1/perform", json=examples[0][1])
     assert answer.status_code == 200 and answer.get_json() == {"total": 42.0}
     assert "Add up numbers" in client.get("/openapi.json").get_data(as_text=True)
+
+
+def test_a_job_yaml_job_validates_and_serves_as_racetrack_2x_writes_it(tmp_path: Path,
+                                                                       hermetic_git: None) -> None:
+    fatman_wrapper = pytest.importorskip("fatman_wrapper")
+    from fatman_wrapper.config import Settings
+
+    job = tmp_path / "scorer"
+    result = init_job(job, fmt="job")
+    assert result.manifest == "job.yaml"
+    assert set(result.written) == {"job.yaml", "job_entrypoint.py", "requirements.txt", ".env.build.dist",
+                                   ".env.runtime.dist", "job.schema.json"}
+    manifest = load_manifest(job / "job.yaml")
+    assert isinstance(manifest, JobManifest) and manifest.notices == ()  # no deprecated field
+    assert (manifest.name, manifest.python.entrypoint_path, manifest.python.entrypoint_class) == (
+        "scorer", "job_entrypoint.py", "JobEntrypoint")
+    text = (job / "job.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=job.schema.json\n")
+    for field in ("# python_version:", "# max_concurrency:", "# home_page:", "# replicas:", "# resources:"):
+        assert field in text
+    assert '"title": "job.yaml"' in (job / "job.schema.json").read_text()
+    app = fatman_wrapper.create_app("job_entrypoint.py", root=job, settings=Settings())
+    answer = app.test_client().post("/api/v1/perform", json={"numbers": [40, 2], "scale": 1.0})
+    assert answer.status_code == 200 and answer.get_json() == {"total": 42.0}
+
+
+@pytest.mark.parametrize(("existing", "fmt"), [("fatman.yaml", "job"), ("job.yaml", "fatman")])
+def test_a_folder_with_the_other_manifest_is_refused(tmp_path: Path, existing: str, fmt: str,
+                                                    hermetic_git: None) -> None:
+    (tmp_path / existing).write_text("name: x\n")
+    with pytest.raises(UsageError, match=f"{existing} already exists"):
+        init_job(tmp_path, "x", fmt=fmt)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [existing]
 
 
 def test_never_overwrites(tmp_path: Path, hermetic_git: None) -> None:
