@@ -19,10 +19,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 rt_phase "system packages"
 # docker.io: the engine; debootstrap: the root image; chromium + driver: browser tests of the
-# wrapper's pages; wrk + hyperfine: benchmarks; docker-registry: the push tests. One apt-get
-# update, only for what is missing.
+# wrapper's pages; wrk + hyperfine: benchmarks; docker-registry: the push tests; jq: the CI
+# recipes' scripts (tests/integration/test_ci_recipes.py runs them). One apt-get update, only for
+# what is missing.
 rt_apt_install docker.io debootstrap chromium chromium-driver wrk hyperfine docker-registry git-lfs \
-    openssh-server openssl iproute2
+    openssh-server openssl iproute2 jq
 
 rt_phase "python venv"
 if [ ! -x .venv/bin/python ]; then
