@@ -14,6 +14,8 @@ both alike:
   hand-written Dockerfile's rebuild for the same change); also printed, for context, the ratio
   against the same hand-written file plus a `RUN python -c "import adder"` step, the least a
   hand-written build does to prove the import that ours proves;
+- code-change rebuild against the engine building the context ours renders for the same commit
+  (`render -o DIR`, then the `docker build` it prints, BuildKit): target at most 1.5x (issue 12);
 - image size: final image minus base image against what the job adds (installed packages + code),
   for ours and the hand-written one (target: ours <= packages + code + 1 MB).
 
@@ -148,6 +150,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--buildkit-docker", default="docker",
+                        help="the docker CLI that builds the rendered context with BuildKit (docker 23+ "
+                             "needs the buildx plugin for it; docker 20.10 has it built in)")
     args = parser.parse_args()
     cli = [sys.executable, "-m", "racetrack_builder"]
     sh("docker", "image", "inspect", BASE_IMAGE)
@@ -190,6 +195,22 @@ def main() -> None:
             checked += ["-f", str(hand / "Dockerfile.checked"), str(hand)]
             classic = {"DOCKER_BUILDKIT": "0"}
 
+            def rendered_build() -> list[str]:
+                """`render -o` of the current commit, and the command it prints to build that
+                context with the engine (BuildKit: its install step is a RUN --mount)."""
+                context = tmp / f"rendered-{time.monotonic_ns()}"
+                rendered = subprocess.run([*cli, "render", manifest, "-o", str(context)],
+                                          capture_output=True, text=True, check=True)
+                lines = rendered.stderr.splitlines()  # the command is printed for a human: on stderr
+                command = lines[lines.index("Build it with:") + 1].split()
+                # e.g. `DOCKER_BUILDKIT=1 docker build -t NAME:VERSION DIR`: its context and flags,
+                # run with our tag (buildkit, below, sets the variable).
+                command = [word for word in command if not word.startswith("DOCKER_BUILDKIT=")]
+                assert command[:2] == ["docker", "build"], rendered.stderr
+                return [args.buildkit_docker, "build", "-q", "--network", "host", *command[2:],
+                        "-t", "bench-adder:rendered"]
+
+            buildkit = {"DOCKER_BUILDKIT": "1"}
             commit(0)
             cold_ours, cold_hand = [], []
             for _ in range(min(args.runs, 3)):  # --no-cache builds are slow: three are enough
@@ -197,7 +218,9 @@ def main() -> None:
                 cold_hand.append(timed(*theirs, "--no-cache", env=classic))
             same_ours, same_hand, change_ours, change_local, change_hand = [], [], [], [], []
             change_checked: list[float] = []
+            change_rendered: list[float] = []
             timed(*checked, env=classic)  # its layers cached before the timed rebuilds
+            timed(*rendered_build(), env=buildkit)  # and the rendered context's (its install step)
             for rev in range(1, args.runs + 1):
                 same_ours.append(timed(*ours))
                 same_hand.append(timed(*theirs, env=classic))
@@ -205,6 +228,9 @@ def main() -> None:
                 change_ours.append(timed(*ours))
                 change_hand.append(timed(*theirs, env=classic))
                 change_checked.append(timed(*checked, env=classic))
+                # The engine building the very context ours renders for this commit (issue 12's
+                # reference): the tool's own share is what ours takes beyond it.
+                change_rendered.append(timed(*rendered_build(), env=buildkit))
                 # --local: the developer's loop, building the working tree as the hand-written build does
                 commit(2 * rev + 1)
                 change_local.append(timed(*ours, "--local"))
@@ -225,6 +251,7 @@ def main() -> None:
                     "ours_local": round(statistics.median(change_local), 2),
                     "hand_written": round(statistics.median(change_hand), 2),
                     "hand_written_with_import_check": round(statistics.median(change_checked), 2),
+                    "engine_on_rendered_context": round(statistics.median(change_rendered), 2),
                 },
                 "image_added_bytes": {
                     "ours": image_size("bench-adder:ours") - base,
@@ -238,10 +265,14 @@ def main() -> None:
             checked_time = times["hand_written_with_import_check"]
             result["code_change_ratio_vs_checked"] = round(times["ours"] / checked_time, 2)
             result["code_change_ratio_local_vs_checked"] = round(times["ours_local"] / checked_time, 2)
+            rendered_time = times["engine_on_rendered_context"]
+            result["code_change_ratio_vs_rendered"] = round(times["ours"] / rendered_time, 2)
+            result["code_change_ratio_local_vs_rendered"] = round(times["ours_local"] / rendered_time, 2)
             result["size_overhead_bytes"] = (
                 result["image_added_bytes"]["ours"] - result["image_added_bytes"]["packages_plus_code"]
             )
-            for ref in ("bench-adder:ours", "bench-adder:hand", "bench-adder:checked"):
+            for variant in ("ours", "hand", "checked", "rendered", "1.0.0"):  # 1.0.0: render's own tag
+                ref = f"bench-adder:{variant}"
                 subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
 
     print(json.dumps(result, indent=2))
@@ -252,6 +283,10 @@ def main() -> None:
         "code-change rebuild <= 1.3x hand-written (clone)": result["code_change_ratio"] <= 1.3,
         "code-change rebuild <= 1.3x hand-written (--local)": result["code_change_ratio_local"] <= 1.3,
         "image <= base + packages + code + 1 MB": result["size_overhead_bytes"] <= 1_000_000,
+        "code-change rebuild <= 1.5x the engine on the rendered context (clone)":
+            result["code_change_ratio_vs_rendered"] <= 1.5,
+        "code-change rebuild <= 1.5x the engine on the rendered context (--local)":
+            result["code_change_ratio_local_vs_rendered"] <= 1.5,
     }
     # Not what the 1.3x target is measured against, printed for context: against a hand-written
     # file that proves the import as ours does.
