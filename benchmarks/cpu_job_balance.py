@@ -1,0 +1,93 @@
+"""The 50 ms CPU job on the wrapper, one fresh server per run: throughput against what the cores
+allow, and how wrk's keep-alive connections are split between the worker processes.
+
+    .venv/bin/python benchmarks/cpu_job_balance.py [--runs 4] [--threads 4] [--workers 2]
+
+Each run starts `fatman-wrapper run` (granian, the images' default) on tests/jobs/cpu_burn, warms
+it up with 2 s of wrk, then measures `--duration` seconds with 16 connections. The split is read
+with `ss` (iproute2) a few seconds into the measured run: one worker holding every connection
+leaves the other cores idle, which is what this script is for (benchmarks/README-wrapper.md, "The
+50 ms CPU job"). `wrapper_servers.py` gives the issue's figure; this one explains it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "base-images" / "python3" / "tests"))
+sys.path.insert(0, str(HERE))
+
+from loadgen import tree_cpu_seconds  # noqa: E402
+from wrapper_servers import BURN_LUA, BURN_MS, started, wrk  # noqa: E402
+from wrapper_support import job_path  # noqa: E402
+
+
+def connections_per_process(port: int) -> list[int]:
+    """How many established connections to ``port`` each process holds, fewest first."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(collections.Counter(re.findall(r"pid=(\d+)", out)).values())
+
+
+def _sample(into: list[int], port: int) -> None:
+    into.extend(connections_per_process(port))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--duration", type=int, default=12, help="seconds measured per run")
+    args = parser.parse_args()
+    capacity = min(args.workers, os.cpu_count() or 1) * 1000.0 / BURN_MS
+    rows = []
+    for run in range(args.runs):
+        with started("wrapper-granian", args.workers, args.threads, job_path("cpu_burn"),
+                     tempfile.mkdtemp(prefix="cpu-balance-")) as (url, pid):
+            port = int(url.split(":")[2].split("/")[0])
+            wrk(url, 2, args.connections, BURN_LUA)
+            split: list[int] = []
+            sampler = threading.Timer(min(3.0, args.duration / 2), _sample, args=(split, port))
+            sampler.start()
+            cpu_before = tree_cpu_seconds(pid)
+            result = wrk(url, args.duration, args.connections, BURN_LUA)
+            cores = (tree_cpu_seconds(pid) - cpu_before) / args.duration
+            sampler.join()
+        row = {
+            "run": run,
+            "rps": round(result["rps"], 1),
+            "share_of_capacity": round(result["rps"] / capacity, 3),
+            "failures": result["failures"],
+            "server_cores": round(cores, 2),
+            "server_cpu_ms_per_request": round(cores * 1000 / max(result["rps"], 1e-9), 1),
+            "connections_per_worker": split,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        time.sleep(1)
+    balanced = [r for r in rows if len(r["connections_per_worker"]) == args.workers]
+    print(json.dumps({
+        "capacity_rps": capacity,
+        "runs": len(rows),
+        "runs_with_every_worker_connected": len(balanced),
+        "median_share": sorted(r["share_of_capacity"] for r in rows)[len(rows) // 2],
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
