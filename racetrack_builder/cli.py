@@ -864,5 +864,26 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as err:
         err.show()
+        if _asked_for_json(sys.argv[1:] if argv is None else argv):
+            # Refused before the command ran (an unknown option, a bad value): a pipeline reading
+            # stdout still gets a document, as for every other failure of a --json command.
+            Output().result(json.dumps({
+                "ok": False,
+                "exit_code": err.exit_code,
+                "error": "UsageError",
+                "message": err.format_message(),
+                "hint": f"see {_command_path(err)} --help",
+            }, indent=2))
         sys.exit(err.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _command_path(err: click.ClickException) -> str:
+    ctx = getattr(err, "ctx", None)
+    return ctx.command_path if ctx is not None else "racetrack-build"
+
+
+def _asked_for_json(args: list[str]) -> bool:
+    """Whether the command line has --json among its options (not after ``--``)."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options

@@ -123,6 +123,23 @@ def test_unknown_option_is_a_usage_error() -> None:
     result = run_cli("validate", "--bogus", "x.yaml")
     assert result.returncode == 2
     assert "No such option" in result.stderr
+    assert result.stdout == ""  # no --json: nothing for a pipeline on stdout
+
+
+@pytest.mark.parametrize("command", ["build", "validate"])
+def test_options_refused_before_a_json_command_runs_still_give_a_document(command: str) -> None:
+    result = run_cli(command, "fatman.yaml", "--json", "--smoke-tests")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert (report["ok"], report["exit_code"], report["error"]) == (False, 2, "UsageError")
+    assert "No such option '--smoke-tests'" in report["message"]
+    assert report["hint"] == f"see racetrack-build {command} --help"
+    assert "No such option" in result.stderr  # the human report is unchanged
+
+
+def test_json_after_a_double_dash_is_not_an_option() -> None:
+    result = run_cli("validate", "--bogus", "--", "--json")
+    assert result.returncode == 2 and result.stdout == ""
 
 
 def test_schema_is_json_schema() -> None:
