@@ -186,6 +186,10 @@ def validate(ctx: click.Context, manifest: Path, extra_vars: tuple[Any, ...], as
                     "lang": model.job_type,
                     "job_type": model.job_type,
                     "python_version": model.python.python_version,
+                    # As the manifest names them, relative to its folder (null: none): where a
+                    # pipeline writes the secrets from its own store before building.
+                    "secret_build_env_file": model.secret_build_env_file,
+                    "secret_runtime_env_file": model.secret_runtime_env_file,
                     "problems": [],
                     "warnings": warnings,
                 },

@@ -94,6 +94,15 @@ def test_validate_json_is_machine_readable(tmp_path: Path) -> None:
     assert {p["field"] for p in report["problems"]} >= {"owner_email", "lang", "git", "python"}
 
 
+def test_validate_json_names_the_secret_files_a_pipeline_writes(tmp_path: Path) -> None:
+    good = tmp_path / "fatman.yaml"
+    good.write_text(MANIFEST.format(remote="https://git.example.com/adder.git", directory="."))
+    result = run_cli("validate", "--json", str(good))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["secret_build_env_file"], report["secret_runtime_env_file"]) == (".env.build", None)
+
+
 def test_a_failed_build_with_json_still_prints_a_document(tmp_path: Path) -> None:
     """Pipelines parse stdout of `build --json` whatever happened; stderr keeps the human report."""
     bad = tmp_path / "fatman.yaml"
