@@ -115,3 +115,20 @@ def repository_key(location: str, base: Path) -> str:
     hostport, _, path = rest.partition("/")
     host = hostport.rpartition("@")[2].partition(":")[0].lower()
     return f"{host}/{path.strip('/').removesuffix('.git')}"
+
+
+def https_form(remote: str) -> str | None:
+    """The https:// URL of the repository an ssh remote names (``git@host:path``,
+    ``ssh://git@host[:port]/path``), as GitHub, GitLab and most forges serve both; the remote itself
+    when it is https already; None for a local path, ``file://`` or another scheme."""
+    if remote.startswith("https://"):
+        return remote
+    if remote.startswith("ssh://"):
+        hostport, _, path = remote.removeprefix("ssh://").partition("/")
+    elif is_local_path(remote) or "://" in remote:
+        return None
+    else:  # scp-like: [user@]host:path
+        hostport, _, path = remote.partition(":")
+    host = hostport.rpartition("@")[2].partition(":")[0]
+    path = path.strip("/")
+    return f"https://{host}/{path}" if host and path else None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import reporting
 from .errors import UsageError, disk_error
+from .git_urls import https_form
 from .manifest.formats import FATMAN, FILE_NAMES, JOB, Format
 from .resources import templates_dir
 
@@ -220,7 +221,25 @@ def init_job(directory: Path, name: str | None = None,
         # clone of it builds what is committed, and `build --local` what is there.
         remote = Path(os.path.relpath(git.toplevel, directory.resolve())).as_posix()
         remote_note = "this working tree (it has no remote yet): put the repository's URL here"
-        notes.append("the working tree has no remote: git.remote points at it; set its URL once it has one")
+        if fmt != JOB:  # a job.yaml takes https:// only: a placeholder below, with its own note
+            notes.append("the working tree has no remote: git.remote points at it; set its URL once it "
+                         "has one")
+    if fmt == JOB and not remote.startswith("https://"):
+        # Racetrack 2.x clones https:// remotes only (a job.yaml's git.remote is refused otherwise).
+        https = https_form(remote)
+        if https is not None:
+            notes.append(f"git.remote: the working tree's remote {remote} is written as {https}, since "
+                         "Racetrack 2.x clones https:// remotes only: check that it is the repository's "
+                         "https URL")
+            remote, remote_note = https, "the working tree's ssh remote as https: check it"
+        else:
+            placeholder = PLACEHOLDER_REMOTE.format(name=name)
+            if git is not None:
+                where = (f"the working tree's remote is {remote}" if git.remote
+                         else "the working tree has no remote")
+                notes.append(f"git.remote is a placeholder ({placeholder}): Racetrack 2.x clones https:// "
+                             f"remotes only, and {where}; `build --local` builds the working tree meanwhile")
+            remote, remote_note = placeholder, "a placeholder: put your repository's https:// URL here"
     files = render_files(
         name,
         owner_email=_owner_email(git.toplevel if git else None, directory),

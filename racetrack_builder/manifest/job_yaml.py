@@ -130,6 +130,15 @@ def _across_fields(layers: Layers) -> list[Problem]:
     return problems
 
 
+# What Racetrack 2.x's infrastructure sets in a job's environment at deploy (spec section 6), beyond
+# what the image sets: a runtime_env holding one of them aborts the deploy there, so it is refused
+# here, before CI builds an image Racetrack will not run.
+INFRA_SET_ENV = frozenset({
+    "JOB_MANIFEST_YAML", "JOB_DEPLOYMENT_TIMESTAMP", "AUTH_TOKEN", "REQUEST_TRACING_HEADER",
+    "CALLER_NAME_HEADER", "GIT_VERSION", "DEPLOYED_BY_RACETRACK_VERSION", "JOB_TYPE_VERSION",
+})
+
+
 def _env_collisions(manifest: JobManifest, layers: Layers) -> list[Problem]:
     set_by_image = {name: key for key, name in WRAPPER_ENV_BY_KEY.items()}
     problems = []
@@ -139,6 +148,11 @@ def _env_collisions(manifest: JobManifest, layers: Layers) -> list[Problem]:
             how = f"set jobtype_extra.{key} instead" if key else "choose another name"
             problems.append(_problem(layers, ("runtime_env", name),
                                      f"{name!r} is set by the image of a job.yaml ({how})"))
+    image_set = {name for name, _ in manifest.wrapper_env()}
+    for name in sorted(INFRA_SET_ENV.intersection(manifest.runtime_env) - image_set):
+        problems.append(_problem(layers, ("runtime_env", name),
+                                 f"{name!r} is Racetrack's own (its image or its deploy sets it), and "
+                                 "it refuses a job whose runtime_env sets it too (choose another name)"))
     return problems
 
 

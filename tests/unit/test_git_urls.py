@@ -119,3 +119,19 @@ def test_render_and_build_json_of_a_clone_never_show_the_password(
     for output in (rendered.stdout, rendered.stderr, failed.stdout, failed.stderr):
         for fragment in (PASSWORD, "p4ss", "0rd"):
             assert fragment not in output, output
+
+
+@pytest.mark.parametrize(("remote", "https"), [
+    ("https://github.com/you/x.git", "https://github.com/you/x.git"),
+    ("git@github.com:you/x.git", "https://github.com/you/x.git"),
+    ("ssh://git@gitlab.com:2222/grp/sub/x.git", "https://gitlab.com/grp/sub/x.git"),
+    ("ssh://gitlab.com/x", "https://gitlab.com/x"),
+    (".", None),
+    ("../other", None),
+    ("/srv/git/x.git", None),
+    ("file:///srv/git/x.git", None),
+    ("http://git.example.com/x.git", None),
+    ("git@github.com:", None),
+])
+def test_https_form_of_a_remote(remote: str, https: str | None) -> None:
+    assert git_urls.https_form(remote) == https

@@ -264,9 +264,20 @@ def test_unused_2x_settings_and_kubernetes_limits_are_warned_of() -> None:
     (BASE + "runtime_env:\n  JOB_TYPE_VERSION: '1'\n",
      "job.yaml:9:3: runtime_env.JOB_TYPE_VERSION: 'JOB_TYPE_VERSION' is set by the image of a job.yaml "
      "(choose another name)"),
+    (BASE + "runtime_env:\n  AUTH_TOKEN: x\n",
+     "job.yaml:9:3: runtime_env.AUTH_TOKEN: 'AUTH_TOKEN' is Racetrack's own (its image or its deploy sets "
+     "it), and it refuses a job whose runtime_env sets it too (choose another name)"),
 ])
 def test_problem_messages(text: str, expected: str) -> None:
     assert problems_of(text) == [expected]
+
+
+@pytest.mark.parametrize("name", ["JOB_MANIFEST_YAML", "JOB_DEPLOYMENT_TIMESTAMP", "AUTH_TOKEN",
+                                  "REQUEST_TRACING_HEADER", "CALLER_NAME_HEADER", "GIT_VERSION",
+                                  "DEPLOYED_BY_RACETRACK_VERSION"])
+def test_names_racetrack_sets_at_deploy_are_refused_in_runtime_env(name: str) -> None:
+    (problem,) = problems_of(BASE + f"runtime_env:\n  {name}: x\n")
+    assert f"runtime_env.{name}: '{name}' is Racetrack's own" in problem
 
 
 def test_x_keys_are_unknown_in_job_yaml_as_in_2x() -> None:

@@ -91,6 +91,26 @@ def test_a_folder_with_the_other_manifest_is_refused(tmp_path: Path, existing: s
     assert sorted(p.name for p in tmp_path.iterdir()) == [existing]
 
 
+@pytest.mark.parametrize(("origin", "written"), [
+    (None, "https://git.example.com/you/repo.git"),  # a fresh `git init`: a placeholder
+    ("git@github.com:you/scorer.git", "https://github.com/you/scorer.git"),
+    ("ssh://git@gitlab.example.com:2222/team/scorer.git", "https://gitlab.example.com/team/scorer.git"),
+    ("https://git.example.com/team/scorer.git", "https://git.example.com/team/scorer.git"),
+])
+def test_a_job_yaml_in_a_working_tree_gets_an_https_remote(tmp_path: Path, hermetic_git: None,
+                                                           origin: str | None, written: str) -> None:
+    """Racetrack 2.x clones https:// only, so init writes no local path or ssh remote in a job.yaml."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    if origin:
+        git(repo, "remote", "add", "origin", origin)
+    result = init_job(repo, fmt="job")
+    manifest = load_manifest(repo / "job.yaml")
+    assert manifest.git.remote == written
+    assert origin is None or origin.startswith("https://") or any("https" in note for note in result.notes)
+
+
 def test_never_overwrites(tmp_path: Path, hermetic_git: None) -> None:
     job = tmp_path / "job"
     job.mkdir()
