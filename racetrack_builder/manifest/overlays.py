@@ -8,6 +8,7 @@ Problems of the base are reported against the base file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def with_base(overlay: Source, overlay_path: Path, read: ReadDocument) -> tuple[
                                             f"is relative to this file's folder)")]
     # A base that cannot be read at all (not UTF-8, not YAML) is the one error: ManifestError naming it.
     base_doc = read(base_path)
-    base = Source(str(base_path), base_doc)
+    # Named without the '..' of the walk there (prod/../job.yaml is job.yaml): what a CI annotation
+    # or an editor opens.
+    base = Source(os.path.normpath(base_path), base_doc)
     problems = [sourced(p, base, overlay) for p in yaml_problems(base_doc)]
     if base_doc.data is not None and not isinstance(base_doc.data, dict):
         problems.append(sourced(Problem("", f"the base manifest must be a mapping of fields, not "

@@ -14,6 +14,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,6 @@ from typing import Any
 import click
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from racetrack_builder.cli import cli
 
@@ -367,13 +367,27 @@ def build_json_fields() -> set[str]:
 
 
 def validate_json_fields(tmp_path: Path) -> set[str]:
-    """What ``validate --json`` wrote, run for real on a valid and an invalid manifest."""
+    """What ``validate --json`` wrote, run for real on a valid and an invalid manifest, an overlay
+    whose base is invalid (its problems name their ``source``), and a misspelled option."""
     bad = tmp_path / "fatman.yaml"
     bad.write_text("name: x\nowner_email: nobody\nlang: python3:latest\n", encoding="utf-8")
+    base = tmp_path / "base" / "job.yaml"
+    base.parent.mkdir()
+    base.write_text("name: x\nowner_email: nobody\njobtype: python3:latest\n"
+                    "git:\n  remote: https://git.example.com/x.git\n"
+                    "jobtype_extra:\n  entrypoint_path: a.py\n", encoding="utf-8")
+    overlay = tmp_path / "prod" / "job.yaml"
+    overlay.parent.mkdir()
+    overlay.write_text("extends: ../base/job.yaml\n", encoding="utf-8")
     fields: set[str] = set()
-    for manifest, code in ((REPO_ROOT / "examples" / "adder" / "fatman.yaml", 0), (bad, 2)):
-        result = CliRunner().invoke(cli, ["validate", str(manifest), "--json"])
-        assert result.exit_code == code, result.output
+    runs: list[tuple[list[str], int]] = [
+        ([str(REPO_ROOT / "examples" / "adder" / "fatman.yaml")], 0), ([str(bad)], 2), ([str(overlay)], 2),
+        ([str(bad), "--jsn"], 2),
+    ]
+    for args, code in runs:
+        result = subprocess.run([sys.executable, "-m", "racetrack_builder", "validate", *args, "--json"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == code, result.stderr
         fields |= _all_keys(json.loads(result.stdout))
     return fields
 
