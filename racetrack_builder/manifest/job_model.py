@@ -25,7 +25,13 @@ SHARED_FIELDS = ("name", "version", "system_dependencies", "build_env", "runtime
 TEXT_SECTIONS = ("build_env", "runtime_env", "labels")
 
 _FLAG_SCHEMA: dict[str, Any] = {"type": ["boolean", "string"], "enum": [True, False, "true", "false"]}
-_COUNT_SCHEMA: dict[str, Any] = {"type": ["integer", "string"], "minimum": 0, "pattern": "^[0-9]+$"}
+def _COUNT_SCHEMA(schema: dict[str, Any]) -> None:  # noqa: N802 (named as the other schema extras)
+    """A count: a whole number or its digits as text (2.x reads both), or null (unset). Replaces
+    pydantic's ``anyOf`` of integer and null, which would refuse the text an editor sees as valid."""
+    schema.pop("anyOf", None)
+    schema.update({"type": ["integer", "string", "null"], "minimum": 0, "pattern": "^[0-9]+$"})
+
+
 
 Flag = Annotated[bool, BeforeValidator(job_fields.coerce_flag)]
 Count = Annotated[int, BeforeValidator(job_fields.coerce_count)]

@@ -367,6 +367,21 @@ def test_job_schema_agrees_with_the_validator_on_examples() -> None:
     assert deprecated["deprecationMessage"] == "Deprecated. Use jobtype: instead."
 
 
+@pytest.mark.parametrize(("value", "valid"),
+                         [(4, True), ("4", True), (None, True), ("four", False), (-1, False)])
+def test_the_schema_takes_a_count_as_the_validator_does(value: object, valid: bool) -> None:
+    """2.x reads max_concurrency from digits as text too: an editor must not flag what builds."""
+    jsonschema = pytest.importorskip("jsonschema")
+    manifest = yaml.safe_load(BASE)
+    manifest["jobtype_extra"]["max_concurrency"] = value
+    assert jsonschema.Draft7Validator(manifest_schema("job")).is_valid(manifest) is valid
+    if valid:
+        parse_manifest(yaml.safe_dump(manifest), "job.yaml")
+    else:
+        with pytest.raises(ManifestError):
+            parse_manifest(yaml.safe_dump(manifest), "job.yaml")
+
+
 # --- a fatman.yaml and its job.yaml translation build the same image ----------------------------------
 
 FATMAN_2022 = """\
