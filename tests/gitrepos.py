@@ -403,8 +403,13 @@ class GitHttpServer:
         start_response(status, headers)
         return [payload]
 
+    def _server_class(self) -> type[WSGIServer]:
+        """The WSGI server that accepts the connections (a subclass may speak TLS on them)."""
+        return WSGIServer
+
     def __enter__(self) -> GitHttpServer:
-        self._server = make_server("127.0.0.1", 0, self._app, handler_class=_QuietHandler)
+        self._server = make_server("127.0.0.1", 0, self._app, server_class=self._server_class(),
+                                   handler_class=_QuietHandler)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="git-http", daemon=True)

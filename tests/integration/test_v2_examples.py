@@ -24,14 +24,13 @@ import secrets
 import socketserver
 import ssl
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIServer, make_server
+from wsgiref.simple_server import WSGIServer
 
 import docker
 import pytest
@@ -100,11 +99,10 @@ class HttpsGitServer(gitrepos.GitHttpServer):
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(certificate, key)
 
-    def __enter__(self) -> HttpsGitServer:
-        # Each connection's TLS handshake in a thread of its own, not in the accept of the one
-        # serving thread (the listening socket wrapped after the server had started): there, one
-        # handshake that failed or waited dropped other clones' connections (seen in CI:
-        # "gnutls_handshake() failed: The TLS connection was non-properly terminated").
+    def _server_class(self) -> type[WSGIServer]:
+        # Each connection's TLS handshake in a thread of its own: with the listening socket wrapped
+        # instead, every handshake runs in the accept of the one serving thread, so a client that
+        # stalls in its handshake holds up every other clone.
         context = self.context
 
         class TLSServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -120,13 +118,7 @@ class HttpsGitServer(gitrepos.GitHttpServer):
                 finally:
                     tls.close()
 
-        self._server = make_server("127.0.0.1", 0, self._app, server_class=TLSServer,
-                                   handler_class=gitrepos._QuietHandler)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="git-https", daemon=True)
-        self._thread.start()
-        return self
+        return TLSServer
 
     def url(self, name: str, *, credentials: bool = False) -> str:
         return "https://" + super().url(name, credentials=credentials).removeprefix("http://")
