@@ -160,9 +160,11 @@ def sources_ref(tag: str, digest: str, python_version: str = DEFAULT_PYTHON_VERS
 
 
 def _stale_reason(
-    engine: Engine, options: BaseImageOptions, labels: dict[str, str] | None, ref: str | None = None
+    engine: Engine, options: BaseImageOptions, labels: dict[str, str] | None, digest: str,
+    ref: str | None = None,
 ) -> str | None:
-    """Why the base image ``ref`` (whose labels are given, None when missing) must be built, or None.
+    """Why the base image ``ref`` (whose labels are given, None when missing) must be built, or None;
+    ``digest`` is the wrapper sources' (``context_digest``).
 
     Only images this tool built (they carry our labels) are judged stale: from other wrapper
     sources, on another root image, or on a root image that has changed since. A base image pulled
@@ -173,7 +175,7 @@ def _stale_reason(
         return f"{ref} is not on the engine"
     if CONTEXT_LABEL not in labels:
         return None
-    if labels[CONTEXT_LABEL] != context_digest(base_context_dir(options)):
+    if labels[CONTEXT_LABEL] != digest:
         return f"{ref} was built from other wrapper sources"
     if labels.get(PYTHON_VERSION_LABEL, DEFAULT_PYTHON_VERSION) != options.python_version:
         return f"{ref} was built for Python {labels.get(PYTHON_VERSION_LABEL, DEFAULT_PYTHON_VERSION)}"
@@ -193,39 +195,36 @@ def ensure_base_image(engine: Engine, options: BaseImageOptions) -> str:
     ``racetrack/python3:<tag>`` beside it; ``options.ref`` itself for a base image this tool did not
     build (pulled under that name). Builds of the same base on one engine wait for each other
     (``engine_lock``): six jobs started together on a fresh engine build it once."""
-    found = _usable_base(engine, options)
+    digest = context_digest(base_context_dir(options))  # read once: it hashes every source file
+    found = _usable_base(engine, options, digest)
     if found is not None:
         return found
     with engine_lock(options.ref):
-        found = _usable_base(engine, options, quiet=True)  # made meanwhile by the build we waited for
+        found = _usable_base(engine, options, digest, quiet=True)  # made by the build we waited for
         if found is not None:
             return found
         labels = engine.image_labels(options.ref)
-        reporting.progress(f"building the base image: {_stale_reason(engine, options, labels)}")
+        reporting.progress(f"building the base image: {_stale_reason(engine, options, labels, digest)}")
         if options.python_image is None and labels and labels.get(PYTHON_IMAGE_LABEL):
             # A rebuild for new wrapper sources keeps the root image the stale one was built on.
             options = replace(options, python_image=labels[PYTHON_IMAGE_LABEL])
         build_base_image(engine, options)
-    return _ours(options)
+    return sources_ref(options.tag, digest, options.python_version)
 
 
-def _ours(options: BaseImageOptions) -> str:
-    return sources_ref(options.tag, context_digest(base_context_dir(options)), options.python_version)
-
-
-def _usable_base(engine: Engine, options: BaseImageOptions, quiet: bool = False) -> str | None:
+def _usable_base(engine: Engine, options: BaseImageOptions, digest: str, quiet: bool = False) -> str | None:
     """The ref of a base image on the engine that a build can use as it is, or None."""
     labels = engine.image_labels(options.ref)
-    reason = _stale_reason(engine, options, labels)
+    reason = _stale_reason(engine, options, labels, digest)
     if reason is None and labels is not None and CONTEXT_LABEL not in labels:
         return options.ref  # not ours (pulled under the name): used as it is
-    ours = _ours(options)
+    ours = sources_ref(options.tag, digest, options.python_version)
     if reason is None and labels is not None:
         image_id = engine.image_id(options.ref)
         if image_id is not None and engine.image_id(ours) != image_id:
             engine.tag(image_id, ours)  # made before that tag existed, or under the name alone
         return ours
-    if _stale_reason(engine, options, engine.image_labels(ours), ours) is None:
+    if _stale_reason(engine, options, engine.image_labels(ours), digest, ours) is None:
         if not quiet:
             reporting.progress(f"using {ours} ({reason})")
         return ours
