@@ -142,14 +142,14 @@ INFRA_SET_ENV = frozenset({
 def _env_collisions(manifest: JobManifest, layers: Layers) -> list[Problem]:
     set_by_image = {name: key for key, name in WRAPPER_ENV_BY_KEY.items()}
     problems = []
-    for name, _ in manifest.wrapper_env():
+    image_set = [name for name, _ in manifest.wrapper_env()]
+    for name in image_set:
         if name in manifest.runtime_env:
             key = set_by_image.get(name)
             how = f"set jobtype_extra.{key} instead" if key else "choose another name"
             problems.append(_problem(layers, ("runtime_env", name),
                                      f"{name!r} is set by the image of a job.yaml ({how})"))
-    image_set = {name for name, _ in manifest.wrapper_env()}
-    for name in sorted(INFRA_SET_ENV.intersection(manifest.runtime_env) - image_set):
+    for name in sorted(INFRA_SET_ENV.intersection(manifest.runtime_env).difference(image_set)):
         problems.append(_problem(layers, ("runtime_env", name),
                                  f"{name!r} is Racetrack's own (its image or its deploy sets it), and "
                                  "it refuses a job whose runtime_env sets it too (choose another name)"))
