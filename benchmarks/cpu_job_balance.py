@@ -23,13 +23,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "base-images" / "python3" / "tests"))
 sys.path.insert(0, str(HERE))
 
-from loadgen import tree_cpu_seconds  # noqa: E402
-from wrapper_servers import BURN_LUA, BURN_MS, started, wrk  # noqa: E402
+from wrapper_servers import BURN_LUA, BURN_MS, measure, started, wrk  # noqa: E402
 from wrapper_support import job_path  # noqa: E402
 
 
@@ -56,16 +56,16 @@ def main() -> int:
     capacity = min(args.workers, os.cpu_count() or 1) * 1000.0 / BURN_MS
     rows = []
     for run in range(args.runs):
-        with started("wrapper-granian", args.workers, args.threads, job_path("cpu_burn"),
-                     tempfile.mkdtemp(prefix="cpu-balance-")) as (url, pid):
-            port = int(url.split(":")[2].split("/")[0])
+        job = job_path("cpu_burn")
+        with tempfile.TemporaryDirectory(prefix="cpu-balance-") as metrics_dir, \
+                started("wrapper-granian", args.workers, args.threads, job, metrics_dir) as (url, pid):
+            port = urlsplit(url).port or 0
             wrk(url, 2, args.connections, BURN_LUA)
             split: list[int] = []
             sampler = threading.Timer(min(3.0, args.duration / 2), _sample, args=(split, port))
             sampler.start()
-            cpu_before = tree_cpu_seconds(pid)
-            result = wrk(url, args.duration, args.connections, BURN_LUA)
-            cores = (tree_cpu_seconds(pid) - cpu_before) / args.duration
+            result = measure(url, pid, args.duration, args.connections, BURN_LUA)
+            cores = result["cpu_us"] * result["requests"] / 1e6 / args.duration
             sampler.join()
         row = {
             "run": run,
