@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 EXIT_INTERRUPTED = 130
+# The manifest formats (racetrack_builder.manifest.formats.FORMATS), spelled here so that parsing the
+# command line does not import the manifest package and pydantic with it.
+_FORMATS = click.Choice(["fatman", "job"])
 
 
 class Terminated(KeyboardInterrupt):
@@ -290,7 +293,7 @@ def render(
 
 @cli.command()
 @click.argument("manifest", required=False)
-@click.option("--format", "fmt", type=click.Choice(["fatman", "job"]),
+@click.option("--format", "fmt", type=_FORMATS,
               help="fatman (fatman.yaml, the default) or job (job.yaml, Racetrack 2.x).")
 @click.pass_context
 def schema(ctx: click.Context, manifest: str | None, fmt: str | None) -> None:
@@ -580,7 +583,7 @@ def test(
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".", required=False)
 @click.option("--name", help="The job's name (default: from the folder's name).")
-@click.option("--format", "fmt", type=click.Choice(["fatman", "job"]), default="fatman", show_default=True,
+@click.option("--format", "fmt", type=_FORMATS, default="fatman", show_default=True,
               help="fatman: fatman.yaml and a FatmanEntrypoint class; job: Racetrack 2.x's job.yaml and "
                    "a JobEntrypoint class.")
 @_verbosity

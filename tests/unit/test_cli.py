@@ -250,3 +250,10 @@ def test_main_maps_errors_to_exit_codes_in_process(
         main(["validate", str(bad)])
     assert exc.value.code == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_the_cli_names_the_manifest_formats_the_manifest_package_knows() -> None:
+    from racetrack_builder.cli import _FORMATS
+    from racetrack_builder.manifest.formats import FORMATS
+
+    assert tuple(_FORMATS.choices) == FORMATS
