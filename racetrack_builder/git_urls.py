@@ -108,13 +108,19 @@ def repository_key(location: str, base: Path) -> str:
         path = location.removeprefix("file://").removeprefix("localhost")
         resolved = (base / path).resolve() if not os.path.isabs(path) else Path(path).resolve()
         return str(resolved).removesuffix("/.git").removesuffix(".git")
-    if "://" in location:
-        rest = location.split("://", 1)[1]
+    host, path = _host_and_path(location)
+    return f"{host.lower()}/{path.removesuffix('.git')}"
+
+
+def _host_and_path(url: str) -> tuple[str, str]:
+    """The host (no user, no port) and the path (no surrounding '/') of a URL with ``://``, or of
+    an scp-like ``[user@]host:path``."""
+    if "://" in url:
+        rest = url.split("://", 1)[1]
     else:  # scp-like: [user@]host:path
-        rest = location.replace(":", "/", 1)
+        rest = url.replace(":", "/", 1)
     hostport, _, path = rest.partition("/")
-    host = hostport.rpartition("@")[2].partition(":")[0].lower()
-    return f"{host}/{path.strip('/').removesuffix('.git')}"
+    return hostport.rpartition("@")[2].partition(":")[0], path.strip("/")
 
 
 def https_form(remote: str) -> str | None:
@@ -123,12 +129,7 @@ def https_form(remote: str) -> str | None:
     when it is https already; None for a local path, ``file://`` or another scheme."""
     if remote.startswith("https://"):
         return remote
-    if remote.startswith("ssh://"):
-        hostport, _, path = remote.removeprefix("ssh://").partition("/")
-    elif is_local_path(remote) or "://" in remote:
+    if is_local_path(remote) or ("://" in remote and not remote.startswith("ssh://")):
         return None
-    else:  # scp-like: [user@]host:path
-        hostport, _, path = remote.partition(":")
-    host = hostport.rpartition("@")[2].partition(":")[0]
-    path = path.strip("/")
+    host, path = _host_and_path(remote)
     return f"https://{host}/{path}" if host and path else None
