@@ -355,6 +355,13 @@ class DockerCleanup:
         return problems
 
 
+def registry_tags(registry: str, repository: str) -> list[str]:
+    """The tags of ``repository`` in the registry at ``registry`` (``127.0.0.1:PORT``), from its own
+    API; empty when it has none."""
+    answer = requests.get(f"http://{registry}/v2/{repository}/tags/list", timeout=10)
+    return list(answer.json().get("tags") or []) if answer.status_code == 200 else []
+
+
 def image_exists(client: docker.DockerClient, ref: str) -> bool:
     """Whether the engine has an image called ``ref``."""
     try:

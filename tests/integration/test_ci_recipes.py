@@ -43,7 +43,13 @@ import requests
 import yaml
 
 from tests import gitrepos
-from tests.integration.jobs import HOST_CA_BUNDLE, cli_environment, example_files, example_manifest
+from tests.integration.jobs import (
+    HOST_CA_BUNDLE,
+    cli_environment,
+    example_files,
+    example_manifest,
+    registry_tags,
+)
 from tests.unit.test_ci_recipes_syntax import (
     GITHUB_RECIPE,
     GITLAB_RECIPE,
@@ -436,11 +442,6 @@ def registry_digest(registry: str, image: str) -> str:
                           headers={"Accept": MANIFEST_ACCEPT})
     assert answer.status_code == 200, answer.text
     return answer.headers["Docker-Content-Digest"]
-
-
-def registry_tags(registry: str, repository: str) -> list[str]:
-    answer = requests.get(f"http://{registry}/v2/{repository}/tags/list", timeout=10)
-    return list(answer.json().get("tags") or []) if answer.status_code == 200 else []
 
 
 def pushed_repository(run: Run) -> str:

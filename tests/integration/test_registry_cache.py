@@ -30,12 +30,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 from racetrack_builder.base_image import BaseImageOptions, base_context_dir, context_digest, sources_ref
 from racetrack_builder.build_tools import TOOLS_REPOSITORY
 from tests import gitrepos
-from tests.integration.jobs import REPO_ROOT, CliResult, client_manifest, in_ci, our_base_ref, run_cli
+from tests.integration.jobs import (
+    REPO_ROOT,
+    CliResult,
+    client_manifest,
+    in_ci,
+    our_base_ref,
+    registry_tags,
+    run_cli,
+)
 from tests.integration.second_engine import SecondEngine, free_port, missing_tools
 
 pytestmark = pytest.mark.docker
@@ -153,11 +160,6 @@ def published_base(session_registry: str, base_image: str, python_root_image: st
     )
 
 
-def _tags(registry: str, repository: str) -> list[str]:
-    answer = requests.get(f"http://{registry}/v2/{repository}/tags/list", timeout=10)
-    return list(answer.json().get("tags") or []) if answer.status_code == 200 else []
-
-
 def _warnings(result: CliResult) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("Warning: cache ")]
 
@@ -169,8 +171,8 @@ def test_base_push_publishes_the_base_and_tools_under_their_sources_digest(
         published_base: PublishedBase) -> None:
     registry = published_base.registry
     base_tag = published_base.base_ref.rpartition(":")[2]
-    assert base_tag in _tags(registry, "racetrack/python3"), published_base.result.describe()
-    assert published_base.tools_ref.rpartition(":")[2] in _tags(registry, "racetrack/build-tools")
+    assert base_tag in registry_tags(registry, "racetrack/python3"), published_base.result.describe()
+    assert published_base.tools_ref.rpartition(":")[2] in registry_tags(registry, "racetrack/build-tools")
     assert f"pushed {published_base.base_ref} (sha256:" in published_base.result.stderr
 
 
@@ -235,7 +237,7 @@ def test_a_cache_hit_on_a_fresh_engine_runs_neither_apt_nor_the_install(
     report = first.json()["cache"]
     assert (report["system"], report["install"]) == ("built", "installed"), report
     assert "apt-get" in first.stderr and "installing requirements (requirements.txt)" in first.stderr
-    pushed = _tags(published_base.registry, f"cache/{name}")
+    pushed = registry_tags(published_base.registry, f"cache/{name}")
     assert sorted(tag[len(name) + 1:].split("-")[0] for tag in pushed) == ["install", "job", "system"], pushed
 
     # Another runner that has never seen the job: apt and the install come from the registry.
