@@ -359,23 +359,38 @@ class SshDialer:
                 self.failure = str(exc)
                 return
             assert proc.stdin is not None and proc.stdout is not None
-            threading.Thread(target=_pump_to_process, args=(conn, proc.stdin), daemon=True).start()
+            reader = threading.Thread(target=_pump_to_process, args=(conn, proc.stdin), daemon=True)
+            reader.start()
             _pump_to_socket(proc.stdout, conn)
             if proc.wait() != 0:
                 stderr.seek(0)
                 said = stderr.read().decode("utf-8", "replace").strip()
                 self.failure = said or f"ssh exited {proc.returncode}"
-            # Only now: the client that sees this connection end may look at `failure`.
+            # Only now: the client that sees this connection end may look at `failure`. The end of
+            # the answer first, then what the client still sends is read until it closes (a socket
+            # closed with unread data resets its peer, which then loses the end of the answer).
+            _shutdown(conn, socket.SHUT_WR)
+            reader.join(timeout=_DRAIN_SECONDS)
             _shutdown(conn)
 
 
+# How long a connection whose ssh has ended waits for its client to close it.
+_DRAIN_SECONDS = 2.0
+
+
 def _pump_to_process(conn: socket.socket, stdin: IO[bytes]) -> None:
+    """The client's bytes to ssh; once ssh is gone, read and dropped until the client closes."""
+    open_stdin = True
     try:
         while data := conn.recv(65536):
-            stdin.write(data)
-            stdin.flush()
-    except (OSError, ValueError):
-        pass  # either side went away; the other pump notices
+            if open_stdin:
+                try:
+                    stdin.write(data)
+                    stdin.flush()
+                except (OSError, ValueError):
+                    open_stdin = False  # ssh went away; the other pump notices
+    except OSError:
+        pass  # the connection went away
     finally:
         try:
             stdin.close()
@@ -393,9 +408,9 @@ def _pump_to_socket(stdout: IO[bytes], conn: socket.socket) -> None:
         stdout.close()
 
 
-def _shutdown(sock: socket.socket) -> None:
+def _shutdown(sock: socket.socket, how: int = socket.SHUT_RDWR) -> None:
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        sock.shutdown(how)
     except OSError:
         pass
 
