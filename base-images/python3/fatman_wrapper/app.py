@@ -18,6 +18,7 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from .auth import TokenGuard
+from .balance import Balancer
 from .config import SPARE_THREADS, Settings
 from .fastpath import JobCalls
 from .holder import JobHolder
@@ -29,6 +30,7 @@ from .responses import handle_error
 from .routes import ROUTES, RouteLabels, never_limited
 from .tracing import Tracing
 from .views import API_PREFIX, WEBVIEW_PATH, Views
+from .watchdog import start_beating
 
 
 def load_waiters(threads: int) -> int:
@@ -47,6 +49,7 @@ def create_app(
     background: bool = False,
     fast_path: bool = True,
     app_threads: int = 0,
+    heartbeat_dir: str | None = None,
 ) -> Flask:
     """A Flask app serving the job whose entrypoint is ``entrypoint_path`` (relative to ``root``).
 
@@ -57,7 +60,9 @@ def create_app(
     ``fast_path=False`` leaves the job's calls to Flask too (``fastpath.py``; for benchmarks).
     ``app_threads``: with a server whose thread pool is larger than the app may use (granian's,
     see ``limits.AppThreads``), how many requests of this worker run in the app at once; 0: the
-    server's threads bound them.
+    server's threads bound them. ``heartbeat_dir``: under granian, the folder of the workers'
+    heartbeat files (``watchdog.py``); this worker beats there, and with ``app_threads`` spreads
+    keep-alive connections with its peers (``balance.py``).
     """
     settings = settings or Settings.from_env()
     root_path = os.path.realpath(root)
@@ -93,6 +98,12 @@ def create_app(
                 route.rule, route.endpoint, handler, methods=list(route.methods), defaults=route.defaults
             )
     app.register_error_handler(Exception, handle_error)
+    threads = AppThreads(app_threads, settings.max_body_bytes) if app_threads > 0 else None
+    balancer = None
+    if heartbeat_dir is not None:
+        if threads is not None:
+            balancer = Balancer(heartbeat_dir, threads, ready=lambda: holder.state == "ready")
+        start_beating(heartbeat_dir, balancer.tick if balancer is not None else None)
     # Wrapping wsgi_app is Flask's documented way to add WSGI middleware; mypy sees a method.
     app.wsgi_app = FatmanMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,
@@ -109,7 +120,8 @@ def create_app(
         tracing=Tracing(settings.tracing_header, settings.caller_header),
         access_log=settings.access_log,
         fast_path=JobCalls(holder, settings, metrics.called) if fast_path else None,
-        app_threads=AppThreads(app_threads, settings.max_body_bytes) if app_threads > 0 else None,
+        app_threads=threads,
+        balancer=balancer,
     )
 
     if background:

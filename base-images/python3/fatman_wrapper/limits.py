@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from .balance import Load
+
 log = logging.getLogger("fatman_wrapper")
 
 SLOT_KEY = "fatman.slot"  # WSGI environ key of the request's limiter slot (``Slot``), if it holds one
@@ -149,6 +151,8 @@ class AppThreads:
         self.threads = threads
         self.body_limit = body_limit
         self._slots = threading.BoundedSemaphore(threads)
+        # The requests waiting for a slot or holding one, which balance.Balancer reads.
+        self.load = Load()
 
     def read_body(self, environ: dict[str, Any]) -> None:
         """Replace ``wsgi.input`` by the body read whole, when it has a length within the limit
@@ -168,7 +172,9 @@ class AppThreads:
                 environ["CONTENT_LENGTH"] = str(len(body))
 
     def acquire(self) -> None:
+        self.load.enter()
         self._slots.acquire()
 
     def release(self) -> None:
         self._slots.release()
+        self.load.leave()

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 from werkzeug.wsgi import ClosingIterator
 
 from .auth import TokenGuard
+from .balance import Balancer
 from .errors import ApiError
 from .limits import SLOT_KEY, AppThreads, ConcurrencyLimiter, Slot
 from .logs import log_access
@@ -40,6 +41,8 @@ class FatmanMiddleware:
     * With ``app_threads`` (under granian), a request but the ``never_limited`` ones has its body
       read whole after the token check and before the overload limit, then waits for one of the
       worker's app slots before the app sees it.
+    * With a ``balancer`` (under granian), an answer closes its connection when this worker holds
+      more requests than its share (``balance.py``).
     * Each answer is counted under ``label_for(path)`` with its status and duration, and logged
       with ``access_log`` (at DEBUG for the ``never_limited`` paths: probes and metrics).
 
@@ -61,6 +64,7 @@ class FatmanMiddleware:
         access_log: bool = True,
         fast_path: FastPath | None = None,
         app_threads: AppThreads | None = None,
+        balancer: Balancer | None = None,
     ) -> None:
         self.app = app
         self.prefixes = tuple(p.rstrip("/") for p in prefixes if p.rstrip("/"))
@@ -73,6 +77,7 @@ class FatmanMiddleware:
         self.access_log = access_log
         self.fast_path = fast_path
         self.app_threads = app_threads
+        self.balancer = balancer
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -94,9 +99,14 @@ class FatmanMiddleware:
                 break
         status: list[str] = []
 
+        balancer = self.balancer
+
         def record_status(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status.append(code)
-            return start_response(code, self.tracing.with_header(headers, tracing_id), exc_info)
+            headers = self.tracing.with_header(headers, tracing_id)
+            if balancer is not None and balancer.take():
+                headers = [*headers, ("Connection", "close")]  # the next connection may go elsewhere
+            return start_response(code, headers, exc_info)
 
         slot: Slot | None = None
         threads = self.app_threads if path not in self.never_limited else None

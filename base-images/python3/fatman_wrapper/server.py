@@ -206,10 +206,6 @@ def load_app(target: str) -> Callable[..., Any]:
     from .app import create_app
 
     args = json.loads(target)
-    if args.get("heartbeat_dir"):
-        from .watchdog import start_beating
-
-        start_beating(args["heartbeat_dir"])
     # In a thread: the probes answer while a slow __init__ (loading a model) runs, and the server
     # does not kill a worker whose boot outlasts its timeout.
     return create_app(
@@ -218,6 +214,7 @@ def load_app(target: str) -> Callable[..., Any]:
         root=args["root"],
         background=True,
         app_threads=args.get("app_threads", 0),
+        heartbeat_dir=args.get("heartbeat_dir") or None,
     )
 
 

@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("fatman_wrapper")
 
@@ -23,16 +24,22 @@ PREFIX = "fatman-heartbeat-"
 INTERVAL = 1.0
 
 
-def start_beating(directory: str) -> None:
-    """In a worker: touch ``directory/fatman-heartbeat-<pid>`` every second until the process ends."""
+def start_beating(directory: str, report: Callable[[], str] | None = None) -> None:
+    """In a worker: write ``directory/fatman-heartbeat-<pid>`` every second until the process ends,
+    with what ``report`` returns (the worker's load, ``balance.Balancer.tick``) or empty."""
     path = os.path.join(directory, f"{PREFIX}{os.getpid()}")
 
     def beat() -> None:
         while True:
+            text = ""
+            if report is not None:
+                try:
+                    text = report()
+                except Exception:  # noqa: BLE001 - a failing report must not stop the heartbeat
+                    log.exception("the worker's load could not be measured")
             try:
-                with open(path, "a"):
-                    pass
-                os.utime(path)
+                with open(path, "w", encoding="ascii") as f:
+                    f.write(text)
             except OSError:
                 pass  # a full or vanished folder: the watchdog then sees no file and does nothing
             time.sleep(INTERVAL)

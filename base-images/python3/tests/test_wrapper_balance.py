@@ -1,0 +1,188 @@
+"""Keep-alive connections spread over granian's workers (fatman_wrapper/balance.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from fatman_wrapper.balance import MAX_CLOSES, Balancer, Figures, Load, closes_wanted
+from fatman_wrapper.limits import AppThreads
+from fatman_wrapper.watchdog import PREFIX
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_load_integrates_requests_and_idle_time() -> None:
+    clock = Clock()
+    load = Load(clock)
+    clock.now += 1.0  # idle
+    load.enter()
+    clock.now += 0.5  # one inside
+    load.enter()
+    clock.now += 0.5  # two inside
+    load.leave()
+    load.leave()
+    clock.now += 1.0  # idle
+    now, area, idle = load.totals()
+    assert now == 103.0
+    assert area == pytest.approx(0.5 + 2 * 0.5)
+    assert idle == pytest.approx(2.0)
+
+
+def test_app_threads_count_waiting_and_running_requests() -> None:
+    threads = AppThreads(1, 100)
+    threads.acquire()
+    assert threads.load._inside == 1
+    threads.release()
+    assert threads.load._inside == 0
+
+
+@pytest.mark.parametrize(
+    ("mine", "peers", "closes"),
+    [
+        ((16.0, 0.0), [(0.0, 1.0)], 8),  # every connection on this worker, the other idle
+        ((8.0, 0.0), [(8.0, 0.0)], 0),  # both saturated: every core works, every thread too
+        ((8.0, 0.0), [], 0),  # no peer (one worker, or none loaded)
+        ((1.0, 0.0), [(0.0, 1.0)], 0),  # one request: moving it would only swap the places
+        ((3.0, 0.2), [(0.0, 1.0)], 0),  # idle at times, and no request waits for a thread
+        ((12.0, 0.0), [(4.0, 0.0)], 0),  # the peer's threads are all busy: it has no room either
+        ((14.0, 0.0), [(2.0, 0.0)], 6),  # requests wait here while the peer has spare threads
+        ((16.0, 0.0), [(8.0, 0.0), (0.0, 0.9)], 8),  # the peer with most room counts
+        ((500.0, 0.0), [(0.0, 1.0)], MAX_CLOSES),
+    ],
+)
+def test_closes_wanted(mine: tuple[float, float], peers: list[tuple[float, float]], closes: int) -> None:
+    assert closes_wanted(Figures(*mine), 4, [Figures(*p) for p in peers]) == closes
+
+
+def _peer(directory: str, pid: int, line: str, age: float = 0.0) -> None:
+    path = os.path.join(directory, f"{PREFIX}{pid}")
+    with open(path, "w", encoding="ascii") as f:
+        f.write(line)
+    if age:
+        then = time.time() - age
+        os.utime(path, (then, then))
+
+
+def _saturated(tmp_path, ready: bool = True) -> tuple[Balancer, Clock]:
+    clock = Clock()
+    threads = AppThreads(4, 100)
+    threads.load = load = Load(clock)
+    balancer = Balancer(str(tmp_path), threads, ready=lambda: ready, pid=1)
+    for _ in range(16):
+        load.enter()
+    clock.now += 1.0
+    return balancer, clock
+
+
+def test_a_saturated_worker_closes_answers_while_a_loaded_peer_idles(tmp_path) -> None:
+    balancer, _ = _saturated(tmp_path)
+    _peer(str(tmp_path), 2, "0.000 1.000 1\n")
+    line = balancer.tick()
+    assert line == "16.000 0.000 1\n"
+    assert balancer.closes == 8
+    assert [balancer.take() for _ in range(10)] == [True] * 8 + [False] * 2
+
+
+@pytest.mark.parametrize(
+    "line, age",
+    [
+        ("0.000 1.000 0\n", 0.0),  # the peer's job is still loading (or failed): it would answer 503
+        ("0.000 1.000 1\n", 10.0),  # stale: a dead or wedged worker
+        ("", 0.0),  # being written
+        ("garbage\n", 0.0),
+    ],
+)
+def test_peers_that_cannot_take_connections_are_ignored(tmp_path, line: str, age: float) -> None:
+    balancer, _ = _saturated(tmp_path)
+    _peer(str(tmp_path), 2, line, age)
+    balancer.tick()
+    assert balancer.closes == 0
+
+
+def test_a_worker_reads_its_own_file_as_no_peer(tmp_path) -> None:
+    balancer, _ = _saturated(tmp_path)
+    _peer(str(tmp_path), 1, "0.000 1.000 1\n")
+    balancer.tick()
+    assert balancer.closes == 0
+
+
+def test_each_tick_measures_the_last_second_only(tmp_path) -> None:
+    balancer, clock = _saturated(tmp_path)
+    _peer(str(tmp_path), 2, "0.000 1.000 1\n")
+    balancer.tick()
+    for _ in range(16):
+        balancer.threads.load.leave()
+    clock.now += 1.0
+    assert balancer.tick() == "0.000 1.000 1\n"
+    assert balancer.closes == 0  # the closes left from the second before are dropped
+
+
+def test_the_heartbeat_writes_the_report(tmp_path) -> None:
+    from fatman_wrapper import watchdog
+
+    watchdog.start_beating(str(tmp_path), lambda: "1.000 0.500 1\n")
+    path = tmp_path / f"{PREFIX}{os.getpid()}"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (path.exists() and path.read_text()):
+        time.sleep(0.05)
+    assert path.read_text() == "1.000 0.500 1\n"
+
+
+def test_a_failing_report_still_beats(tmp_path) -> None:
+    from fatman_wrapper import watchdog
+
+    def broken() -> str:
+        raise RuntimeError("boom")
+
+    directory = tmp_path / "beats"
+    directory.mkdir()
+    watchdog.start_beating(str(directory), broken)
+    path = directory / f"{PREFIX}{os.getpid()}"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not path.exists():
+        time.sleep(0.05)
+    assert path.exists() and path.read_text() == ""
+
+
+def test_an_answer_closes_its_connection_when_the_balancer_says_so(tmp_path, monkeypatch) -> None:
+    from wrapper_support import job_path
+
+    from fatman_wrapper import create_app
+    from fatman_wrapper.config import Settings
+
+    root = job_path("adder")
+    monkeypatch.chdir(root)
+    app = create_app(
+        "fatman_entrypoint.py", root=root, settings=Settings(), app_threads=2, heartbeat_dir=str(tmp_path)
+    )
+    balancer = app.wsgi_app.balancer
+    assert balancer is not None
+    client = app.test_client()
+    balancer.closes = 1
+    first = client.post("/api/v1/perform", json={"x": 2, "y": 3})
+    second = client.post("/api/v1/perform", json={"x": 2, "y": 3})
+    assert (first.status_code, first.json) == (200, 6)
+    assert first.headers.get("Connection") == "close"
+    assert (second.status_code, second.json) == (200, 6)
+    assert "Connection" not in second.headers
+
+
+def test_without_app_threads_there_is_no_balancer(tmp_path, monkeypatch) -> None:
+    from wrapper_support import job_path
+
+    from fatman_wrapper import create_app
+    from fatman_wrapper.config import Settings
+
+    root = job_path("adder")
+    monkeypatch.chdir(root)
+    app = create_app("fatman_entrypoint.py", root=root, settings=Settings(), heartbeat_dir=str(tmp_path))
+    assert app.wsgi_app.balancer is None
