@@ -29,6 +29,9 @@ WRAPPER_VENV = "/opt/fatman/venv"
 WRAPPER_PYTHON = f"{WRAPPER_VENV}/bin/python"
 # The wrapper's console script (see base-images/python3/pyproject.toml).
 WRAPPER_SCRIPT = f"{WRAPPER_VENV}/bin/fatman-wrapper"
+# Whether the wrapper's server still imports with the job's packages first on sys.path; the install
+# step runs it (base-images/build-tools/racetrack_install.py).
+SERVER_CHECK_COMMAND = [WRAPPER_SCRIPT, "check-server"]
 # The job's own packages: site-packages ahead of the venv on PYTHONPATH, scripts on PATH.
 JOB_PACKAGES = "/opt/fatman/job"
 JOB_SITE_PACKAGES = f"{JOB_PACKAGES}/site-packages"

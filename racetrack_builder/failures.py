@@ -66,12 +66,6 @@ def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
     """A headline and a fix for a failed step, recognised from the step and its output."""
     text = "\n".join(tail)
     wrapper = "fatman_wrapper" in instruction or "fatman-wrapper" in instruction
-    if wrapper and '"check-server"' in instruction:
-        return (
-            "the wrapper's server cannot be imported beside the job's packages",
-            "a requirement pins Flask, Werkzeug or another wrapper dependency at a version that does "
-            "not work with the rest; pin a matching set (e.g. Flask 2.0.x with Werkzeug 2.0.x)",
-        )
     if wrapper and '"check"' in instruction:
         library = _MISSING_LIBRARY.search(text)
         if library:

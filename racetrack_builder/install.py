@@ -32,7 +32,17 @@ from pathlib import Path
 
 from . import reporting
 from .build_tools import INSTALL_SCRIPT, TOOLS_MOUNT
-from .contract import CA_BUNDLE_FILE, JOB_BIN, JOB_SITE_PACKAGES, USER, WRAPPER_PYTHON, WRAPPER_VENV
+from .contract import (
+    CA_BUNDLE_FILE,
+    GID,
+    JOB_BIN,
+    JOB_SITE_PACKAGES,
+    SERVER_CHECK_COMMAND,
+    UID,
+    USER,
+    WRAPPER_PYTHON,
+    WRAPPER_VENV,
+)
 from .engine import CommitRun, Engine
 from .errors import AuthenticationRefused, BuildFailed, EnvironmentFailure, RacetrackError
 from .requirements import RequirementsPlan
@@ -132,7 +142,7 @@ def install_requirements(engine: Engine, request: InstallRequest) -> str:
         )
     )
     if result.exit_code != 0 or result.image_id is None:
-        raise install_failure(result.lines, request)
+        raise install_failure(result.lines)
     reporting.log(f"installed in {result.run_seconds:.1f}s, committed in {result.commit_seconds:.1f}s")
     _forget_older(engine, request.job_name, ref)
     return ref
@@ -192,6 +202,8 @@ def install_plan(
         "site_packages": JOB_SITE_PACKAGES,
         "bin": JOB_BIN,
         "python_version": python_version,
+        "server_check": SERVER_CHECK_COMMAND,
+        "user": [UID, GID],
     }
 
 
@@ -226,7 +238,7 @@ def _archive(request: InstallRequest) -> bytes:
     return buffer.getvalue()
 
 
-def install_failure(lines: list[str], request: InstallRequest) -> RacetrackError:
+def install_failure(lines: list[str]) -> RacetrackError:
     """The error for a failed install: the diagnosis first, then the installer's own lines."""
     diagnosis: dict[str, object] = {}
     log = []
@@ -243,9 +255,8 @@ def install_failure(lines: list[str], request: InstallRequest) -> RacetrackError
     where = diagnosis.get("where")
     cause = diagnosis.get("cause") or "the installer failed"
     subject = f"{requirement}" + (f" ({where})" if where else "") if requirement else None
-    message = "the job's requirements could not be installed: " + (
-        f"{subject}: {cause}" if subject else str(cause)
-    )
+    headline = diagnosis.get("headline") or "the job's requirements could not be installed"
+    message = f"{headline}: " + (f"{subject}: {cause}" if subject else str(cause))
     hint = str(diagnosis.get("fix") or "the installer's lines say why; --verbose shows its whole output")
     details = {k: v for k, v in diagnosis.items() if v is not None}
     if diagnosis.get("kind") == "auth":

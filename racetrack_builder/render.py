@@ -205,12 +205,10 @@ def wrapper_command(manifest: Manifest, verb: str) -> list[str]:
 
 
 def job_check_command(manifest: Manifest) -> list[str]:
-    """The build's import check of the job's code alone; ``SERVER_CHECK_COMMAND`` runs in the layer
-    of the job's packages, which a change to the code does not rebuild."""
+    """The build's import check of the job's code alone; the install step checks the server
+    (``contract.SERVER_CHECK_COMMAND``) in the layer of the job's packages, which a change to the
+    code does not rebuild."""
     return [*wrapper_command(manifest, "check"), "--no-server"]
-
-
-SERVER_CHECK_COMMAND = [WRAPPER_SCRIPT, "check-server"]
 
 
 def plan_job_requirements(manifest: Manifest, source: JobSource) -> RequirementsPlan | None:
@@ -300,7 +298,6 @@ def render(
         "labels": image_labels(manifest, source, base_image),
         "git_version": git_version(source),
         "check_command": job_check_command(manifest),
-        "server_check_command": SERVER_CHECK_COMMAND,
         "command": wrapper_command(manifest, "run"),
     }
     dockerfile = _environment().get_template(TEMPLATE).render(context)

@@ -138,6 +138,9 @@ class Plan:
         self.check_requirements: bool = bool(data.get("check_requirements", True))
         # How the manifest names the job's Python, for the fixes that suggest another one.
         self.python_version_field: str = data.get("python_version_field") or "python.python_version"
+        # The wrapper's server check (fatman-wrapper check-server) and the user it runs as.
+        self.server_check: list[str] = list(data.get("server_check") or [])
+        self.user: tuple[int, int] | None = tuple(data["user"]) if data.get("user") else None  # type: ignore[assignment]
 
 
 def take_secrets(path: Path) -> dict[str, str]:
@@ -332,6 +335,55 @@ def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, list[s
         lines.append(line)
         print(line, flush=True)
     return proc.wait(), lines
+
+
+def start_server_check(plan: Plan) -> subprocess.Popen[str] | None:
+    """Start the wrapper's server check as the job's user, in the image's environment: the job's
+    packages come first on sys.path and can shadow the wrapper's own (Flask pinned beside a Werkzeug
+    too new for it), which ``pip check`` does not see. Here rather than a build step of its own, which
+    would start and commit one more container per install."""
+    if not plan.server_check:
+        return None
+    user: dict[str, Any] = {}
+    if plan.user is not None and os.geteuid() == 0:
+        user = {"user": plan.user[0], "group": plan.user[1], "extra_groups": []}
+    return subprocess.Popen(
+        plan.server_check,
+        env=dict(os.environ),
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        **user,  # type: ignore[call-overload]
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, list[str]]:
+    """Wait for ``proc``; its output passed on; returns the exit code and the lines."""
+    out, _ = proc.communicate()
+    lines = out.splitlines()
+    for line in lines:
+        print(line, flush=True)
+    return proc.returncode, lines
+
+
+def server_failure(lines: list[str]) -> dict[str, Any]:
+    """The diagnosis of a failed server check: the exception its traceback ends with."""
+    errors = [i for i, line in enumerate(lines) if line.startswith("Error: ")]
+    cause = None
+    if errors:
+        before = [line for line in lines[: errors[-1]] if line and not line.startswith(" ")]
+        cause = before[-1] if before and not before[-1].startswith("Traceback") else lines[errors[-1]][7:]
+    return {
+        "kind": "server",
+        "headline": "the wrapper's server cannot be imported beside the job's packages",
+        "cause": cause or "the server check failed",
+        "fix": "a requirement pins Flask, Werkzeug or another of the wrapper's packages at a version "
+        "that does not work with the rest; pin a matching set (e.g. Flask 2.0.x with Werkzeug 2.0.x)",
+        "requirement": None,
+        "where": None,
+    }
 
 
 # Folders of test suites inside installed packages (numpy/tests, pandas/tests/...): a service never
@@ -909,19 +961,31 @@ def main(argv: list[str]) -> int:
             compiled = compile_packages(plan.wrapper_python, site_packages)
             took = time.monotonic() - compiling
             print(f"racetrack: compiled {compiled} modules (test suites left out) in {took:.1f}s", flush=True)
-        if not plan.check_requirements:
+        print(f"racetrack: installed in {time.monotonic() - started:.1f}s", flush=True)
+        # The two checks at once: the server's imports beside pip's reading of the metadata.
+        server = start_server_check(plan)
+        failure = None
+        if plan.check_requirements:
+            check_env = dict(
+                os.environ,
+                PYTHONPATH=plan.site_packages,
+                PIP_DISABLE_PIP_VERSION_CHECK="1",
+                PIP_NO_CACHE_DIR="1",
+            )
+            rc, lines = run([plan.wrapper_python, "-m", "pip", "check"], check_env, WORK)
+            if rc != 0:
+                failure = diagnose(lines, plan, env, wrapper, secrets)
+        else:
             print(
                 "racetrack: check_requirements is off: not checking against the wrapper's packages",
                 flush=True,
             )
-            return 0
-        print(f"racetrack: installed in {time.monotonic() - started:.1f}s", flush=True)
-        check_env = dict(
-            os.environ, PYTHONPATH=plan.site_packages, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_CACHE_DIR="1"
-        )
-        rc, lines = run([plan.wrapper_python, "-m", "pip", "check"], check_env, WORK)
-        if rc != 0:
-            _report(diagnose(lines, plan, env, wrapper, secrets))
+        if server is not None:
+            rc, lines = finish(server)
+            if rc != 0 and failure is None:
+                failure = server_failure(lines)
+        if failure is not None:
+            _report(failure)
             return 1
         return 0
     finally:

@@ -173,18 +173,6 @@ def test_running_a_missing_image_names_the_fix_instead_of_pulling(tmp_path: Path
     assert exc.value.exit_code == 2 and "racetrack-build MANIFEST" in str(exc.value)
 
 
-def test_a_failed_server_check_blames_the_pinned_wrapper_dependency(tmp_path: Path) -> None:
-    err = _fail_with(
-        tmp_path,
-        'RUN ["python", "-m", "fatman_wrapper", "check-server"]',
-        ["ImportError: cannot import name 'url_quote' from 'werkzeug.urls'"],
-    )
-    assert isinstance(err, BuildFailed) and err.exit_code == 1
-    assert "server cannot be imported beside the job's packages" in err.message
-    assert any("url_quote" in line for line in err.log_tail)
-    assert "Werkzeug" in (err.hint or "")
-
-
 def test_a_missing_shared_library_names_the_debian_package(tmp_path: Path) -> None:
     err = _fail_with(
         tmp_path,

@@ -143,5 +143,5 @@ def test_refused_credentials_are_exit_3(tmp_path: Path) -> None:
             "fix": "check the values of TOKEN",
         }
     )
-    err = install_failure([line], _request(tmp_path))
+    err = install_failure([line])
     assert isinstance(err, AuthenticationRefused) and err.exit_code == 3

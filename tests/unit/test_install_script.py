@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -360,3 +361,54 @@ def test_the_installed_modules_are_compiled_but_not_their_test_suites(tmp_path: 
         f"{Path(rel).parent.as_posix()}/__pycache__/{Path(rel).stem}.{tag}.pyc".lstrip("./")
         for rel in expected if rel != "oldpkg/py2.py"
     )
+
+
+# -- the server check ---------------------------------------------------------------------------------
+
+
+def test_the_server_check_runs_beside_and_its_failure_names_the_exception(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # What `fatman-wrapper check-server` prints when Flask 2.0 meets a Werkzeug 3 (the wrapper's
+    # __main__: the traceback, then "Error: " and the message with its hint).
+    output = (
+        "Traceback (most recent call last):\n"
+        '  File "/opt/fatman/job/site-packages/flask/__init__.py", line 7, in <module>\n'
+        "    from .app import Flask as Flask\n"
+        "ImportError: cannot import name 'url_quote' from 'werkzeug.urls'\n"
+        "Error: the wrapper cannot import its server with the job's packages installed: ImportError: "
+        "cannot import name 'url_quote' from 'werkzeug.urls' (a job requirement pins ...)\n"
+    )
+    check = [sys.executable, "-c", f"import sys; sys.stdout.write({output!r}); sys.exit(1)"]
+    plan = _plan(server_check=check)  # as the current user: no "user" in the plan
+    proc = ri.start_server_check(plan)
+    assert proc is not None
+    rc, lines = ri.finish(proc)
+    assert rc == 1 and "Traceback (most recent call last):" in capsys.readouterr().out
+    failure = ri.server_failure(lines)
+    assert failure["kind"] == "server"
+    assert failure["cause"] == "ImportError: cannot import name 'url_quote' from 'werkzeug.urls'"
+    assert "Werkzeug" in failure["fix"]
+
+
+def test_a_server_check_without_a_traceback_gives_its_error_line() -> None:
+    failure = ri.server_failure(["Error: something else went wrong"])
+    assert failure["cause"] == "something else went wrong"
+    assert ri.server_failure([])["cause"] == "the server check failed"
+
+
+def test_an_old_plan_without_a_server_check_runs_none() -> None:
+    assert ri.start_server_check(_plan()) is None
+
+
+def test_install_failure_reads_the_server_diagnosis() -> None:
+    from racetrack_builder.errors import BuildFailed
+    from racetrack_builder.install import DIAGNOSIS_MARKER, install_failure
+
+    diagnosis = ri.server_failure(["ImportError: cannot import name 'url_quote'", "Error: x"])
+    lines = [DIAGNOSIS_MARKER + json.dumps(diagnosis), "ImportError: cannot import name 'url_quote'"]
+    err = install_failure(lines)
+    assert isinstance(err, BuildFailed) and err.exit_code == 1
+    assert err.message == ("the wrapper's server cannot be imported beside the job's packages: "
+                           "ImportError: cannot import name 'url_quote'")
+    assert "Werkzeug" in (err.hint or "")

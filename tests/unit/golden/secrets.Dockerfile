@@ -24,15 +24,12 @@ ENV FATMAN_NAME="adder" \
     JOB_VERSION="0.0.1" \
     FATMAN_PUBLIC_ENDPOINTS=""
 CMD ["/opt/fatman/venv/bin/fatman-wrapper", "run", "entrypoint.py"]
-# The job's packages come first on sys.path and can shadow the wrapper's own (Flask pinned without a
-# Werkzeug old enough for it): prove the server still imports, in a layer the code does not touch.
-RUN ["/opt/fatman/venv/bin/fatman-wrapper", "check-server"]
 # The job's code last: a change to it alone reuses every layer above. The base image's WORKDIR
 # (/src/fatman) and USER (fatman) hold.
 COPY --chown=10001:10001 job/ /src/fatman/
 # Fail the build, not the deployment, when the job cannot be imported (its __init__ is not run: it
-# may need runtime secrets). The server stack is the base image's, checked above with the
-# job's packages, so this imports the job alone.
+# may need runtime secrets). The server stack is the base image's, checked by the install
+# step with the job's packages, so this imports the job alone.
 RUN ["/opt/fatman/venv/bin/fatman-wrapper", "check", "entrypoint.py", "--no-server"]
 # The commit the image was built from, which /health reports (git_version); after the check, so a
 # commit that leaves the job's files alone reuses it.
