@@ -9,6 +9,7 @@ FROM the installed packages.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 import uuid
@@ -126,7 +127,7 @@ def build_job(
         )
         args = build_args(context, apt_ca)
         target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
-        packages = _packages_image(job, engine, options, base_options, context, args, base, cache)
+        packages = _packages_image(job, engine, options, base_options, context, args, base, cache, Path(tmp))
         if packages is not None:
             args[PACKAGES_IMAGE_ARG] = packages.ref
         image = engine.build(
@@ -187,6 +188,7 @@ def _packages_image(
     args: dict[str, str],
     base: str,
     cache: RegistryCache,
+    scratch: Path,
 ) -> _Packages | None:
     """The image with the job's requirements installed (install.py), None when it has none: the
     "system" stage is built first, as the image the install runs in. With a registry cache, the
@@ -220,12 +222,11 @@ def _packages_image(
     else:
         cache.report.system = "built"
         system_id = engine.build(
-            context.path,
+            _system_context(context, scratch),
             tag=system_tag,
             buildargs=args,
             network=options.network,
             nocache=options.nocache,
-            dockerfile=context.system_dockerfile,
         ).id
     try:
         reporting.phase("install tools")
@@ -241,6 +242,17 @@ def _packages_image(
     finally:
         with contextlib.suppress(Exception):
             engine.untag(system_tag)
+
+
+def _system_context(context: BuildContext, scratch: Path) -> Path:
+    """A folder holding the system stage's Dockerfile alone: the stage copies no file in (apt's
+    certificates are a build argument), and the whole context, the job's files and models with it,
+    would otherwise be sent to the engine once more."""
+    assert context.system_dockerfile is not None
+    folder = scratch / "system"
+    folder.mkdir(exist_ok=True)
+    shutil.copyfile(context.path / context.system_dockerfile, folder / "Dockerfile")
+    return folder
 
 
 def _install_request(

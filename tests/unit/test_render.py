@@ -164,6 +164,8 @@ def test_the_engine_install_splits_the_stages_so_apt_runs_once(tmp_path: Path) -
     assert "apt-get" not in job and "AS system" not in job
     assert job.index("ARG RACETRACK_PACKAGES_IMAGE") < job.index("FROM ${RACETRACK_PACKAGES_IMAGE}")
     assert "--mount" not in system + job
+    # build.py sends the system stage its Dockerfile alone: it must copy nothing in.
+    assert not any(line.split()[:1] in (["COPY"], ["ADD"]) for line in system.splitlines())
     context = write_context(manifest, source, tmp_path / "out", engine)
     assert context.system_dockerfile == "system.Dockerfile"
     assert (context.path / "system.Dockerfile").read_text() == system
