@@ -9,6 +9,7 @@ Flask test client, a single process) the values live in memory in a registry pri
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -185,12 +186,35 @@ class RequestMetrics:
         directory = multiprocess_dir()
         if directory is None:
             return generate_latest(self._registry)
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)
+        registry.register(WorkerFiles(directory))  # type: ignore[arg-type]
         registry.register(self._job_collector)  # type: ignore[arg-type]
         return generate_latest(registry)
+
+
+class WorkerFiles:
+    """Every worker's values in multiprocess mode, as prometheus_client's ``MultiProcessCollector``
+    merges them, less the files a worker is creating at this instant: prometheus_client opens a new
+    one empty and only then sizes it, and reading it in between raises ``struct.error``, which made
+    ``/metrics`` answer 500 (seen right after a worker's first request in another worker)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = []
+        for path in glob.glob(os.path.join(self.directory, "*.db")):
+            try:
+                if os.path.getsize(path) >= _DB_HEADER_BYTES:
+                    files.append(path)
+            except OSError:
+                continue  # a dead worker's live gauge, removed since the glob
+        return MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-any-return]
+
+
+_DB_HEADER_BYTES = 8  # the used-bytes field a db file starts with, once sized
 
 
 def mark_worker_dead(pid: int) -> None:

@@ -137,3 +137,21 @@ def test_last_call_timestamp_follows_the_jobs_calls(make_app):
     client.post("/api/v1/explain", json={"x": 1, "y": 2})  # an auxiliary endpoint counts too
     stamp = samples(client.get("/metrics").get_data(as_text=True))[("last_call_timestamp", ())]
     assert before - 1 <= stamp <= time.time() + 1
+
+
+def test_a_db_file_being_created_by_another_worker_is_left_out(tmp_path) -> None:
+    """prometheus_client creates a worker's file empty and sizes it after: /metrics in between
+    answered 500 (struct.error) before."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    from fatman_wrapper.metrics import WorkerFiles
+
+    written = MmapedDict(str(tmp_path / "counter_1.db"))
+    key = mmap_key("fatman_requests_total", "fatman_requests_total", [], [], "Requests.")
+    written.write_value(key, 3.0, 0.0)
+    written.close()
+    (tmp_path / "counter_2.db").touch()  # another worker, between open() and truncate()
+    registry = CollectorRegistry()
+    registry.register(WorkerFiles(str(tmp_path)))
+    assert "fatman_requests_total 3.0" in generate_latest(registry).decode()
