@@ -7,7 +7,9 @@ Each run starts `fatman-wrapper run` (granian, the images' default) on tests/job
 it up with 2 s of wrk, then measures `--duration` seconds with 16 connections. The split is read
 with `ss` (iproute2) a few seconds into the measured run: one worker holding every connection
 leaves the other cores idle, which is what this script is for (benchmarks/README-wrapper.md, "The
-50 ms CPU job"). `wrapper_servers.py` gives the issue's figure; this one explains it.
+50 ms CPU job"). `wrapper_servers.py` gives the issue's figure; this one explains it. Before the
+runs, the job's own perform is called back to back in one process per worker, without a server,
+for the same duration: what the cores allow on this machine at that moment (``reference_rps``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -44,6 +47,31 @@ def _sample(into: list[int], port: int) -> None:
     into.extend(connections_per_process(port))
 
 
+def _burn_back_to_back(seconds: float, out: multiprocessing.Queue) -> None:
+    sys.path.insert(0, str(job_path("cpu_burn")))
+    from fatman_entrypoint import CpuBurnEntrypoint
+
+    job, calls, started = CpuBurnEntrypoint(), 0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        job.perform(BURN_MS)
+        calls += 1
+    out.put(calls / (time.monotonic() - started))
+
+
+def reference_rps(processes: int, seconds: float) -> float:
+    """The job's own perform called back to back in ``processes`` processes, no server: what the
+    cores allow on this machine now (the nominal figure ignores the machine's other load)."""
+    out: multiprocessing.Queue = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=_burn_back_to_back, args=(seconds, out))
+             for _ in range(processes)]
+    for proc in procs:
+        proc.start()
+    rates = [out.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return sum(rates)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,6 +83,9 @@ def main() -> int:
     args = parser.parse_args()
     capacity = min(args.workers, os.cpu_count() or 1) * 1000.0 / BURN_MS
     rows = []
+    reference = reference_rps(min(args.workers, os.cpu_count() or 1), args.duration)
+    print(json.dumps({"reference_rps": round(reference, 2),
+                      "share_of_capacity": round(reference / capacity, 3)}), flush=True)
     for run in range(args.runs):
         job = job_path("cpu_burn")
         with tempfile.TemporaryDirectory(prefix="cpu-balance-") as metrics_dir, \
@@ -71,6 +102,7 @@ def main() -> int:
             "run": run,
             "rps": round(result["rps"], 1),
             "share_of_capacity": round(result["rps"] / capacity, 3),
+            "share_of_reference": round(result["rps"] / reference, 3),
             "failures": result["failures"],
             "server_cores": round(cores, 2),
             "server_cpu_ms_per_request": round(cores * 1000 / max(result["rps"], 1e-9), 1),
@@ -82,6 +114,7 @@ def main() -> int:
     balanced = [r for r in rows if len(r["connections_per_worker"]) == args.workers]
     print(json.dumps({
         "capacity_rps": capacity,
+        "reference_rps": round(reference, 2),
         "runs": len(rows),
         "runs_with_every_worker_connected": len(balanced),
         "median_share": sorted(r["share_of_capacity"] for r in rows)[len(rows) // 2],
