@@ -332,7 +332,13 @@ def check_structured_logs(job: JobServer, example: BuiltExample, prefix: str,
     assert failing.status_code == 400, failing.text  # a ValueError: 400 in 2.x
     assert failing.json()["type"] == "ValueError" and "the text is empty" in failing.text, failing.text
 
-    lines = [line for line in _json_lines(_container_log(job)) if line.get("tracing_id") == tracing_id]
+    # The engine copies the container's output into its log as it comes, a moment after the answer.
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in _json_lines(_container_log(job)) if line.get("tracing_id") == tracing_id]
+        if any("cause" in line for line in lines) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert lines, f"no JSON log line with tracing_id {tracing_id}:\n{job.logs()}"
     for line in lines:
         assert {"time", "lvl", "msg", "logger"} <= set(line), line

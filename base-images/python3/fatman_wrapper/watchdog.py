@@ -24,27 +24,34 @@ PREFIX = "fatman-heartbeat-"
 INTERVAL = 1.0
 
 
-def start_beating(directory: str, report: Callable[[], str] | None = None) -> None:
-    """In a worker: write ``directory/fatman-heartbeat-<pid>`` every second until the process ends,
-    with what ``report`` returns (the worker's load, ``balance.Balancer.tick``) or empty."""
+def start_beating(directory: str, report: Callable[[], str] | None = None) -> threading.Event:
+    """In a worker: write ``directory/fatman-heartbeat-<pid>`` every second until the process ends
+    (or the returned event is set), with what ``report`` returns (the worker's load,
+    ``balance.Balancer.tick``) or empty."""
     path = os.path.join(directory, f"{PREFIX}{os.getpid()}")
+    stop = threading.Event()
 
     def beat() -> None:
+        failed = False
         while True:
             text = ""
             if report is not None:
                 try:
                     text = report()
                 except Exception:  # noqa: BLE001 - a failing report must not stop the heartbeat
-                    log.exception("the worker's load could not be measured")
+                    if not failed:  # once: the same failure every second would flood the log
+                        log.exception("the worker's load could not be measured")
+                    failed = True
             try:
                 with open(path, "w", encoding="ascii") as f:
                     f.write(text)
             except OSError:
                 pass  # a full or vanished folder: the watchdog then sees no file and does nothing
-            time.sleep(INTERVAL)
+            if stop.wait(INTERVAL):
+                return
 
     threading.Thread(target=beat, name="fatman-heartbeat", daemon=True).start()
+    return stop
 
 
 def start_watching(directory: str, timeout: float) -> None:

@@ -129,28 +129,34 @@ def test_each_tick_measures_the_last_second_only(tmp_path) -> None:
 def test_the_heartbeat_writes_the_report(tmp_path) -> None:
     from fatman_wrapper import watchdog
 
-    watchdog.start_beating(str(tmp_path), lambda: "1.000 0.500 1\n")
-    path = tmp_path / f"{PREFIX}{os.getpid()}"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not (path.exists() and path.read_text()):
-        time.sleep(0.05)
-    assert path.read_text() == "1.000 0.500 1\n"
+    stop = watchdog.start_beating(str(tmp_path), lambda: "1.000 0.500 1\n")
+    try:
+        path = tmp_path / f"{PREFIX}{os.getpid()}"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (path.exists() and path.read_text()):
+            time.sleep(0.05)
+        assert path.read_text() == "1.000 0.500 1\n"
+    finally:
+        stop.set()  # a beating thread left behind would go on in the tests after this one
 
 
 def test_a_failing_report_still_beats(tmp_path) -> None:
     from fatman_wrapper import watchdog
 
+    directory = tmp_path / "beats"
+    directory.mkdir()
     def broken() -> str:
         raise RuntimeError("boom")
 
-    directory = tmp_path / "beats"
-    directory.mkdir()
-    watchdog.start_beating(str(directory), broken)
-    path = directory / f"{PREFIX}{os.getpid()}"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not path.exists():
-        time.sleep(0.05)
-    assert path.exists() and path.read_text() == ""
+    stop = watchdog.start_beating(str(directory), broken)
+    try:
+        path = directory / f"{PREFIX}{os.getpid()}"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not path.exists():
+            time.sleep(0.05)
+        assert path.exists() and path.read_text() == ""
+    finally:
+        stop.set()
 
 
 def test_an_answer_closes_its_connection_when_the_balancer_says_so(tmp_path, monkeypatch) -> None:
