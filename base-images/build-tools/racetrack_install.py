@@ -319,7 +319,6 @@ def install_command(
 
 def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, list[str]]:
     """Run ``command``, its output passed on line by line; returns the exit code and the lines."""
-    lines: list[str] = []
     proc = subprocess.Popen(
         command,
         env=env,
@@ -329,12 +328,7 @@ def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, list[s
         text=True,
         errors="replace",
     )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        lines.append(line)
-        print(line, flush=True)
-    return proc.wait(), lines
+    return finish(proc)
 
 
 def start_server_check(plan: Plan) -> subprocess.Popen[str] | None:
@@ -360,12 +354,16 @@ def start_server_check(plan: Plan) -> subprocess.Popen[str] | None:
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, list[str]]:
-    """Wait for ``proc``; its output passed on; returns the exit code and the lines."""
-    out, _ = proc.communicate()
-    lines = out.splitlines()
-    for line in lines:
-        print(line, flush=True)
-    return proc.returncode, lines
+    """Wait for ``proc`` (started with its output on a pipe), its output passed on line by line as
+    it comes; returns the exit code and the lines."""
+    lines: list[str] = []
+    assert proc.stdout is not None
+    with proc.stdout:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            print(line, flush=True)
+    return proc.wait(), lines
 
 
 def server_failure(lines: list[str]) -> dict[str, Any]:
