@@ -2,8 +2,10 @@
 
 The classic builder streams JSON chunks: ``{"stream": "Step 3/9 : RUN ..."}`` lines, ``{"aux":
 {"ID": ...}}`` with the image id, and ``{"error": ..., "errorDetail": ...}`` when a step failed.
-:class:`BuildStream` turns them into reported steps and log lines and, on an error, a
-:class:`StepFailure` that ``failures.py`` explains. It knows nothing of docker-py.
+BuildKit streams the same image id and error chunks, and its steps and their output as trace
+chunks (buildkit_trace.py). :class:`BuildStream` turns either into reported steps and log lines
+and, on an error, a :class:`StepFailure` that ``failures.py`` explains. It knows nothing of
+docker-py.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import reporting
+from . import buildkit_trace, reporting
 
 # Lines of a failing step's output kept for the error message.
 LOG_TAIL_LINES = 30
@@ -31,7 +33,7 @@ def output_lines(text: str) -> list[str]:
 class StepFailure:
     """A build step that failed, as the engine told it."""
 
-    number: str  # "3/9"; "0" when the build failed before its first step
+    number: str  # "3/9"; "0" when the build failed before its first step (or resolving a FROM image)
     instruction: str  # the Dockerfile instruction, "" before the first step
     message: str  # the engine's own error
     tail: list[str]  # the step's last output lines, the engine's error last
@@ -56,6 +58,11 @@ class BuildStream:
         self.number = "0"
         self.image_id: str | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        # BuildKit: steps by vertex digest, their output, the steps reported, the one that failed.
+        self._steps: dict[str, tuple[str, str]] = {}
+        self._tails: dict[str, collections.deque[str]] = {}
+        self._reported: set[str] = set()
+        self._failed: str | None = None
 
     @property
     def tail(self) -> list[str]:
@@ -66,10 +73,16 @@ class BuildStream:
         """Take one chunk of the stream; the failure when the chunk says the build failed."""
         if "error" in chunk:
             message = str((chunk.get("errorDetail") or {}).get("message") or chunk["error"])
+            if self._failed is not None:  # BuildKit named the step that failed, which may not be the last one
+                self.instruction, self.number = self._steps[self._failed]
+                self._tail = self._tails.setdefault(self._failed, self._new_tail())
             self._tail.extend(output_lines(message))
             lines = output_lines(message)
             return StepFailure(self.number, self.instruction, lines[-1] if lines else message, self.tail)
         aux = chunk.get("aux")
+        if chunk.get("id") == buildkit_trace.TRACE_ID and isinstance(aux, str):
+            self._feed_trace(aux)
+            return None
         if isinstance(aux, dict) and aux.get("ID"):
             self.image_id = str(aux["ID"])
         for line in output_lines(str(chunk.get("stream", ""))):
@@ -84,3 +97,44 @@ class BuildStream:
                 self.image_id = self.image_id or line.split()[-1]
             reporting.log(line)
         return None
+
+    @property
+    def failed_before_the_steps(self) -> bool:
+        """For a failed BuildKit build: whether it failed before any step that runs the Dockerfile's
+        own work, at its FROM image or in the engine's frontend. Such a failure may be BuildKit's
+        alone (it resolves images its own way), so the classic builder is given the build."""
+        if self._failed is None:
+            return not self._reported
+        instruction, number = self._steps[self._failed]
+        return number == "0" or instruction.startswith("FROM ")
+
+    def _new_tail(self) -> collections.deque[str]:
+        return collections.deque(maxlen=LOG_TAIL_LINES)
+
+    def _feed_trace(self, aux: str) -> None:
+        try:
+            trace = buildkit_trace.decode(aux)
+        except buildkit_trace.TraceError:
+            return  # progress only: the image id and any error come in chunks of their own
+        for vertex in trace.vertexes:
+            step = vertex.step
+            if step is None:
+                continue
+            number, total, instruction = step
+            self._steps[vertex.digest] = (instruction, f"{number}/{total}" if total else "0")
+            if vertex.error:
+                self._failed = vertex.digest
+            if total and vertex.digest not in self._reported and (vertex.started or vertex.cached):
+                self._reported.add(vertex.digest)
+                self.instruction, self.number = self._steps[vertex.digest]
+                self._tail = self._tails.setdefault(vertex.digest, self._new_tail())
+                reporting.step(number, total, instruction)
+                if vertex.cached:
+                    reporting.log("CACHED")
+        for log in trace.logs:
+            if log.vertex not in self._steps:
+                continue
+            tail = self._tails.setdefault(log.vertex, self._new_tail())
+            for line in output_lines(log.data.decode("utf-8", "replace")):
+                tail.append(line)
+                reporting.log(line)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import contract, interrupts, reporting
+from . import buildkit_build, contract, interrupts, reporting
 from .build_stream import BuildStream
 from .errors import AuthenticationRefused, BuildFailed, EngineUnreachable, EnvironmentFailure, UsageError
 from .failures import explain
@@ -152,10 +152,12 @@ class Engine(Protocol):
         labels: Mapping[str, str] | None = None,
         dockerfile: str | None = None,
         cache_from: Sequence[str] = (),
+        buildkit: bool = False,
     ) -> BuiltImage:
         """Build ``context`` (its ``dockerfile``, default ``Dockerfile``) and tag the result; steps
         and output go to the reporter. ``cache_from``: local images whose layers the steps may
-        reuse besides the engine's own cache (pulled ones from a registry cache)."""
+        reuse besides the engine's own cache (pulled ones from a registry cache). ``buildkit``:
+        by the engine's BuildKit where it can (the Dockerfile must need no BuildKit session)."""
 
     def architecture(self) -> str:
         """The engine's machine architecture, as ``uname -m`` names it (``x86_64``, ``aarch64``)."""
@@ -194,6 +196,7 @@ class DockerEngine:
 
     def __init__(self, client: Any = None) -> None:
         self._docker: Any = client
+        self._buildkit: bool | None = None  # whether the engine builds with BuildKit, once asked
 
     @property
     def _client(self) -> Any:
@@ -346,9 +349,45 @@ class DockerEngine:
         labels: Mapping[str, str] | None = None,
         dockerfile: str | None = None,
         cache_from: Sequence[str] = (),
+        buildkit: bool = False,
     ) -> BuiltImage:
-        """The tag is set only when every step succeeded."""
+        """The tag is set only when every step succeeded.
+
+        With ``buildkit``, the engine's BuildKit builds it where it can (buildkit_build.py), and the
+        classic builder where it cannot: an engine without BuildKit, ``DOCKER_BUILDKIT=0``, a
+        registry cache (``cache_from``: the classic builder's way of reusing pulled layers), a
+        network BuildKit has not, or a BuildKit failure before the Dockerfile's steps.
+        """
         started = time.monotonic()
+        built = False
+        if buildkit and not cache_from and self._buildkit_usable(network):
+            built = self._buildkit_build(
+                context, tag=tag, buildargs=buildargs, network=network, nocache=nocache,
+                labels=labels, dockerfile=dockerfile,
+            )
+        if not built:
+            self._classic_build(
+                context, tag=tag, buildargs=buildargs, network=network, nocache=nocache,
+                labels=labels, dockerfile=dockerfile, cache_from=cache_from,
+            )
+        with _converted("build"):
+            attrs = self._api.inspect_image(tag)
+        return BuiltImage(
+            ref=tag, id=attrs["Id"], size=int(attrs.get("Size") or 0), duration=time.monotonic() - started
+        )
+
+    def _classic_build(
+        self,
+        context: Path,
+        *,
+        tag: str,
+        buildargs: Mapping[str, str] | None,
+        network: str | None,
+        nocache: bool,
+        labels: Mapping[str, str] | None,
+        dockerfile: str | None,
+        cache_from: Sequence[str],
+    ) -> None:
         stream = BuildStream()
         with _converted("build"):
             chunks = self._api.build(
@@ -369,16 +408,56 @@ class DockerEngine:
                 failure = stream.feed(chunk)
                 if failure is not None:
                     raise explain(failure)
-            if stream.image_id is None:
-                raise BuildFailed(
-                    "the engine ended the build without an image",
-                    step=stream.instruction,
-                    log_tail=stream.tail,
-                )
-            attrs = self._api.inspect_image(tag)
-        return BuiltImage(
-            ref=tag, id=attrs["Id"], size=int(attrs.get("Size") or 0), duration=time.monotonic() - started
+            _check_built(stream)
+
+    def _buildkit_usable(self, network: str | None) -> bool:
+        if buildkit_build.disabled_by_user() or (network or "") not in buildkit_build.NETWORKS:
+            return False
+        if self._buildkit is None:
+            with _converted("read the engine's version"):
+                self._buildkit = buildkit_build.engine_supports(self._api.version())
+        return self._buildkit
+
+    def _buildkit_build(
+        self,
+        context: Path,
+        *,
+        tag: str,
+        buildargs: Mapping[str, str] | None,
+        network: str | None,
+        nocache: bool,
+        labels: Mapping[str, str] | None,
+        dockerfile: str | None,
+    ) -> bool:
+        """Whether BuildKit built it; False when the classic builder must (said as progress)."""
+        params = buildkit_build.build_params(
+            tag=tag, buildargs=buildargs or {}, network=network, nocache=nocache, labels=labels,
+            dockerfile=dockerfile,
         )
+        stream = BuildStream()
+        with _converted("build"), buildkit_build.context_archive(context, dockerfile or "Dockerfile") as body:
+            response = buildkit_build.request(self._api, body, params)
+            try:
+                if response.status_code >= 400:
+                    # An engine whose BuildKit is off or broken: the classic builder, from now on.
+                    self._buildkit = False
+                    said = " ".join(response.text.split())[:200]
+                    reporting.progress(f"the engine refused a BuildKit build ({response.status_code}: "
+                                       f"{said}); building with the classic builder")
+                    return False
+                for chunk in buildkit_build.chunks(self._api, response):
+                    failure = stream.feed(chunk)
+                    if failure is None:
+                        continue
+                    if stream.failed_before_the_steps:
+                        reporting.progress(f"BuildKit could not start the build ({failure.message}); "
+                                           "building with the classic builder")
+                        return False
+                    raise explain(failure)
+            finally:
+                response.close()
+            _check_built(stream)
+        return True
 
     def push(self, ref: str) -> str | None:
         """Errors name the registry's answer."""
@@ -582,6 +661,12 @@ def _split_ref(ref: str) -> tuple[str, str]:
     if "/" in tag or not repository:
         return ref, "latest"
     return repository, tag
+
+
+def _check_built(stream: BuildStream) -> None:
+    if stream.image_id is None:
+        raise BuildFailed("the engine ended the build without an image", step=stream.instruction,
+                          log_tail=stream.tail)
 
 
 def _first_line(exc: BaseException) -> str:
