@@ -90,7 +90,10 @@ def _copy_path(path: str) -> str:
     return path
 
 
+@functools.lru_cache(maxsize=1)
 def _environment():  # noqa: ANN202 - jinja2 is imported lazily: `validate` must start fast
+    """One environment per process: it keeps the templates it compiled (a build renders the
+    Dockerfile of each stage, and compiling the template is most of a render's time)."""
     import jinja2
 
     env = jinja2.Environment(
