@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__, contract
+from . import __version__, contract, gc_tuning
 from .console import BuildProgress, ConsoleReporter, Output
 from .errors import BuildFailed, ManifestError, RacetrackError, UsageError
 from .manifest_args import extra_vars_opt as _extra_vars_opt
@@ -849,6 +849,7 @@ def _redacted(out: Output, value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point: run the CLI and turn errors into messages and exit codes."""
+    gc_tuning.tune_for_a_short_process()
     obj: dict[str, Any] = {}
     for stop in _STOP_SIGNALS:
         signal.signal(stop, _terminate)
