@@ -128,11 +128,14 @@ def main() -> None:
             hand_cmd = ["docker", "build", "-q", "--network", "host", "-f", str(job / "Dockerfile.hand"),
                         "--build-arg", f"PIP_FIND_LINKS={links}", "--build-arg", "PIP_NO_INDEX=1",
                         "-t", hand_tag, str(job)]
-            env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+            # The hand-written file on the classic builder, as docker-py drives it; ours as users
+            # run it (DOCKER_BUILDKIT=0 would keep its own steps off BuildKit too).
+            classic = {**os.environ, "DOCKER_BUILDKIT": "0"}
+            env = {name: value for name, value in os.environ.items() if name != "DOCKER_BUILDKIT"}
             ours, hand = [], []
             for _ in range(args.rounds):
                 ours.append(timed(*ours_cmd, "--no-cache", env=env))
-                hand.append(timed(*hand_cmd[:2], "--no-cache", *hand_cmd[2:], env=env))
+                hand.append(timed(*hand_cmd[:2], "--no-cache", *hand_cmd[2:], env=classic))
             ratios = [o / h for o, h in zip(ours, hand, strict=True)]
             # One small requirement added: the install step re-runs, the apt layer comes from the cache.
             (job / "requirements.txt").write_text("\n".join([*REQUIREMENTS, SMALL_REQUIREMENT]) + "\n")
