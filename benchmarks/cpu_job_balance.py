@@ -3,7 +3,8 @@ allow, and how wrk's keep-alive connections are split between the worker process
 
     .venv/bin/python benchmarks/cpu_job_balance.py [--runs 4] [--threads 4] [--workers 2]
 
-Each run starts `fatman-wrapper run` (granian, the images' default) on tests/jobs/cpu_burn, warms
+Each run starts `fatman-wrapper run` (granian, the images' default) on tests/jobs/cpu_burn (or, with
+`--server raw-granian-burn`, the same call in plain WSGI on granian: the server's floor), warms
 it up with 2 s of wrk, then measures `--duration` seconds with 16 connections. The split is read
 with `ss` (iproute2) a few seconds into the measured run: one worker holding every connection
 leaves the other cores idle, which is what this script is for (benchmarks/README-wrapper.md, "The
@@ -80,6 +81,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=int, default=12, help="seconds measured per run")
+    parser.add_argument("--server", choices=("wrapper-granian", "raw-granian-burn"),
+                        default="wrapper-granian",
+                        help="raw-granian-burn: the same call in plain WSGI on granian, the server's "
+                             "own floor (--threads is then its blocking threads; the wrapper's pool "
+                             "is --threads + 64)")
     args = parser.parse_args()
     capacity = min(args.workers, os.cpu_count() or 1) * 1000.0 / BURN_MS
     rows = []
@@ -89,7 +95,7 @@ def main() -> int:
     for run in range(args.runs):
         job = job_path("cpu_burn")
         with tempfile.TemporaryDirectory(prefix="cpu-balance-") as metrics_dir, \
-                started("wrapper-granian", args.workers, args.threads, job, metrics_dir) as (url, pid):
+                started(args.server, args.workers, args.threads, job, metrics_dir) as (url, pid):
             port = urlsplit(url).port or 0
             wrk(url, 2, args.connections, BURN_LUA)
             split: list[int] = []

@@ -121,6 +121,8 @@ def started(name: str, workers: int, threads: int, job: Path, metrics_dir: str) 
         args = _granian("wrapper_throughput_bare:create_app", port, workers, threads)
     elif name == "raw-granian":
         args = _granian("wrapper_servers_apps:raw", port, workers, threads)
+    elif name == "raw-granian-burn":  # the floor for the 50 ms CPU job (cpu_job_balance.py --server)
+        args = _granian("wrapper_servers_apps:raw_burn", port, workers, threads)
     elif name == "wrapper-granian-flask":
         args = _granian("wrapper_servers_apps:wrapper_flask_only", port, workers, threads)
         env.update(FATMAN_BENCH_JOB=str(job), PROMETHEUS_MULTIPROC_DIR=metrics_dir)

@@ -2,6 +2,8 @@
 
 * ``raw``: the adder's multiply in plain WSGI and nothing else (``json.loads`` the body, multiply,
   ``json.dumps``): the floor of what a server spends per request.
+* ``raw_burn``: the cpu_burn job's call in plain WSGI (``json.loads`` the body, spin until this
+  thread has used that much CPU time, answer): the floor for the 50 ms CPU job.
 * ``wrapper_flask_only``: the wrapper's app with the job's calls left to Flask (``fast_path=False``),
   to show what the plain-WSGI path saves on the same server.
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,6 +26,22 @@ def raw() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = json.loads(environ["wsgi.input"].read(length))
         out = json.dumps(float(body["x"]) * float(body["y"])).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+        return [out]
+
+    return app
+
+
+def raw_burn() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """POST /api/v1/perform of the cpu_burn job (``{"milliseconds": 50}``) in plain WSGI."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length))
+        end = time.thread_time() + float(body["milliseconds"]) / 1000.0
+        while time.thread_time() < end:
+            pass
+        out = json.dumps(float(body["milliseconds"])).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
         return [out]
 
