@@ -1,6 +1,8 @@
 """The Docker engine, through docker-py, behind a small seam.
 
-Only this module imports docker-py. :class:`Engine` and :class:`Container` are the shapes the rest
+Only this module and its helpers (engine_connection.py: which engine and how to reach it;
+buildkit_build.py: a BuildKit build request) talk to the engine through docker-py.
+:class:`Engine` and :class:`Container` are the shapes the rest
 of the tool depends on (unit tests fake them); :class:`DockerEngine` is the real one. It speaks to
 whatever ``DOCKER_HOST`` (or the default socket) names, so a remote engine works too, and converts
 docker-py and connection errors into our own at this boundary: an engine that cannot be reached is
