@@ -71,10 +71,15 @@ class FreshEngine:
         containers = self.docker("ps", "-aq").stdout.split()
         if containers:
             self.docker("rm", "-f", *containers)
-        images = self.docker("images", "-aq").stdout.split()
-        if images:
-            self.docker("rmi", "-f", *dict.fromkeys(images))
-        assert self.docker("images", "-aq").stdout.split() == [], "the fresh engine kept images"
+        # A parent listed before its child is refused ("image has dependent child images"), and
+        # images made in the same second list in any order: a few passes remove them all.
+        said = ""
+        for _ in range(5):
+            images = self.docker("images", "-aq").stdout.split()
+            if not images:
+                return
+            said = self.docker("rmi", "-f", *dict.fromkeys(images)).stderr
+        assert self.docker("images", "-aq").stdout.split() == [], f"the fresh engine kept images: {said}"
 
     tool: dict[str, str]  # the environment that runs the session's copy of the tool
 

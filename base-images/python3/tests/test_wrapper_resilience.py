@@ -31,6 +31,15 @@ def post(url: str, body: dict, timeout: float = 30) -> tuple[int, dict]:
         conn.close()
 
 
+def every_worker_loaded(perform: str, answers: int = 12, timeout: float = 30) -> None:
+    """Wait until ``answers`` fresh connections in a row were served: the readiness probe reached one
+    worker, and a request landing on a worker still loading the job is answered 503 (holder.py)."""
+    deadline, served = time.monotonic() + timeout, 0
+    while served < answers:
+        assert time.monotonic() < deadline, "the workers never all served the job"
+        served = served + 1 if post(perform, {"mode": "ok"})[0] == 200 else 0
+
+
 def get(url: str) -> tuple[int, bytes]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
@@ -59,6 +68,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(tmp_path):
     log = tmp_path / "server.log"
     with running_server(job_path("faults"), env=env, log_path=log) as server:
         perform = server.url + "/api/v1/perform"
+        every_worker_loaded(perform)
         with ThreadPoolExecutor(8) as pool:
             started = time.monotonic()
             slow = [pool.submit(post, perform, {"mode": "sleep", "seconds": 2.5, "x": i}) for i in range(8)]
