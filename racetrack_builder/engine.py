@@ -362,49 +362,34 @@ class DockerEngine:
         network BuildKit has not, or a BuildKit failure before the Dockerfile's steps.
         """
         started = time.monotonic()
+        inputs = _BuildInputs(context, tag, dict(buildargs or {}), network, nocache,
+                              dict(labels or {}) or None, dockerfile)
         built = False
         if buildkit and not cache_from and self._buildkit_usable(network):
-            built = self._buildkit_build(
-                context, tag=tag, buildargs=buildargs, network=network, nocache=nocache,
-                labels=labels, dockerfile=dockerfile,
-            )
+            built = self._buildkit_build(inputs)
         if not built:
-            self._classic_build(
-                context, tag=tag, buildargs=buildargs, network=network, nocache=nocache,
-                labels=labels, dockerfile=dockerfile, cache_from=cache_from,
-            )
+            self._classic_build(inputs, cache_from)
         with _converted("build"):
             attrs = self._api.inspect_image(tag)
         return BuiltImage(
             ref=tag, id=attrs["Id"], size=int(attrs.get("Size") or 0), duration=time.monotonic() - started
         )
 
-    def _classic_build(
-        self,
-        context: Path,
-        *,
-        tag: str,
-        buildargs: Mapping[str, str] | None,
-        network: str | None,
-        nocache: bool,
-        labels: Mapping[str, str] | None,
-        dockerfile: str | None,
-        cache_from: Sequence[str],
-    ) -> None:
+    def _classic_build(self, inputs: _BuildInputs, cache_from: Sequence[str]) -> None:
         stream = BuildStream()
         with _converted("build"):
             chunks = self._api.build(
-                path=str(context),
-                tag=tag,
-                buildargs=dict(buildargs or {}),
-                network_mode=network,
-                nocache=nocache,
+                path=str(inputs.context),
+                tag=inputs.tag,
+                buildargs=dict(inputs.buildargs),
+                network_mode=inputs.network,
+                nocache=inputs.nocache,
                 rm=True,
                 forcerm=True,
                 pull=False,
                 decode=True,
-                labels=dict(labels or {}) or None,
-                dockerfile=dockerfile,
+                labels=inputs.labels,
+                dockerfile=inputs.dockerfile,
                 cache_from=list(cache_from) or None,
             )
             for chunk in chunks:
@@ -421,24 +406,15 @@ class DockerEngine:
                 self._buildkit = buildkit_build.engine_supports(self._api.version())
         return self._buildkit
 
-    def _buildkit_build(
-        self,
-        context: Path,
-        *,
-        tag: str,
-        buildargs: Mapping[str, str] | None,
-        network: str | None,
-        nocache: bool,
-        labels: Mapping[str, str] | None,
-        dockerfile: str | None,
-    ) -> bool:
+    def _buildkit_build(self, inputs: _BuildInputs) -> bool:
         """Whether BuildKit built it; False when the classic builder must (said as progress)."""
         params = buildkit_build.build_params(
-            tag=tag, buildargs=buildargs or {}, network=network, nocache=nocache, labels=labels,
-            dockerfile=dockerfile,
+            tag=inputs.tag, buildargs=inputs.buildargs, network=inputs.network, nocache=inputs.nocache,
+            labels=inputs.labels, dockerfile=inputs.dockerfile,
         )
         stream = BuildStream()
-        with _converted("build"), buildkit_build.context_archive(context, dockerfile or "Dockerfile") as body:
+        archive = buildkit_build.context_archive(inputs.context, inputs.dockerfile or "Dockerfile")
+        with _converted("build"), archive as body:
             response = buildkit_build.request(self._api, body, params)
             try:
                 if response.status_code >= 400:
@@ -680,6 +656,19 @@ def _split_ref(ref: str) -> tuple[str, str]:
     if "/" in tag or not repository:
         return ref, "latest"
     return repository, tag
+
+
+@dataclass(frozen=True)
+class _BuildInputs:
+    """What a build is asked for, whichever builder runs it."""
+
+    context: Path
+    tag: str
+    buildargs: Mapping[str, str]
+    network: str | None
+    nocache: bool
+    labels: Mapping[str, str] | None  # None: none
+    dockerfile: str | None
 
 
 def _check_built(stream: BuildStream) -> None:
