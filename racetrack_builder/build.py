@@ -218,16 +218,17 @@ def _packages_image(
     # A tag of this build only, so builds of the same job at once never cross; the install runs
     # on the image id, and the tag goes when it is done.
     system_tag = f"{CACHE_REPOSITORY}:{job.manifest.name}-system-{uuid.uuid4().hex[:12]}"
+    tagged = system_cached is not None or bool(job.manifest.system_dependencies)
     if system_cached is not None:
         cache.report.system = "registry"
         reporting.progress("system packages: reusing the system stage of the registry cache")
         engine.tag(system_cached, system_tag)
         system_id = engine.image_id(system_cached) or system_cached
     elif not job.manifest.system_dependencies:
-        # The stage is the base image as it is (FROM, nothing else): the id a build of it gives.
+        # The stage is the base image as it is (FROM, nothing else): the id a build of it gives,
+        # under the base image's own tag (no tag of this build's is needed).
         cache.report.system = "built"
         system_id = engine.image_id(base) or base
-        engine.tag(system_id, system_tag)
     else:
         cache.report.system = "built"
         system_id = engine.build(
@@ -249,8 +250,9 @@ def _packages_image(
         cache.report.install = "engine" if reused else "installed"
         return _Packages(install_requirements(engine, request), system_id, skey, ikey)
     finally:
-        with contextlib.suppress(Exception):
-            engine.untag(system_tag)
+        if tagged:
+            with contextlib.suppress(Exception):
+                engine.untag(system_tag)
 
 
 def _system_context(context: BuildContext, scratch: Path) -> Path:
