@@ -74,8 +74,8 @@ def _step_used_cache(log: str, marker: str) -> bool:
             if current is not None:
                 verdicts.append(current)
             current = False if marker in line else None
-        elif current is not None and "Using cache" in line:
-            current = True
+        elif current is not None and ("Using cache" in line or line.strip() == "CACHED"):
+            current = True  # the classic builder's words, or BuildKit's
     if current is not None:
         verdicts.append(current)
     return bool(verdicts) and all(verdicts)
@@ -145,8 +145,11 @@ def main() -> None:
             (job / "entrypoint.py").write_text(ENTRY.format(rev=1))
             git("commit", "-q", "-am", "code", cwd=job)
             verbose = subprocess.run([*ours_cmd[:-1], "-v"], env=env, capture_output=True, text=True)
-            # The install step is a container the tool runs (install.py), reused when its inputs match.
-            install_cached = verbose.returncode == 0 and "reusing the packages installed" in verbose.stderr
+            # The install step: a BuildKit step of the build (this job has no secrets), or the
+            # install container (install.py) on engines without BuildKit; reused when its inputs match.
+            install_cached = verbose.returncode == 0 and (
+                "reusing the packages installed" in verbose.stderr
+                or _step_used_cache(verbose.stderr, "source=racetrack-install"))
             apt_cached = verbose.returncode == 0 and _step_used_cache(verbose.stderr, "apt-get")
     for tag in tags:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)

@@ -20,10 +20,10 @@ from pathlib import Path
 from . import reporting
 from .base_image import BaseImageOptions, ensure_base_image
 from .base_registry import pull_base_image, pull_build_tools
-from .build_tools import ensure_build_tools, tools_ref
+from .build_tools import ensure_build_tools, ensure_build_tools_image, tools_ref
 from .certs import extra_certificates
 from .contract import IMAGE_CA_BUNDLE
-from .engine import BuiltImage, Engine
+from .engine import BuildKitUnavailable, BuiltImage, Engine
 from .images import check_image_ref, job_image_ref
 from .install import (
     CACHE_REPOSITORY,
@@ -108,40 +108,35 @@ def build_job(
     base = ensure_base_image(engine, base_options)
     cache = RegistryCache(engine, job.manifest.name, options.cache_from, options.cache_to,
                           read=not options.nocache)
-    reporting.phase(job.manifest.name)
+    target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
+    packages: _Packages | None = None
     with tempfile.TemporaryDirectory(prefix="racetrack-context-") as tmp:
-        context = write_context(
-            job.manifest,
-            job.source,
-            Path(tmp) / "context",
-            RenderOptions(
-                base_image=base,
-                secret_build_names=tuple(job.build_secrets),
-                manifest_file=job.manifest_path.name,
-                install="engine",
-            ),
-            ca_cert_path=options.ca_cert,
-        )
         apt_ca = (
             _apt_certificates(engine, base, options.ca_cert) if job.manifest.system_dependencies else None
         )
-        args = build_args(context, apt_ca)
-        target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
-        packages = _packages_image(job, engine, options, base_options, context, args, base, cache, Path(tmp))
-        if packages is not None:
-            args[PACKAGES_IMAGE_ARG] = packages.ref
-        image = engine.build(
-            context.path,
-            tag=target,
-            buildargs=args,
-            network=options.network,
-            nocache=options.nocache,
-            cache_from=_job_cache_from(engine, cache, ref),
-            # The job's own steps need no BuildKit session (the install, with its secrets, ran
-            # before them), and BuildKit runs them in a fraction of the classic builder's time.
-            # A registry cache keeps to the classic builder: its layers are the ones it reuses.
-            buildkit=cache.target is None,
-        )
+        image = None
+        if _one_buildkit_build(job, engine, options):
+            image = _build_whole(job, engine, options, base_options, base, apt_ca, target, Path(tmp))
+        if image is None:
+            reporting.phase(job.manifest.name)
+            context = _write(job, options, base, "engine", Path(tmp) / "context")
+            args = build_args(context, apt_ca)
+            packages = _packages_image(job, engine, options, base_options, context, args, base, cache,
+                                       Path(tmp))
+            if packages is not None:
+                args[PACKAGES_IMAGE_ARG] = packages.ref
+            image = engine.build(
+                context.path,
+                tag=target,
+                buildargs=args,
+                network=options.network,
+                nocache=options.nocache,
+                cache_from=_job_cache_from(engine, cache, ref),
+                # The job's own steps need no BuildKit session (the install, with its secrets, ran
+                # before them), and BuildKit runs them in a fraction of the classic builder's time.
+                # A registry cache keeps to the classic builder: its layers are the ones it reuses.
+                buildkit=cache.target is None,
+            )
     if verify is not None:
         try:
             verify(target)
@@ -169,6 +164,69 @@ def build_job(
     used = bool(options.cache_from or options.cache_to)
     return BuildResult(image=image, base_image=base, commit=job.source.commit,
                        cache=cache.report if used else None)
+
+
+def _one_buildkit_build(job: Job, engine: Engine, options: BuildOptions) -> bool:
+    """Whether the whole job, its install step included, is one build of the engine's BuildKit:
+    a job with requirements and no secret build env (the install's secrets would need a BuildKit
+    session, which only the Docker CLI holds), no registry cache (which reuses the classic
+    builder's layers), on an engine whose BuildKit takes the build. It saves the install
+    container's start, commit and removal: about 1.4 s of a data-science job's cold build
+    (benchmarks/README-build.md)."""
+    return (
+        plan_job_requirements(job.manifest, job.source) is not None
+        and not job.build_secrets
+        and not (options.cache_from or options.cache_to)
+        and engine.buildkit_usable(options.network)
+    )
+
+
+def _build_whole(
+    job: Job,
+    engine: Engine,
+    options: BuildOptions,
+    base_options: BaseImageOptions,
+    base: str,
+    apt_ca: str | None,
+    target: str,
+    scratch: Path,
+) -> BuiltImage | None:
+    """The job built as ``render`` writes it for BuildKit (the install a ``RUN`` step with the
+    tools mounted from their image); None when the engine's BuildKit would not take it, said as
+    progress: the caller then builds it with the install container."""
+    reporting.phase("install tools")
+    if options.base_registry and not options.build_base:
+        pull_build_tools(engine, base_options.python_version, options.base_registry)
+    ensure_build_tools_image(engine, base_options)
+    reporting.phase(job.manifest.name)
+    context = _write(job, options, base, "buildkit", scratch / "buildkit-context")
+    try:
+        return engine.build(
+            context.path,
+            tag=target,
+            buildargs=build_args(context, apt_ca),
+            network=options.network,
+            nocache=options.nocache,
+            require_buildkit=True,
+        )
+    except BuildKitUnavailable as exc:
+        reporting.progress(f"{exc.message}; installing the requirements in a container instead")
+        return None
+
+
+def _write(job: Job, options: BuildOptions, base: str, install: str, folder: Path) -> BuildContext:
+    return write_context(
+        job.manifest,
+        job.source,
+        folder,
+        RenderOptions(
+            base_image=base,
+            secret_build_names=tuple(job.build_secrets),
+            manifest_file=job.manifest_path.name,
+            install=install,
+        ),
+        ca_cert_path=options.ca_cert,
+    )
 
 
 def _job_cache_from(engine: Engine, cache: RegistryCache, ref: str) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import buildkit_trace, reporting
+from .contract import DIAGNOSIS_MARKER
 
 # Lines of a failing step's output kept for the error message.
 LOG_TAIL_LINES = 30
@@ -63,6 +64,7 @@ class BuildStream:
         self._tails: dict[str, collections.deque[str]] = {}
         self._reported: set[str] = set()
         self._failed: str | None = None
+        self._partial: dict[str, str] = {}  # a step's output after its last newline, so far
 
     @property
     def tail(self) -> list[str]:
@@ -74,6 +76,7 @@ class BuildStream:
         if "error" in chunk:
             message = str((chunk.get("errorDetail") or {}).get("message") or chunk["error"])
             if self._failed is not None:  # BuildKit named the step that failed, which may not be the last one
+                self._emit(self._failed, self._partial.pop(self._failed, ""))
                 self.instruction, self.number = self._steps[self._failed]
                 self._tail = self._tails.setdefault(self._failed, self._new_tail())
             self._tail.extend(output_lines(message))
@@ -134,7 +137,20 @@ class BuildStream:
         for log in trace.logs:
             if log.vertex not in self._steps:
                 continue
-            tail = self._tails.setdefault(log.vertex, self._new_tail())
-            for line in output_lines(log.data.decode("utf-8", "replace")):
-                tail.append(line)
+            # A message holds what the step wrote since the last one, which may end mid-line:
+            # the rest of the line comes in the next (the install's diagnosis is one long line).
+            text = self._partial.pop(log.vertex, "") + log.data.decode("utf-8", "replace")
+            complete, newline, rest = text.rpartition("\n")
+            if rest:
+                self._partial[log.vertex] = rest
+            self._emit(log.vertex, complete + newline)
+        for vertex in trace.vertexes:
+            if (vertex.completed or vertex.error) and vertex.digest in self._partial:
+                self._emit(vertex.digest, self._partial.pop(vertex.digest))
+
+    def _emit(self, vertex: str, text: str) -> None:
+        tail = self._tails.setdefault(vertex, self._new_tail())
+        for line in output_lines(text):
+            tail.append(line)
+            if not line.startswith(DIAGNOSIS_MARKER):  # the failure's message says it
                 reporting.log(line)

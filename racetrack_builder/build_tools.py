@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import reporting
 from .base_image import BaseImageOptions, check_root_python, context_digest, copy_context
-from .contract import CA_BUNDLE_FILE, DEFAULT_PYTHON_VERSION
+from .contract import CA_BUNDLE_FILE, DEFAULT_PYTHON_VERSION, INSTALL_SCRIPT_NAME
 from .engine import Engine
 from .engine_lock import engine_lock
 from .errors import UsageError
@@ -28,7 +28,7 @@ TOOLS_PATH = "/opt/racetrack-tools"
 # Where the install step sees them: a folder every Debian image has, empty, so the mount point adds
 # nothing to the committed layer (a new mount point would leave an empty folder in it).
 TOOLS_MOUNT = "/mnt"
-INSTALL_SCRIPT = f"{TOOLS_MOUNT}/racetrack_install.py"
+INSTALL_SCRIPT = f"{TOOLS_MOUNT}/{INSTALL_SCRIPT_NAME}"
 
 
 def tools_context_dir() -> Path:
@@ -49,17 +49,31 @@ def tools_volume(image_id: str) -> str:
 
 
 def ensure_build_tools(engine: Engine, options: BaseImageOptions) -> str:
-    """The volume of the build tools for ``options.python_version``, built and filled when missing."""
+    """The volume of the build tools for ``options.python_version`` (the install container mounts
+    it), their image built and the volume filled when missing."""
     ref = tools_ref(options.python_version)
     # Concurrent builds on one engine make and fill them once (engine_lock.py).
     with engine_lock(ref):
-        image_id = engine.image_id(ref)
-        if image_id is None:
-            reporting.progress(f"building the install tools ({ref} is not on the engine)")
-            image_id = _build(engine, replace(options, nocache=False), ref)
-        volume = tools_volume(image_id)
+        volume = tools_volume(_ensure_image(engine, options, ref))
         engine.fill_volume(volume, ref, TOOLS_PATH)
     return volume
+
+
+def ensure_build_tools_image(engine: Engine, options: BaseImageOptions) -> str:
+    """The ref of the build tools' image for ``options.python_version`` (a BuildKit install step
+    mounts it), built when missing."""
+    ref = tools_ref(options.python_version)
+    with engine_lock(ref):
+        _ensure_image(engine, options, ref)
+    return ref
+
+
+def _ensure_image(engine: Engine, options: BaseImageOptions, ref: str) -> str:
+    image_id = engine.image_id(ref)
+    if image_id is None:
+        reporting.progress(f"building the install tools ({ref} is not on the engine)")
+        image_id = _build(engine, replace(options, nocache=False), ref)
+    return image_id
 
 
 def _host_uv(engine: Engine) -> Path | None:

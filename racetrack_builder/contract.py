@@ -44,3 +44,8 @@ IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CA_BUNDLE_FILE = "ca-bundle.pem"
 # Build argument carrying extra CA certificates to apt in the final stage (see certs.py for why).
 CA_BUNDLE_ARG = "RACETRACK_CA_BUNDLE"
+# The install step's last line when it fails: this, then its diagnosis as JSON
+# (base-images/build-tools/racetrack_install.py writes it, failures.install_failure reads it).
+DIAGNOSIS_MARKER = "::racetrack-diagnosis::"
+# The install step's script, in the tools' folder (base-images/build-tools/racetrack_install.py).
+INSTALL_SCRIPT_NAME = "racetrack_install.py"

@@ -50,6 +50,15 @@ class CommitRun:
     on_line: Callable[[str], None] | None = None
 
 
+_NO_BUILDKIT = ("the engine's BuildKit cannot take this build (an engine before API 1.39 or not on "
+                "Linux, DOCKER_BUILDKIT=0, or a user-defined network)")
+
+
+class BuildKitUnavailable(EnvironmentFailure):
+    """A build that needs the engine's BuildKit (``require_buildkit``) cannot have it here: the
+    message says why, and the caller builds another way."""
+
+
 class PullFailed(EnvironmentFailure):
     """A registry did not give an image: ``kind`` says how (``missing``: no such tag; ``unreachable``:
     no answer; ``refused``: credentials; ``other``). Callers that can do without the image (a cache)
@@ -156,11 +165,17 @@ class Engine(Protocol):
         dockerfile: str | None = None,
         cache_from: Sequence[str] = (),
         buildkit: bool = False,
+        require_buildkit: bool = False,
     ) -> BuiltImage:
         """Build ``context`` (its ``dockerfile``, default ``Dockerfile``) and tag the result; steps
         and output go to the reporter. ``cache_from``: local images whose layers the steps may
         reuse besides the engine's own cache (pulled ones from a registry cache). ``buildkit``:
-        by the engine's BuildKit where it can (the Dockerfile must need no BuildKit session)."""
+        by the engine's BuildKit where it can (the Dockerfile must need no BuildKit session).
+        ``require_buildkit``: by BuildKit only (``RUN --mount``), else BuildKitUnavailable."""
+
+    def buildkit_usable(self, network: str | None) -> bool:
+        """Whether a build on ``network`` can go to the engine's BuildKit, as far as is known
+        before trying (the engine may still refuse it)."""
 
     def architecture(self) -> str:
         """The engine's machine architecture, as ``uname -m`` names it (``x86_64``, ``aarch64``)."""
@@ -353,6 +368,7 @@ class DockerEngine:
         dockerfile: str | None = None,
         cache_from: Sequence[str] = (),
         buildkit: bool = False,
+        require_buildkit: bool = False,
     ) -> BuiltImage:
         """The tag is set only when every step succeeded.
 
@@ -364,11 +380,18 @@ class DockerEngine:
         started = time.monotonic()
         inputs = _BuildInputs(context, tag, dict(buildargs or {}), network, nocache,
                               dict(labels or {}) or None, dockerfile)
-        built = False
-        if buildkit and not cache_from and self._buildkit_usable(network):
-            built = self._buildkit_build(inputs)
-        if not built:
-            self._classic_build(inputs, cache_from)
+        if require_buildkit:
+            why = _NO_BUILDKIT if not self.buildkit_usable(network) else self._buildkit_build(inputs)
+            if why is not None:
+                raise BuildKitUnavailable(why)
+        else:
+            why = "not asked for"
+            if buildkit and not cache_from and self.buildkit_usable(network):
+                why = self._buildkit_build(inputs)
+                if why is not None:
+                    reporting.progress(f"{why}; building with the classic builder")
+            if why is not None:
+                self._classic_build(inputs, cache_from)
         with _converted("build"):
             attrs = self._api.inspect_image(tag)
         return BuiltImage(
@@ -398,7 +421,7 @@ class DockerEngine:
                     raise explain(failure)
             _check_built(stream)
 
-    def _buildkit_usable(self, network: str | None) -> bool:
+    def buildkit_usable(self, network: str | None) -> bool:
         if buildkit_build.disabled_by_user() or (network or "") not in buildkit_build.NETWORKS:
             return False
         if self._buildkit is None:
@@ -406,8 +429,8 @@ class DockerEngine:
                 self._buildkit = buildkit_build.engine_supports(self._api.version())
         return self._buildkit
 
-    def _buildkit_build(self, inputs: _BuildInputs) -> bool:
-        """Whether BuildKit built it; False when the classic builder must (said as progress)."""
+    def _buildkit_build(self, inputs: _BuildInputs) -> str | None:
+        """None when BuildKit built it, else why it could not (the classic builder may)."""
         params = buildkit_build.build_params(
             tag=inputs.tag, buildargs=inputs.buildargs, network=inputs.network, nocache=inputs.nocache,
             labels=inputs.labels, dockerfile=inputs.dockerfile,
@@ -421,22 +444,18 @@ class DockerEngine:
                     # An engine whose BuildKit is off or broken: the classic builder, from now on.
                     self._buildkit = False
                     said = " ".join(response.text.split())[:200]
-                    reporting.progress(f"the engine refused a BuildKit build ({response.status_code}: "
-                                       f"{said}); building with the classic builder")
-                    return False
+                    return f"the engine refused a BuildKit build ({response.status_code}: {said})"
                 for chunk in buildkit_build.chunks(self._api, response):
                     failure = stream.feed(chunk)
                     if failure is None:
                         continue
                     if stream.failed_before_the_steps:
-                        reporting.progress(f"BuildKit could not start the build ({failure.message}); "
-                                           "building with the classic builder")
-                        return False
+                        return f"BuildKit could not start the build ({failure.message})"
                     raise explain(failure)
             finally:
                 response.close()
             _check_built(stream)
-        return True
+        return None
 
     def push(self, ref: str) -> str | None:
         """Errors name the registry's answer."""

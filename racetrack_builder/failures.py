@@ -9,9 +9,11 @@ as a failed step with its log.
 
 from __future__ import annotations
 
+import json
 import re
 
-from .build_stream import StepFailure
+from .build_stream import StepFailure, output_lines
+from .contract import DIAGNOSIS_MARKER, INSTALL_SCRIPT_NAME
 from .errors import AuthenticationRefused, BuildFailed, EnvironmentFailure, RacetrackError
 
 _TLS_FAILURE = re.compile(
@@ -29,6 +31,8 @@ _AUTH_FAILURE = re.compile(
     r"|could not read Username",
     re.I,
 )
+# Of the install step's log, what a failure shows by default: the installer's own last lines.
+_INSTALLER_TAIL = 25
 # A wheel's shared library that the image lacks, and the Debian packages of the usual ones (the
 # install step's own failures are explained inside it: base-images/build-tools/racetrack_install.py).
 _MISSING_LIBRARY = re.compile(r"(lib[\w+.-]+\.so(?:\.\d+)*): cannot open shared object file")
@@ -44,6 +48,11 @@ _LIBRARY_PACKAGES = {
 
 def explain(failure: StepFailure) -> RacetrackError:
     """The error to raise for ``failure``."""
+    if INSTALL_SCRIPT_NAME in failure.instruction:
+        # The install step as a BuildKit RUN (a job without secrets): the script's own diagnosis,
+        # and its lines without the engine's (which says only that the step exited non-zero).
+        engine_said = set(output_lines(failure.message))
+        return install_failure([line for line in failure.tail if line not in engine_said])
     if failure.instruction.startswith("FROM "):
         return EnvironmentFailure(
             f"the image for '{failure.instruction}' is not on the engine and could not be pulled: "
@@ -99,3 +108,45 @@ def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
             )
         return "installing system_dependencies with apt failed", None
     return "a build step failed", None
+
+
+def install_failure(lines: list[str]) -> RacetrackError:
+    """The error for a failed install step (its container's output, or its BuildKit step's): the
+    diagnosis the script ends with first, then the installer's own lines."""
+    diagnosis: dict[str, object] = {}
+    log = []
+    for line in lines:
+        if line.startswith(DIAGNOSIS_MARKER):
+            try:
+                diagnosis = json.loads(line[len(DIAGNOSIS_MARKER):])
+            except ValueError:
+                diagnosis = {}
+        else:
+            log.append(line)
+    tail = _installer_lines(log)
+    requirement = diagnosis.get("requirement")
+    where = diagnosis.get("where")
+    cause = diagnosis.get("cause") or "the installer failed"
+    subject = f"{requirement}" + (f" ({where})" if where else "") if requirement else None
+    headline = diagnosis.get("headline") or "the job's requirements could not be installed"
+    message = f"{headline}: " + (f"{subject}: {cause}" if subject else str(cause))
+    hint = str(diagnosis.get("fix") or "the installer's lines say why; --verbose shows its whole output")
+    details = {k: v for k, v in diagnosis.items() if v is not None}
+    if diagnosis.get("kind") == "auth":
+        return AuthenticationRefused(message, hint=hint, details=details)
+    if diagnosis.get("kind") in ("network", "tls"):
+        return EnvironmentFailure(message, hint=hint, details=details)
+    return BuildFailed(message, hint=hint, step="install requirements", log_tail=tail, details=details,
+                       log_title="The installer's last lines:")
+
+
+def _installer_lines(log: list[str]) -> list[str]:
+    """The installer's error lines, without the tracebacks of its subprocesses (pip's
+    ``subprocess-exited-with-error`` blocks keep their last lines, which say why)."""
+    kept = [
+        line for line in log
+        if not line.startswith(("  File \"", "Traceback (most recent call last)"))
+        # uv's hints name uv's own settings (tool.uv...), which a job does not have.
+        and not (line.lstrip().startswith("hint:") and "uv" in line)
+    ]
+    return kept[-_INSTALLER_TAIL:]

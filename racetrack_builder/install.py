@@ -1,9 +1,12 @@
-"""The install step: the job's requirements installed by a container the tool runs and commits.
+"""The install container: the job's requirements installed by a container the tool runs and commits.
 
-Why not a ``RUN`` step: the classic builder, which docker-py drives, records every build argument of
-a step in the history of the image it makes, intermediate images included, so a secret passed that
-way stays readable in the engine (`docker history`). Here the step is a container of the job's
-image as it stands before its packages (base image + apt layer):
+A job without secrets installs in a ``RUN`` step of one BuildKit build instead (build.py,
+``_build_whole``); this is for a job with a secret build env, a registry cache, or an engine whose
+BuildKit cannot take the build. Why not a ``RUN`` step there: the classic builder, which docker-py
+drives, records every build argument of a step in the history of the image it makes, intermediate
+images included, so a secret passed that way stays readable in the engine (`docker history`), and
+BuildKit takes secrets only through the Docker CLI's session. Here the step is a container of the
+job's image as it stands before its packages (base image + apt layer):
 
 - the requirements files, the plan and the secret build env go in as files (``put_archive``);
   the install script reads the secrets and deletes them before anything runs, so neither the
@@ -34,6 +37,7 @@ from . import reporting
 from .build_tools import INSTALL_SCRIPT, TOOLS_MOUNT
 from .contract import (
     CA_BUNDLE_FILE,
+    DIAGNOSIS_MARKER,
     GID,
     JOB_BIN,
     JOB_SITE_PACKAGES,
@@ -44,11 +48,11 @@ from .contract import (
     WRAPPER_VENV,
 )
 from .engine import CommitRun, Engine
-from .errors import AuthenticationRefused, BuildFailed, EnvironmentFailure, RacetrackError
+from .errors import RacetrackError
+from .failures import install_failure
 from .requirements import RequirementsPlan
 
 CACHE_REPOSITORY = "racetrack-build/installed"
-DIAGNOSIS_MARKER = "::racetrack-diagnosis::"  # base-images/build-tools/racetrack_install.py
 WORK = "tmp/racetrack-install"  # inside the container, relative to /
 # The commit keeps the container's config; these give back the base image's.
 _COMMIT_CHANGES = (f"USER {USER}", f'CMD ["{WRAPPER_VENV}/bin/fatman-wrapper", "--help"]')
@@ -56,8 +60,6 @@ _COMMIT_CHANGES = (f"USER {USER}", f'CMD ["{WRAPPER_VENV}/bin/fatman-wrapper", "
 # previous requirements or secrets is then a cache hit.
 KEEP = 3
 KEY_LENGTH = 32  # hex digits of the key in an install's tag
-# Of the log, what a failure shows by default: the installer's own last lines.
-_TAIL = 25
 
 
 @dataclass(frozen=True)
@@ -236,44 +238,3 @@ def _archive(request: InstallRequest) -> bytes:
             else:
                 tar.addfile(info)
     return buffer.getvalue()
-
-
-def install_failure(lines: list[str]) -> RacetrackError:
-    """The error for a failed install: the diagnosis first, then the installer's own lines."""
-    diagnosis: dict[str, object] = {}
-    log = []
-    for line in lines:
-        if line.startswith(DIAGNOSIS_MARKER):
-            try:
-                diagnosis = json.loads(line[len(DIAGNOSIS_MARKER):])
-            except ValueError:
-                diagnosis = {}
-        else:
-            log.append(line)
-    tail = _installer_lines(log)
-    requirement = diagnosis.get("requirement")
-    where = diagnosis.get("where")
-    cause = diagnosis.get("cause") or "the installer failed"
-    subject = f"{requirement}" + (f" ({where})" if where else "") if requirement else None
-    headline = diagnosis.get("headline") or "the job's requirements could not be installed"
-    message = f"{headline}: " + (f"{subject}: {cause}" if subject else str(cause))
-    hint = str(diagnosis.get("fix") or "the installer's lines say why; --verbose shows its whole output")
-    details = {k: v for k, v in diagnosis.items() if v is not None}
-    if diagnosis.get("kind") == "auth":
-        return AuthenticationRefused(message, hint=hint, details=details)
-    if diagnosis.get("kind") in ("network", "tls"):
-        return EnvironmentFailure(message, hint=hint, details=details)
-    return BuildFailed(message, hint=hint, step="install requirements", log_tail=tail, details=details,
-                       log_title="The installer's last lines:")
-
-
-def _installer_lines(log: list[str]) -> list[str]:
-    """The installer's error lines, without the tracebacks of its subprocesses (pip's
-    ``subprocess-exited-with-error`` blocks keep their last lines, which say why)."""
-    kept = [
-        line for line in log
-        if not line.startswith(("  File \"", "Traceback (most recent call last)"))
-        # uv's hints name uv's own settings (tool.uv...), which a job does not have.
-        and not (line.lstrip().startswith("hint:") and "uv" in line)
-    ]
-    return kept[-_TAIL:]

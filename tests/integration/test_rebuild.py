@@ -4,7 +4,9 @@ copy of the wrapper's packages.
 
 One job with an apt package (jq), a pip requirement (six) and code is built three times from a real
 git repository: as it is, again unchanged, and after a commit that changes only its code. The build
-log of ``-v`` says per step whether the engine used its cache.
+log of ``-v`` says per step whether the engine used its cache. Both ways of installing are run: the
+engine's BuildKit with the install as a ``RUN`` step (a job without secrets), and the install
+container the classic builder's engines get (``DOCKER_BUILDKIT=0``, as with secrets).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ _STEP = re.compile(r"step (\d+)/(\d+) (.*)$")
 
 def build_steps(stderr: str) -> list[tuple[str, list[str]]]:
     """(instruction as shown, log lines) per Dockerfile step, from the ``-v`` output of a build: the
-    system stage's steps, then the job stage's (the install between them is no Dockerfile step)."""
+    system stage's steps, then the job stage's (the install between them is a step of its own with
+    BuildKit, none with the install container)."""
     steps: list[tuple[str, list[str]]] = []
     for line in stderr.splitlines():
         match = _STEP.search(line)
@@ -67,6 +70,8 @@ def build_steps(stderr: str) -> list[tuple[str, list[str]]]:
 
 
 REUSED_INSTALL = "reusing the packages installed"
+# How the BuildKit install step begins, as the build log shows it (shortened).
+INSTALL_STEP = "RUN --mount=type=bind,source=racetrack-install,"
 
 
 def reused(lines: list[str]) -> bool:
@@ -82,8 +87,18 @@ def cached(steps: list[tuple[str, list[str]]], pattern: str) -> list[bool]:
     return found
 
 
+def install_reused(stderr: str, steps: list[tuple[str, list[str]]]) -> bool:
+    """Whether the install did not run again: the install container's words, or BuildKit's cache
+    hit on the install step."""
+    if REUSED_INSTALL in stderr:
+        return True
+    found = [reused(lines) for instruction, lines in steps if instruction.startswith(INSTALL_STEP)]
+    return bool(found) and all(found)
+
+
+@pytest.mark.parametrize("builder", ["buildkit", "classic"])
 def test_rebuilds_use_the_cache_and_the_image_keeps_nothing_of_the_build(
-        tmp_path: Path, base_image: str, public_index: str, wheelhouse: Callable[..., Path],
+        builder: str, tmp_path: Path, base_image: str, public_index: str, wheelhouse: Callable[..., Path],
         docker_client: docker.DockerClient, docker_cleanup: DockerCleanup) -> None:
     wheelhouse([REQUIREMENT])
     remote = gitrepos.make_bare_repo(tmp_path / "remote.git", {
@@ -95,19 +110,26 @@ def test_rebuilds_use_the_cache_and_the_image_keeps_nothing_of_the_build(
     # --ca-cert: the bundle must help apt and pip during the build and stay in no layer.
     common = ("--network", "host", "--ca-cert", str(HOST_CA_BUNDLE), "-v", "--json")
 
+    env = {"DOCKER_BUILDKIT": "0"} if builder == "classic" else {}
+
     def build(name: str) -> tuple[CliResult, list[tuple[str, list[str]]]]:
-        result = run_cli("build", manifest, "--tag", docker_cleanup.image_tag(name), *common)
+        result = run_cli("build", manifest, "--tag", docker_cleanup.image_tag(f"{name}-{builder}"), *common,
+                         env=env)
         assert result.returncode == 0, result.describe()
         return result, build_steps(result.stderr)
 
-    first, _ = build("first")
-    assert REUSED_INSTALL not in first.stderr, first.stderr
+    first, steps = build("first")
+    assert not install_reused(first.stderr, steps), first.stderr
+    # BuildKit installs in a RUN step of the build; the classic builder's engines in a container.
+    install_step = any(instruction.startswith(INSTALL_STEP) for instruction, _ in steps)
+    assert install_step == (builder == "buildkit"), first.stderr
+    assert ("installing requirements (" in first.stderr) == (builder == "classic"), first.stderr
     again, steps = build("unchanged")
     assert again.json()["id"] == first.json()["id"], "an unchanged job must give the same image"
     not_cached = [instruction for instruction, lines in steps if not instruction.startswith(("FROM ", "ARG "))
                   and not reused(lines)]
     assert not_cached == [], again.stderr
-    assert REUSED_INSTALL in again.stderr, again.stderr
+    assert install_reused(again.stderr, steps), again.stderr
 
     gitrepos.push_files(remote, {"entrypoint.py": ENTRYPOINT.format(suffix="?")},
                         message="change the code")
@@ -115,7 +137,7 @@ def test_rebuilds_use_the_cache_and_the_image_keeps_nothing_of_the_build(
     assert changed.json()["id"] != first.json()["id"]
     assert changed.json()["commit"] != first.json()["commit"]
     assert all(cached(steps, r"^RUN set -eu;")), changed.stderr  # the system stage's apt step
-    assert REUSED_INSTALL in changed.stderr, changed.stderr  # the install step did not run again
+    assert install_reused(changed.stderr, steps), changed.stderr  # the install step did not run again
     assert cached(steps, r"^COPY .*job/ /src/fatman/") == [False], changed.stderr
 
     image = changed.json()["id"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 
 from racetrack_builder import buildkit_build, buildkit_trace
 from racetrack_builder.build_stream import BuildStream
-from racetrack_builder.engine import DockerEngine
+from racetrack_builder.contract import DIAGNOSIS_MARKER
+from racetrack_builder.engine import BuildKitUnavailable, DockerEngine
 from racetrack_builder.errors import BuildFailed
 from tests.reporter import Recorded
 
@@ -319,3 +321,66 @@ def test_a_build_that_ends_without_an_image_fails(context: Path, monkeypatch: py
     api = FakeAPI(LINUX, [_Response(200, [trace(vertex("sha256:b", "[2/2] COPY a b"))])])
     with pytest.raises(BuildFailed, match="without an image"):
         DockerEngine(client=FakeClient(api)).build(context, tag="a:1", buildkit=True)
+
+
+# -- a build that must be BuildKit's (the install as a RUN step) -----------------------------------
+INSTALL = ("RUN --mount=type=bind,source=racetrack-install,target=/tmp/racetrack-install-src "
+           "/opt/fatman/venv/bin/python -I /mnt/racetrack_install.py --from /tmp/racetrack-install-src")
+
+
+@pytest.mark.parametrize("why", ["DOCKER_BUILDKIT=0", "old engine", "user network", "refused",
+                                 "before the steps"])
+def test_a_build_that_needs_buildkit_never_goes_to_the_classic_builder(
+        context: Path, monkeypatch: pytest.MonkeyPatch, why: str) -> None:
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    if why == "DOCKER_BUILDKIT=0":
+        monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    metadata = trace(vertex("sha256:m", "[internal] load metadata for docker.io/racetrack/build-tools:1",
+                            error="not found"))
+    responses = {
+        "refused": [_Response(400, [], text="buildkit not supported")],
+        "before the steps": [_Response(200, [metadata, {"error": "failed to solve: not found"}])],
+    }.get(why, [])
+    api = FakeAPI({"ApiVersion": "1.38", "Os": "linux"} if why == "old engine" else LINUX, responses)
+    with pytest.raises(BuildKitUnavailable) as caught:
+        DockerEngine(client=FakeClient(api)).build(
+            context, tag="a:1", require_buildkit=True, network="my-net" if why == "user network" else None)
+    assert api.classic == [] and caught.value.message
+    if why == "refused":
+        assert "buildkit not supported" in caught.value.message
+
+
+def test_an_install_step_that_fails_is_explained_by_its_diagnosis(context: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   reported: Recorded) -> None:
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    diagnosis = DIAGNOSIS_MARKER + json.dumps({
+        "requirement": "numpyy==1.0", "where": "requirements.txt:2", "kind": "no-package",
+        "cause": "no package numpyy on the index", "fix": "did you mean numpy?"})
+    half = len(diagnosis) // 2
+    failing = [
+        trace(vertex("sha256:i", f"[stage-1 1/3] {INSTALL}")),
+        trace(log("sha256:i", "  File \"x.py\", line 1\nerror: numpyy not found\n" + diagnosis[:half], 1)),
+        trace(log("sha256:i", diagnosis[half:] + "\n", 1)),  # the line goes on in the next message
+        trace(vertex("sha256:i", f"[stage-1 1/3] {INSTALL}", completed=True, error="exit code: 1")),
+        {"error": "executor failed running [/bin/sh -c /opt/fatman/venv/bin/python -I ...]: exit code: 1"},
+    ]
+    api = FakeAPI(LINUX, [_Response(200, failing)])
+    with pytest.raises(BuildFailed) as caught:
+        DockerEngine(client=FakeClient(api)).build(context, tag="a:1", require_buildkit=True)
+    err = caught.value
+    assert err.message == ("the job's requirements could not be installed: numpyy==1.0 (requirements.txt:2): "
+                           "no package numpyy on the index")
+    assert err.hint == "did you mean numpy?" and err.details["kind"] == "no-package"
+    assert err.log_tail == ["error: numpyy not found"]  # no traceback, no line of the engine's
+    assert not any(DIAGNOSIS_MARKER in line for line in reported.logs)
+
+
+def test_a_line_split_between_messages_is_one_line(reported: Recorded) -> None:
+    stream = BuildStream()
+    stream.feed(trace(vertex("sha256:c", f"[1/1] {CHECK}")))
+    stream.feed(trace(log("sha256:c", "first li")))
+    stream.feed(trace(log("sha256:c", "ne\nsecond")))
+    assert reported.logs == ["first line"]
+    stream.feed(trace(vertex("sha256:c", f"[1/1] {CHECK}", completed=True)))
+    assert reported.logs == ["first line", "second"]

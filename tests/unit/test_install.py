@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from racetrack_builder.contract import DIAGNOSIS_MARKER
 from racetrack_builder.engine import CommitResult, CommitRun
 from racetrack_builder.errors import AuthenticationRefused, BuildFailed
+from racetrack_builder.failures import install_failure
 from racetrack_builder.install import (
     CACHE_REPOSITORY,
-    DIAGNOSIS_MARKER,
     InstallRequest,
-    install_failure,
     install_key,
     install_requirements,
 )

@@ -402,8 +402,9 @@ def test_an_old_plan_without_a_server_check_runs_none() -> None:
 
 
 def test_install_failure_reads_the_server_diagnosis() -> None:
+    from racetrack_builder.contract import DIAGNOSIS_MARKER
     from racetrack_builder.errors import BuildFailed
-    from racetrack_builder.install import DIAGNOSIS_MARKER, install_failure
+    from racetrack_builder.failures import install_failure
 
     diagnosis = ri.server_failure(["ImportError: cannot import name 'url_quote'", "Error: x"])
     lines = [DIAGNOSIS_MARKER + json.dumps(diagnosis), "ImportError: cannot import name 'url_quote'"]

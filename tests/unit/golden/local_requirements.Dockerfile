@@ -7,14 +7,11 @@ FROM racetrack/python3:latest-DIGEST AS system
 # ---- the job image ---------------------------------------------------------------------------------
 FROM system
 # The job's requirements, installed by the build tools' script with uv straight into the job's
-# package folders. The secret build env is a BuildKit secret (a file only this step sees), and the
-# tools come from their image through a mount: neither reaches a layer.
+# package folders. The tools come from their image through a mount: no layer holds them.
 USER root
 RUN --mount=type=bind,source=racetrack-install,target=/tmp/racetrack-install-src \
     --mount=type=bind,from=racetrack/build-tools:py3.11-DIGEST,source=/opt/racetrack-tools,target=/mnt \
-    --mount=type=secret,id=racetrack-build-env,required=false \
-    /opt/fatman/venv/bin/python -I /mnt/racetrack_install.py --from /tmp/racetrack-install-src \
-        --secrets /run/secrets/racetrack-build-env
+    /opt/fatman/venv/bin/python -I /mnt/racetrack_install.py --from /tmp/racetrack-install-src
 USER fatman
 ENV FATMAN_NAME="adder" \
     FATMAN_VERSION="0.0.1" \
