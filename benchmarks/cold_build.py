@@ -149,7 +149,7 @@ def main() -> None:
             # install container (install.py) on engines without BuildKit; reused when its inputs match.
             install_cached = verbose.returncode == 0 and (
                 "reusing the packages installed" in verbose.stderr
-                or _step_used_cache(verbose.stderr, "source=racetrack-install"))
+                or _step_used_cache(verbose.stderr, "install the job's requirements"))
             apt_cached = verbose.returncode == 0 and _step_used_cache(verbose.stderr, "apt-get")
     for tag in tags:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)

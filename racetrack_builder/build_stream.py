@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import buildkit_trace, reporting
-from .contract import DIAGNOSIS_MARKER
+from .contract import DIAGNOSIS_MARKER, INSTALL_SCRIPT_NAME
 
 # Lines of a failing step's output kept for the error message.
 LOG_TAIL_LINES = 30
@@ -43,6 +43,14 @@ class StepFailure:
     def where(self) -> str:
         """``step 3/9: RUN ...`` on one short line, for messages."""
         return f"step {self.number}: {short_instruction(self.instruction) or 'start'}"
+
+
+def shown_instruction(instruction: str) -> str:
+    """A step as the progress shows it: the install step by what it does (its ``RUN --mount``
+    options would fill the line), any other as it is written."""
+    if INSTALL_SCRIPT_NAME in instruction:
+        return f"RUN install the job's requirements ({INSTALL_SCRIPT_NAME}, the build tools mounted)"
+    return instruction
 
 
 def short_instruction(instruction: str, limit: int = 90) -> str:
@@ -131,7 +139,7 @@ class BuildStream:
                 self._reported.add(vertex.digest)
                 self.instruction, self.number = self._steps[vertex.digest]
                 self._tail = self._tails.setdefault(vertex.digest, self._new_tail())
-                reporting.step(number, total, instruction)
+                reporting.step(number, total, shown_instruction(instruction))
                 if vertex.cached:
                     reporting.log("CACHED")
         for log in trace.logs:

@@ -70,8 +70,8 @@ def build_steps(stderr: str) -> list[tuple[str, list[str]]]:
 
 
 REUSED_INSTALL = "reusing the packages installed"
-# How the BuildKit install step begins, as the build log shows it (shortened).
-INSTALL_STEP = "RUN --mount=type=bind,source=racetrack-install,"
+# How the build log shows the BuildKit install step.
+INSTALL_STEP = "RUN install the job's requirements (racetrack_install.py"
 
 
 def reused(lines: list[str]) -> bool:

@@ -374,6 +374,8 @@ def test_an_install_step_that_fails_is_explained_by_its_diagnosis(context: Path,
     assert err.hint == "did you mean numpy?" and err.details["kind"] == "no-package"
     assert err.log_tail == ["error: numpyy not found"]  # no traceback, no line of the engine's
     assert not any(DIAGNOSIS_MARKER in line for line in reported.logs)
+    shown = "RUN install the job's requirements (racetrack_install.py, the build tools mounted)"
+    assert reported.steps == [(1, 3, shown)]
 
 
 def test_a_line_split_between_messages_is_one_line(reported: Recorded) -> None:
