@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import reporting
 from .contract import CA_BUNDLE_FILE, DEFAULT_PYTHON_VERSION
+from .dockerignore import kept_paths
 from .engine import BuiltImage, Engine
 from .engine_lock import engine_lock
 from .errors import EnvironmentFailure, UsageError
@@ -37,15 +38,9 @@ def context_files(root: Path) -> list[Path]:
     Each folder's ``.dockerignore`` lists exactly what the wheel ships (pyproject.toml's
     force-include), so a checkout with tests, caches (.mypy_cache, .hypothesis...) or editor files
     beside the sources hashes as an installed package does, and neither rebuilds nor publishes a
-    base image of its own. docker-py's matcher applies the engine's rules (``!`` exceptions
-    included), as it does when it sends the context.
+    base image of its own. The engine's rules apply (dockerignore.py), as when the context is sent.
     """
-    from docker.utils.build import exclude_paths
-
-    ignore_file = root / ".dockerignore"
-    lines = ignore_file.read_text(encoding="utf-8").splitlines() if ignore_file.is_file() else []
-    patterns = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    kept = (root / relative for relative in exclude_paths(str(root), patterns))
+    kept = (root / relative for relative in kept_paths(root))
     return sorted(path for path in kept if path.is_file() and path.name != CA_BUNDLE_FILE)
 
 

@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from .dockerignore import kept_paths
+
 # The first engine API with BuildKit behind /build (Docker 18.09).
 MIN_API_VERSION = (1, 39)
 # The networks BuildKit's RUN steps can use on the engine; another (a user-defined network) is the
@@ -85,14 +87,7 @@ def context_archive(context: Path, dockerfile: str = "Dockerfile") -> Iterator[I
     extended header the engine does not read as a tar, and then parses the archive as a
     Dockerfile).
     """
-    from docker.utils.build import exclude_paths
-
-    ignore = context / ".dockerignore"
-    patterns: list[str] = []
-    if ignore.is_file():
-        lines = ignore.read_text(encoding="utf-8").splitlines()
-        patterns = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    names = sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile))
+    names = kept_paths(context, dockerfile)
     names.sort(key=lambda name: name != dockerfile)  # stable: the Dockerfile first, then by name
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
         with tarfile.open(fileobj=spool, mode="w", format=tarfile.GNU_FORMAT) as archive:
