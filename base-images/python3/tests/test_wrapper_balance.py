@@ -167,6 +167,9 @@ def test_an_answer_closes_its_connection_when_the_balancer_says_so(tmp_path, mon
 
     root = job_path("adder")
     monkeypatch.chdir(root)
+    # No heartbeat thread: its first tick would set ``closes`` from the measured load (0) and, on a
+    # slow runner, overwrite the 1 set below before the first request.
+    monkeypatch.setattr("fatman_wrapper.app.start_beating", lambda directory, report=None: None)
     app = create_app(
         "fatman_entrypoint.py", root=root, settings=Settings(), app_threads=2, heartbeat_dir=str(tmp_path)
     )
