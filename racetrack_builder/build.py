@@ -110,19 +110,23 @@ def build_job(
                           read=not options.nocache)
     target = f"{ref.rpartition(':')[0] or ref}:candidate-{uuid.uuid4().hex[:12]}" if verify else ref
     packages: _Packages | None = None
+    plan = plan_job_requirements(job.manifest, job.source)
     with tempfile.TemporaryDirectory(prefix="racetrack-context-") as tmp:
         apt_ca = (
             _apt_certificates(engine, base, options.ca_cert) if job.manifest.system_dependencies else None
         )
         image = None
-        if _one_buildkit_build(job, engine, options):
+        if plan is not None and _one_buildkit_build(job, engine, options):
             image = _build_whole(job, engine, options, base_options, base, apt_ca, target, Path(tmp))
         if image is None:
             reporting.phase(job.manifest.name)
             context = _write(job, options, base, "engine", Path(tmp) / "context")
             args = build_args(context, apt_ca)
-            packages = _packages_image(job, engine, options, base_options, context, args, base, cache,
-                                       Path(tmp))
+            packages = (
+                None if plan is None else
+                _packages_image(job, plan, engine, options, base_options, context, args, base, cache,
+                                Path(tmp))
+            )
             if packages is not None:
                 args[PACKAGES_IMAGE_ARG] = packages.ref
             image = engine.build(
@@ -167,15 +171,14 @@ def build_job(
 
 
 def _one_buildkit_build(job: Job, engine: Engine, options: BuildOptions) -> bool:
-    """Whether the whole job, its install step included, is one build of the engine's BuildKit:
-    a job with requirements and no secret build env (the install's secrets would need a BuildKit
+    """Whether the whole job of a job with requirements, its install step included, is one build
+    of the engine's BuildKit: a job with no secret build env (the install's secrets would need a BuildKit
     session, which only the Docker CLI holds), no registry cache (which reuses the classic
     builder's layers), on an engine whose BuildKit takes the build. It saves the install
     container's start, commit and removal: about 1.4 s of a data-science job's cold build
     (benchmarks/README-build.md)."""
     return (
-        plan_job_requirements(job.manifest, job.source) is not None
-        and not job.build_secrets
+        not job.build_secrets
         and not (options.cache_from or options.cache_to)
         and engine.buildkit_usable(options.network)
     )
@@ -243,6 +246,7 @@ def _job_cache_from(engine: Engine, cache: RegistryCache, ref: str) -> list[str]
 
 def _packages_image(
     job: Job,
+    plan: RequirementsPlan,
     engine: Engine,
     options: BuildOptions,
     base_options: BaseImageOptions,
@@ -252,12 +256,11 @@ def _packages_image(
     cache: RegistryCache,
     scratch: Path,
 ) -> _Packages | None:
-    """The image with the job's requirements installed (install.py), None when it has none: the
+    """The image with the job's requirements (``plan``) installed by install.py: the
     "system" stage is built first, as the image the install runs in. With a registry cache, the
     install's commit (which holds the system stage below it) is looked for first, then the system
     stage alone."""
-    plan = plan_job_requirements(job.manifest, job.source)
-    if plan is None or context.system_dockerfile is None:
+    if context.system_dockerfile is None:
         return None
     skey = ikey = ""
     if cache.reads or cache.target is not None:  # keys cost an scrypt of the secrets: only for a cache

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .dockerignore import kept_paths
+from .engine_connection import api_version
 
 # The first engine API with BuildKit behind /build (Docker 18.09).
 MIN_API_VERSION = (1, 39)
@@ -45,11 +46,8 @@ def engine_supports(version: Mapping[str, Any]) -> bool:
     engine (Windows engines have no BuildKit) with API 1.39 or newer."""
     if str(version.get("Os") or "linux").lower() != "linux":
         return False
-    try:
-        found = tuple(int(part) for part in str(version.get("ApiVersion") or "0.0").split(".")[:2])
-    except ValueError:
-        return False
-    return found >= MIN_API_VERSION
+    found = api_version(str(version.get("ApiVersion") or ""))
+    return found is not None and found >= MIN_API_VERSION
 
 
 def build_params(

@@ -384,14 +384,11 @@ class DockerEngine:
             why = _NO_BUILDKIT if not self.buildkit_usable(network) else self._buildkit_build(inputs)
             if why is not None:
                 raise BuildKitUnavailable(why)
-        else:
-            why = "not asked for"
-            if buildkit and not cache_from and self.buildkit_usable(network):
-                why = self._buildkit_build(inputs)
-                if why is not None:
-                    reporting.progress(f"{why}; building with the classic builder")
-            if why is not None:
-                self._classic_build(inputs, cache_from)
+        elif not (buildkit and not cache_from and self.buildkit_usable(network)):
+            self._classic_build(inputs, cache_from)
+        elif (why := self._buildkit_build(inputs)) is not None:
+            reporting.progress(f"{why}; building with the classic builder")
+            self._classic_build(inputs, cache_from)
         with _converted("build"):
             attrs = self._api.inspect_image(tag)
         return BuiltImage(

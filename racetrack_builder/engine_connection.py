@@ -208,12 +208,19 @@ MINIMUM_API_VERSION = (1, 32)
 MINIMUM_ENGINE = "Docker 17.09"
 
 
+def api_version(version: str) -> tuple[int, ...] | None:
+    """An engine API version, ``"1.41"``, as ``(1, 41)``; None when it cannot be read."""
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return None
+
+
 def require_api_version(version: str, address: EngineAddress) -> None:
     """Refuse an engine whose API (``version``, as negotiated) is older than the builds need,
     before a build fails half-way on an option or a Dockerfile instruction it does not know."""
-    try:
-        found = tuple(int(part) for part in version.split("."))
-    except ValueError:
+    found = api_version(version)
+    if found is None:
         return  # an API version we cannot read: let the engine answer for itself
     if found < MINIMUM_API_VERSION:
         raise EnvironmentFailure(
