@@ -45,11 +45,20 @@ class StepFailure:
         return f"step {self.number}: {short_instruction(self.instruction) or 'start'}"
 
 
+# The system_dependencies step of templates/job.Dockerfile.j2, and the packages it installs.
+_APT_STEP = re.compile(r"apt-get \$apt_opts install -y --no-install-recommends(?P<packages>[^;]*);")
+
+
 def shown_instruction(instruction: str) -> str:
-    """A step as the progress shows it: the install step by what it does (its ``RUN --mount``
-    options would fill the line), any other as it is written."""
+    """A step as the progress shows it: the install step and the system packages' step by what
+    they do (their ``RUN --mount`` options or their shell would fill the line), any other as it
+    is written."""
     if INSTALL_SCRIPT_NAME in instruction:
         return f"RUN install the job's requirements ({INSTALL_SCRIPT_NAME}, the build tools mounted)"
+    apt = _APT_STEP.search(instruction)
+    if apt:
+        packages = " ".join(word for word in apt["packages"].split() if word != "\\")
+        return f"RUN apt-get install {packages} (system_dependencies)"
     return instruction
 
 
@@ -101,7 +110,7 @@ class BuildStream:
             if match:
                 self.instruction, self.number = match["instruction"], f"{match['n']}/{match['total']}"
                 self._tail.clear()
-                reporting.step(int(match["n"]), int(match["total"]), self.instruction)
+                reporting.step(int(match["n"]), int(match["total"]), shown_instruction(self.instruction))
                 continue
             self._tail.append(line)
             if line.startswith("Successfully built "):
@@ -139,7 +148,7 @@ class BuildStream:
                 self._reported.add(vertex.digest)
                 self.instruction, self.number = self._steps[vertex.digest]
                 self._tail = self._tails.setdefault(vertex.digest, self._new_tail())
-                reporting.step(number, total, shown_instruction(instruction))
+                reporting.step(number, total, shown_instruction(instruction), stage=vertex.stage)
                 if vertex.cached:
                     reporting.log("CACHED")
         for log in trace.logs:

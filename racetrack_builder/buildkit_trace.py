@@ -52,6 +52,14 @@ class Vertex:
             return 0, 0, f"FROM {metadata['image']}"
         return None
 
+    @property
+    def stage(self) -> str:
+        """The named stage a Dockerfile step is in (BuildKit numbers the steps of each stage on
+        their own); "" for an unnamed stage (BuildKit calls it ``stage-N``) and other vertices."""
+        match = _STEP.match(self.name)
+        stage = (match["stage"] or "") if match else ""
+        return "" if re.fullmatch(r"stage-\d+", stage) else stage
+
 
 @dataclass(frozen=True)
 class Log:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import contract
+from . import contract, serving
 from .errors import JobAnswerError, JobUnreachable, UsageError
 
 API_PREFIX = "/api/v1"
@@ -113,8 +113,10 @@ def resolve_target(target: str, *, endpoint: str | None = None, port: int | None
         from .manifest import load_manifest
 
         manifest = load_manifest(manifest_path, overrides)
-        return Target(base_url=f"http://127.0.0.1:{port or contract.PORT}", endpoint=endpoint_path(endpoint),
-                      expected=(manifest.name, manifest.version))
+        # Without --port: where `serve` or `run` serves this job now, else the default port.
+        served = None if port is not None else serving.url_of(manifest.name, manifest.version)
+        return Target(base_url=served or f"http://127.0.0.1:{port or contract.PORT}",
+                      endpoint=endpoint_path(endpoint), expected=(manifest.name, manifest.version))
     raise UsageError(f"{target!r} is neither a URL nor a manifest file",
                      hint="give the job's URL (http://127.0.0.1:7000) or its fatman.yaml (or job.yaml)")
 

@@ -7,6 +7,7 @@ subclasses whose ``exit_code`` becomes the process status (see errors.py and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -533,6 +534,7 @@ def run(
     verbose: bool,
 ) -> None:
     """Run a built job locally: TARGET is a manifest (its NAME:VERSION image) or an image name."""
+    from . import serving
     from .engine import DockerEngine
     from .smoke import JOB_LOG_TITLE, running, wait_ready
 
@@ -548,9 +550,11 @@ def run(
             out.success(f"{image} is ready")
             _list_endpoints(out, url)
             out.info("Press Ctrl-C to stop and remove the container.")
-            for line in container.follow_logs():
-                if not out.quiet:  # the job's own log is what `run` is for: shown without -v
-                    out.line(line)
+            served = serving.identity(url)
+            with serving.recorded(*served, url) if served else contextlib.nullcontext():
+                for line in container.follow_logs():
+                    if not out.quiet:  # the job's own log is what `run` is for: shown without -v
+                        out.line(line)
         except KeyboardInterrupt:
             out.info("stopping and removing the container")
             return  # Ctrl-C is how `run` is meant to end: `running` removes the container
@@ -638,6 +642,7 @@ def serve(
 
     Checks first that the environment has the job's requirements and the wrapper's server.
     """
+    from . import serving
     from .dev_server import DevServer, ServePlan, check_port_free, plan_serve
     from .job import load_job
 
@@ -661,8 +666,9 @@ def serve(
                         + (" (restarted when its files change)" if reload_ else ""))
             _list_endpoints(out, first.url)
             out.info("Press Ctrl-C to stop.")
-            for line in server.follow():
-                out.line(line)
+            with serving.recorded(first.name, first.version, first.url):
+                for line in server.follow():
+                    out.line(line)
             code = server.exit_code
     except KeyboardInterrupt:
         out.info("stopped")
@@ -806,7 +812,7 @@ def _report_error(out: Output, err: RacetrackError) -> None:
             out.line(problem.format(err.filename))
         return
     out.error(str(err))
-    if isinstance(err, BuildFailed) and err.log_tail:
+    if err.log_tail:
         out.line(err.log_title)
         for line in err.log_tail:
             out.line("  " + line)
@@ -829,7 +835,7 @@ def _json_error(out: Output, err: RacetrackError) -> str:
     }
     if isinstance(err, ManifestError):
         document["problems"] = [p.to_dict() for p in err.problems]
-    if isinstance(err, BuildFailed):
+    if isinstance(err, BuildFailed) or err.log_tail:
         document["log_tail"] = [out.redact(line) for line in err.log_tail]
     if err.details:
         document["diagnosis"] = _redacted(out, err.details)

@@ -140,6 +140,11 @@ class Output:
         self.line(text, "bold red", prefix="Error: ")
 
 
+def step_text(number: int, total: int, instruction: str, stage: str = "") -> str:
+    """``step 2/5 RUN ...`` on one line; ``system step 1/2 ...`` for a step of a named stage."""
+    return f"{stage + ' ' if stage else ''}step {number}/{total} {instruction.splitlines()[0][:100]}"
+
+
 class ConsoleReporter:
     """The library's reports (``reporting.Reporter``) as lines of ``output``: progress is hidden by
     ``-q``, build output shown with ``-v``, warnings always."""
@@ -157,9 +162,9 @@ class ConsoleReporter:
     def phase(self, title: str) -> None:
         self.title = title
 
-    def step(self, number: int, total: int, instruction: str) -> None:
+    def step(self, number: int, total: int, instruction: str, stage: str = "") -> None:
         prefix = f"{self.title}: " if self.title else ""
-        self.output.step(f"{prefix}step {number}/{total} {instruction.splitlines()[0][:100]}")
+        self.output.step(f"{prefix}{step_text(number, total, instruction, stage)}")
 
     def log(self, line: str) -> None:
         self.output.detail(f"    {line}")
@@ -217,8 +222,8 @@ class BuildProgress:
         lines = [Text("  " + self.output.clean(line)[:200], style="dim") for line in self.tail]
         return Group(head, *lines)
 
-    def step(self, number: int, total: int, instruction: str) -> None:
-        self.step_text = f"step {number}/{total} {instruction.splitlines()[0][:100]}"
+    def step(self, number: int, total: int, instruction: str, stage: str = "") -> None:
+        self.step_text = step_text(number, total, instruction, stage)
         self.tail = []
         self._step_started = time.monotonic()
         if self._live is not None:

@@ -26,17 +26,21 @@ class RacetrackError(Exception):
     ``message`` says what went wrong; ``hint`` (optional) says how to fix it. ``str()`` joins both
     so a bare ``print(err)`` is already a complete, actionable message. ``details`` holds what a
     diagnosis found, field by field (the install step's: requirement, where, cause, fix...), for
-    ``--json``.
+    ``--json``. ``log_tail`` holds the last lines of an outside tool's output that say why (a
+    build step's, the installer's), ``log_title`` what that output is.
     """
 
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None,
-                 details: dict[str, object] | None = None) -> None:
+                 details: dict[str, object] | None = None, log_tail: list[str] | None = None,
+                 log_title: str = "Last lines of the failing step:") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.details = details or {}
+        self.log_tail = log_tail or []
+        self.log_title = log_title
 
     def __str__(self) -> str:
         if self.hint:
@@ -154,8 +158,7 @@ def disk_error(exc: OSError, action: str, path: os.PathLike[str] | str) -> Envir
 
 
 class BuildFailed(RacetrackError):
-    """A step of the job's image build failed, or the built job did: ``log_tail`` holds the last
-    lines of the output that says why, ``log_title`` what that output is."""
+    """A step of the job's image build failed (``step``), or the built job did."""
 
     exit_code = 1
 
@@ -163,10 +166,8 @@ class BuildFailed(RacetrackError):
                  log_tail: list[str] | None = None,
                  log_title: str = "Last lines of the failing step:",
                  details: dict[str, object] | None = None) -> None:
-        super().__init__(message, hint=hint, details=details)
+        super().__init__(message, hint=hint, details=details, log_tail=log_tail, log_title=log_title)
         self.step = step
-        self.log_tail = log_tail or []
-        self.log_title = log_title
 
 
 class JobAnswerError(RacetrackError):

@@ -36,6 +36,9 @@ _INSTALLER_TAIL = 25
 # A wheel's shared library that the image lacks, and the Debian packages of the usual ones (the
 # install step's own failures are explained inside it: base-images/build-tools/racetrack_install.py).
 _MISSING_LIBRARY = re.compile(r"(lib[\w+.-]+\.so(?:\.\d+)*): cannot open shared object file")
+# The wrapper's check command: "Error: importing the entrypoint ... failed: ..." and "To fix: ...".
+_CHECK_SAID = re.compile(r"^\s*Error: (importing the entrypoint .*)$", re.M)
+_CHECK_FIX = re.compile(r"^\s*To fix: (.*)$", re.M)
 _LIBRARY_PACKAGES = {
     "libgomp.so.1": "libgomp1", "libGL.so.1": "libgl1", "libglib-2.0.so.0": "libglib2.0-0",
     "libgthread-2.0.so.0": "libglib2.0-0", "libSM.so.6": "libsm6", "libXext.so.6": "libxext6",
@@ -86,8 +89,12 @@ def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
                 f"add the Debian package that provides {name} to system_dependencies "
                 f"(`apt-file search {name}` names it)",
             )
+        # The wrapper's check says what failed and its fix, each on a line of its own.
+        said = _CHECK_SAID.search(text)
+        fix = _CHECK_FIX.search(text)
         return (
-            "the job cannot be imported inside the image",
+            "the job cannot be imported inside the image" + (f": {said.group(1)}" if said else ""),
+            fix.group(1) if fix else
             "fix the error the step's output shows; the build runs the import the service runs at start",
         )
     if _TLS_FAILURE.search(text):
@@ -132,12 +139,13 @@ def install_failure(lines: list[str]) -> RacetrackError:
     message = f"{headline}: " + (f"{subject}: {cause}" if subject else str(cause))
     hint = str(diagnosis.get("fix") or "the installer's lines say why; --verbose shows its whole output")
     details = {k: v for k, v in diagnosis.items() if v is not None}
+    title = "The installer's last lines:"
     if diagnosis.get("kind") == "auth":
-        return AuthenticationRefused(message, hint=hint, details=details)
+        return AuthenticationRefused(message, hint=hint, details=details, log_tail=tail, log_title=title)
     if diagnosis.get("kind") in ("network", "tls"):
-        return EnvironmentFailure(message, hint=hint, details=details)
+        return EnvironmentFailure(message, hint=hint, details=details, log_tail=tail, log_title=title)
     return BuildFailed(message, hint=hint, step="install requirements", log_tail=tail, details=details,
-                       log_title="The installer's last lines:")
+                       log_title=title)
 
 
 def _installer_lines(log: list[str]) -> list[str]:

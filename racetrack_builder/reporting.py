@@ -32,8 +32,9 @@ class Reporter(Protocol):
     def phase(self, title: str) -> None:
         """What is being built from now on (the base image, then the job)."""
 
-    def step(self, number: int, total: int, instruction: str) -> None:
-        """A Dockerfile step of the build in progress started."""
+    def step(self, number: int, total: int, instruction: str, stage: str = "") -> None:
+        """A Dockerfile step of the build in progress started: step ``number`` of ``total``, of
+        the named ``stage`` where its numbers are the stage's own (BuildKit's)."""
 
     def log(self, line: str) -> None:
         """A line of output of the build step (or push) in progress."""
@@ -51,7 +52,7 @@ class Silent:
     def phase(self, title: str) -> None:
         pass
 
-    def step(self, number: int, total: int, instruction: str) -> None:
+    def step(self, number: int, total: int, instruction: str, stage: str = "") -> None:
         pass
 
     def log(self, line: str) -> None:
@@ -94,9 +95,9 @@ def phase(title: str) -> None:
     _CURRENT.get().phase(title)
 
 
-def step(number: int, total: int, instruction: str) -> None:
+def step(number: int, total: int, instruction: str, stage: str = "") -> None:
     """Report that a Dockerfile step started."""
-    _CURRENT.get().step(number, total, instruction)
+    _CURRENT.get().step(number, total, instruction, stage)
 
 
 def log(line: str) -> None:

@@ -34,6 +34,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def own_serving_records(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records of ``serve`` and ``run`` (serving.py) in a folder of each test's: a job a
+    developer serves on this machine, or another test, never answers a test's ``call``."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
+
+
 @pytest.fixture
 def hermetic_git(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the code under test's git with no system/global configuration, like the fixtures' own git.

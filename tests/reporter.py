@@ -12,6 +12,7 @@ class Recorded:
         self.warnings: list[str] = []
         self.phases: list[str] = []
         self.steps: list[tuple[int, int, str]] = []
+        self.stages: list[str] = []  # the stage of each step ("" for the last, unnamed one)
         self.logs: list[str] = []
 
     def progress(self, text: str) -> None:
@@ -24,8 +25,9 @@ class Recorded:
     def phase(self, title: str) -> None:
         self.phases.append(title)
 
-    def step(self, number: int, total: int, instruction: str) -> None:
+    def step(self, number: int, total: int, instruction: str, stage: str = "") -> None:
         self.steps.append((number, total, instruction))
+        self.stages.append(stage)
 
     def log(self, line: str) -> None:
         self.logs.append(line)

@@ -121,6 +121,8 @@ _MISSING_BUILD_NEEDS: list[tuple[re.Pattern, list[str], str]] = [
     (re.compile(r"cmake: not found|CMake must be installed|Could not find CMake"), ["cmake"], "CMake"),
     (re.compile(r"pkg-config: not found|Did not find pkg-config"), ["pkg-config"], "pkg-config"),
 ]
+# uv's words for a project the index does not list (or lists only to those it lets in).
+_NOT_FOUND = re.compile(r"Because (\S+) was not found in the package registry")
 _NEEDS_RUST = re.compile(r"can't find Rust compiler|cargo: not found|rustc: not found|Rust toolchain")
 
 
@@ -589,18 +591,20 @@ def diagnose(
         text,
         re.I,
     ):
-        url = re.search(r"(https?://\S+)", text)
+        # The installers quote URLs in backticks or parentheses: neither belongs to the URL.
+        url = re.search(r"https?://[^\s()`'\"]+", text)
         result["cause"] = "the package index or git server refused the credentials" + (
-            f" ({_mask(url.group(1).rstrip(':`,.'))})" if url else ""
+            f" at {_mask(url.group(0).rstrip(':,.'))}" if url else ""
         )
         result["fix"] = (
             "check the values of " + ", ".join(secrets) + " in secret_build_env_file"
             if secrets
             else "give the credentials in secret_build_env_file"
-        ) + " and how the requirements use them (${NAME})"
+        ) + " and how the requirements file uses them, as ${NAME}"
         result["kind"] = "auth"
-        page = re.search(r"/simple/([A-Za-z0-9._-]+)/", text)
-        about(page.group(1) if page else None)
+        # The project whose page was refused (pip, uv fetching it) or not found for want of access.
+        asked = re.search(r"/simple/([A-Za-z0-9._-]+)/", text) or _NOT_FOUND.search(text)
+        about(asked.group(1) if asked else None)
         return result
     if re.search(
         r"dns error|Name or service not known|Temporary failure in name resolution|"
@@ -628,7 +632,7 @@ def diagnose(
         return result
 
     # A version or package that does not exist.
-    missing = re.search(r"Because (\S+) was not found in the package registry", text) or re.search(
+    missing = _NOT_FOUND.search(text) or re.search(
         r"Could not find a version that satisfies the requirement ([A-Za-z0-9._-]+)\S* "
         r"\(from versions: none\)",
         text,
@@ -821,8 +825,24 @@ def _pins_without_wheels(
     return found
 
 
+# Projects a misspelt requirement most often means. PyPI lists every project on one page of hundreds
+# of MB, so against it (and any index that does not list its projects) the near names are asked
+# for one by one: a name from here, or one a letter off, that the index has.
+_WELL_KNOWN = (
+    "aiohttp", "alembic", "anyio", "attrs", "boto3", "botocore", "celery", "click", "cryptography",
+    "dask", "django", "fastapi", "flask", "gunicorn", "h5py", "httpx", "jinja2", "joblib", "keras",
+    "lightgbm", "lxml", "matplotlib", "networkx", "nltk", "numba", "numpy", "openpyxl", "pandas",
+    "pillow", "plotly", "polars", "protobuf", "psycopg2", "psycopg2-binary", "pyarrow", "pydantic",
+    "pymongo", "pytest", "pytz", "pyyaml", "redis", "requests", "scikit-learn", "scipy", "seaborn",
+    "sqlalchemy", "statsmodels", "sympy", "tensorflow", "torch", "tqdm", "transformers", "urllib3",
+    "xgboost",
+)
+_MAX_PROBES = 24
+
+
 def _did_you_mean(name: str, env: dict[str, str]) -> str:
-    """`` (did you mean 'x'?)`` from the index's list of projects, when it gives one cheaply."""
+    """`` (did you mean 'x'?)``: a project of the index with a near name, from its list of
+    projects when it gives one cheaply, else by asking it about the nearest names."""
     import difflib
 
     candidates = {
@@ -839,22 +859,48 @@ def _did_you_mean(name: str, env: dict[str, str]) -> str:
     for real, aliases in candidates.items():
         if wanted in aliases:
             return f" (did you mean '{real}'?)"
-    close = difflib.get_close_matches(wanted, _index_projects(env) + list(candidates), n=1, cutoff=0.8)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    listed = _index_projects(env)
+    if listed is not None:
+        close = difflib.get_close_matches(wanted, listed + list(candidates), n=1, cutoff=0.8)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+    found = _first_listed(near_names(wanted), env)
+    return f" (did you mean '{found}'?)" if found else ""
 
 
-def _index_projects(env: dict[str, str], limit: int = 4_000_000) -> list[str]:
-    """The project names of a small index (a private one); a big one (PyPI's lists every project:
-    hundreds of MB) gives none rather than a slow download."""
+def near_names(wanted: str) -> list[str]:
+    """The names ``wanted`` most likely misspells, nearest first: well-known projects close to it,
+    then the names one letter off (a letter too many, two letters swapped)."""
+    import difflib
+
+    names = difflib.get_close_matches(wanted, _WELL_KNOWN, n=3, cutoff=0.8)
+    names += [wanted[:i] + wanted[i + 1:] for i in range(len(wanted))]
+    names += [wanted[:i] + wanted[i + 1] + wanted[i] + wanted[i + 2:] for i in range(len(wanted) - 1)]
+    names = [n for n in dict.fromkeys(normalise(n) for n in names) if n and n != wanted]
+    return names[:_MAX_PROBES]
+
+
+def _first_listed(names: list[str], env: dict[str, str]) -> str | None:
+    """The first of ``names`` the index has a project page for, asked all at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = _index_url(env).rstrip("/")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda n: _fetch(f"{base}/{n}/", env, limit=0, timeout=5), names))
+    return next((name for name, page in zip(names, answers) if page is not None), None)
+
+
+def _index_projects(env: dict[str, str], limit: int = 4_000_000) -> list[str] | None:
+    """The project names of a small index (a private one); None for a big one (PyPI's lists every
+    project: hundreds of MB) rather than a slow download, or one that does not list them."""
     page = _fetch(_index_url(env).rstrip("/") + "/", env, limit)
     if page is None:
-        return []
+        return None
     return [normalise(n) for n in re.findall(r">([^<>/]+)</a>", page)]
 
 
-def _fetch(url: str, env: dict[str, str], limit: int = 20_000_000) -> str | None:
+def _fetch(url: str, env: dict[str, str], limit: int = 20_000_000, timeout: float = 10) -> str | None:
     """A page of the index, with the credentials of its URL; None when it cannot be had or is over
-    ``limit`` bytes."""
+    ``limit`` bytes (``limit=0``: whether it can be had, "" when it can)."""
     import base64
     import ssl
 
@@ -869,7 +915,9 @@ def _fetch(url: str, env: dict[str, str], limit: int = 20_000_000) -> str | None
         request.add_header("Authorization", f"Basic {token}")
     try:
         context = ssl.create_default_context(cafile=env.get("SSL_CERT_FILE"))
-        with urllib.request.urlopen(request, timeout=10, context=context) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:  # noqa: S310
+            if limit == 0:
+                return ""
             length = answer.headers.get("Content-Length")
             if length and int(length) > limit:
                 return None

@@ -93,12 +93,14 @@ SCENARIOS = [
         # Not refused on the host: the image's Python may accept syntax the CLI's does not.
         "entrypoint-syntax-error",
         {"entrypoint.py": "class Adder:\n    def perform(self, x: float:\n        return x\n"},
-        expected=(r"cannot be imported|import", r"SyntaxError"),
+        expected=(r"cannot be imported inside the image: importing the entrypoint 'entrypoint.py' failed: "
+                  r"SyntaxError", r"To fix: fix the syntax error at entrypoint.py:2"),
     ),
     Scenario(
         "entrypoint-import-error",
         {"entrypoint.py": "import racetrack_missing_module  # not installed anywhere\n\n" + ADDER},
-        expected=(r"cannot be imported|import", r"No module named 'racetrack_missing_module'"),
+        expected=(r"cannot be imported|import", r"No module named 'racetrack_missing_module'",
+                  r"To fix: add the package that provides the module 'racetrack_missing_module'"),
     ),
     Scenario(
         "failing-docs-example-with-smoke-test",

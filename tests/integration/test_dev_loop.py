@@ -123,6 +123,9 @@ def test_init_serve_reload_break_fix_call(new_job: Path, served: Served) -> None
                      "-i", "numbers=[1, 2.5]", "-i", "scale=2")
     assert called.returncode == 0, called.describe()
     assert json.loads(called.stdout) == {"total": 7.0}
+    # Without --port: the manifest's job is found where `serve` serves it (not the default 7000).
+    found = run_cli("call", new_job / "fatman.yaml", "-i", "numbers=[1, 2]")
+    assert found.returncode == 0 and json.loads(found.stdout) == {"total": 3.0}, found.describe()
     wrong = run_cli("call", url, "-i", "numbers=oops")
     assert wrong.returncode == 1 and "numbers: expected list[float], got string" in wrong.stderr
 

@@ -197,6 +197,12 @@ def test_an_index_refusing_the_credentials_names_the_secret_variables(
                            exit_code=3, build_secrets=wrong)
     assert found["kind"] == "auth", found
     assert "INDEX_TOKEN, INDEX_USER" in str(found["fix"]), found
+    # The requirement the refused page was for, where it was asked, and the fix on a line of its own.
+    # (INDEX_USER's value, "racetrack", is a secret and masked wherever it shows, the name included.)
+    masked = private_index.requirement.replace(private_index.username or "", "***")
+    assert (found["requirement"], found["where"]) == (masked, "requirements.txt:2"), found
+    assert "))" not in str(found["cause"]) and "wrong-" not in str(found["stderr"]), found
+    assert "To fix: check the values of INDEX_TOKEN, INDEX_USER" in str(found["stderr"]), found["stderr"]
 
 
 @pytest.mark.slow

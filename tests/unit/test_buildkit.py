@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from racetrack_builder import buildkit_build, buildkit_trace
-from racetrack_builder.build_stream import BuildStream
+from racetrack_builder.build_stream import BuildStream, shown_instruction
 from racetrack_builder.contract import DIAGNOSIS_MARKER
 from racetrack_builder.engine import BuildKitUnavailable, DockerEngine
 from racetrack_builder.errors import BuildFailed
@@ -91,6 +91,16 @@ def test_vertexes_and_logs_are_read_and_unknown_fields_skipped() -> None:
 ])
 def test_step_names(name: str, step: tuple[int, int, str] | None) -> None:
     assert buildkit_trace.Vertex("d", name).step == step
+
+
+@pytest.mark.parametrize("name, stage", [
+    ("[system 2/4] RUN apt-get update", "system"),
+    ("[stage-1 1/3] RUN install", ""),  # BuildKit's name for an unnamed stage
+    ("[2/3] COPY job/ /src/fatman/", ""),
+    ("exporting to image", ""),
+])
+def test_stage_names(name: str, stage: str) -> None:
+    assert buildkit_trace.Vertex("d", name).stage == stage
 
 
 @pytest.mark.parametrize("raw", [b"\x0a\x05abc", b"\x0a", b"\x0b", b"\xff" * 12])
@@ -375,7 +385,18 @@ def test_an_install_step_that_fails_is_explained_by_its_diagnosis(context: Path,
     assert err.log_tail == ["error: numpyy not found"]  # no traceback, no line of the engine's
     assert not any(DIAGNOSIS_MARKER in line for line in reported.logs)
     shown = "RUN install the job's requirements (racetrack_install.py, the build tools mounted)"
-    assert reported.steps == [(1, 3, shown)]
+    assert reported.steps == [(1, 3, shown)] and reported.stages == [""]  # BuildKit's "stage-1": unnamed
+
+
+def test_the_system_packages_step_is_shown_by_the_packages_it_installs() -> None:
+    """The rendered step (the golden file render's tests keep), as the classic builder and
+    BuildKit (continuations joined) name it."""
+    dockerfile = (Path(__file__).parent / "golden" / "system_dependencies_ca.Dockerfile").read_text()
+    step = dockerfile[dockerfile.index("RUN set -eu;"):].split("\nUSER ", 1)[0]
+    shown = "RUN apt-get install libgomp1 curl=7.88.1-10+deb12u5 (system_dependencies)"
+    assert shown_instruction(step) == shown
+    assert shown_instruction(step.replace("\\\n", "")) == shown
+    assert shown_instruction("RUN apt-get install -y curl") == "RUN apt-get install -y curl"  # the job's own
 
 
 def test_a_line_split_between_messages_is_one_line(reported: Recorded) -> None:

@@ -220,6 +220,24 @@ def test_refused_credentials_name_the_secret_variables_and_mask_the_url(job: Pat
     assert found["kind"] == "auth"
     assert "tok3n" not in json.dumps(found)
     assert "INDEX_TOKEN, INDEX_USER" in str(found["fix"])
+    assert found["cause"] == (
+        "the package index or git server refused the credentials at http://***@127.0.0.1:8080/simple/private-demo/"
+    )
+
+
+def test_refused_credentials_in_uvs_resolution_words_name_the_requirement(job: Path) -> None:
+    """uv tells a refused index apart only in its hint; the requirement is the one not found."""
+    (job / "requirements.txt").write_text("--index-url http://${U}:${T}@127.0.0.1:8080/simple/\nprivate-demo==1.0\n")
+    found = _diagnose(
+        "  cause: Because private-demo was not found in the package registry and you require "
+        "private-demo==1.0, we can conclude that your requirements are unsatisfiable.\n\n"
+        "  hint: An index (http://127.0.0.1:8080/simple/) returned a 403 Forbidden error. Check that the "
+        "index URL is correct and the credentials are valid.",
+        secrets=("T", "U"),
+    )
+    assert (found["kind"], found["requirement"], found["where"]) == (
+        "auth", "private-demo==1.0", "requirements.txt:2")
+    assert found["cause"] == "the package index or git server refused the credentials at http://127.0.0.1:8080/simple/"
 
 
 class _Index(http.server.BaseHTTPRequestHandler):
@@ -413,3 +431,44 @@ def test_install_failure_reads_the_server_diagnosis() -> None:
     assert err.message == ("the wrapper's server cannot be imported beside the job's packages: "
                            "ImportError: cannot import name 'url_quote'")
     assert "Werkzeug" in (err.hint or "")
+
+
+class _UnlistedIndex(http.server.BaseHTTPRequestHandler):
+    """An index that does not list its projects (as PyPI's listing is too big to read)."""
+
+    projects = ("numpy", "pandas", "requests")
+    asked: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        self.asked.append(self.path)
+        name = self.path.removeprefix("/simple/").strip("/")
+        self.send_response(200 if name in self.projects else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("numpyy", "numpy"),  # a letter too many
+    ("pnadas", "pandas"),  # two letters swapped
+    ("reqests", "requests"),  # a letter short: a well-known name
+    ("zzqqxx", None),
+])
+def test_an_index_without_a_listing_is_asked_about_the_near_names(typed: str, meant: str | None) -> None:
+    _UnlistedIndex.asked = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _UnlistedIndex)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        said = ri._did_you_mean(typed, {"UV_DEFAULT_INDEX": f"http://127.0.0.1:{server.server_address[1]}/simple"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert said == (f" (did you mean '{meant}'?)" if meant else "")
+    assert len(_UnlistedIndex.asked) <= ri._MAX_PROBES + 1  # the listing, then the near names only
+
+
+def test_the_near_names_come_nearest_first_and_never_the_name_itself() -> None:
+    assert ri.near_names("flaskk")[:2] == ["flask", "laskk"]  # the well-known name, then one letter less
+    assert "abc" not in ri.near_names("abc") and len(ri.near_names("a" * 40)) <= ri._MAX_PROBES

@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     except JobLoadError as exc:
         if exc.user_traceback:
             sys.stderr.write(exc.user_traceback)
-        sys.stderr.write(f"Error: {exc}\n")
+        # The fix on a line of its own, as racetrack-build writes it: the build's failure reads it.
+        sys.stderr.write(f"Error: {exc.message}\n" + (f"To fix: {exc.hint}\n" if exc.hint else ""))
         return EXIT_JOB_ERROR
 
 

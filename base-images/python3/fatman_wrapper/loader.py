@@ -16,6 +16,7 @@ build-time check of an image.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import inspect
@@ -198,6 +199,24 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def _import_hint(exc: BaseException, root: Path) -> str:
+    """How to fix the entrypoint's import failing with ``exc``: the line of a syntax error, the
+    package a missing module comes from, else the traceback."""
+    if isinstance(exc, SyntaxError):
+        where = exc.filename or ""
+        with contextlib.suppress(ValueError):
+            where = str(Path(where).relative_to(root))
+        return f"fix the syntax error at {where}:{exc.lineno}" if where and exc.lineno else (
+            "fix the syntax error the traceback shows")
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        return (
+            f"add the package that provides the module '{top}' to the job's requirements; if "
+            f"'{top}' is the job's own module, add its file to the job's folder"
+        )
+    return "fix the error in your code shown in the traceback"
+
+
 def import_entrypoint(
     file: Path, root: str | os.PathLike, display_path: str | os.PathLike | None = None
 ) -> types.ModuleType:
@@ -231,10 +250,7 @@ def import_entrypoint(
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
-        hint = (
-            "fix the error in your code shown in the traceback, or add the missing package to "
-            "requirements.txt"
-        )
+        hint = _import_hint(exc, Path(root_path))
         shadowing = _shadowing_file(Path(root_path), exc)
         if shadowing:
             hint = (

@@ -337,3 +337,21 @@ def test_a_static_endpoint_on_a_job_endpoints_path_is_refused(tmp_path, make_app
     body = make_app("", root=tmp_path).test_client().get("/ready").get_json()
     assert body["status"] == "failed"
     assert f"static endpoint /api/v1{static_path} collides with the endpoint /api/v1/" in body["error"]
+
+
+def test_the_fix_for_an_import_failure_fits_its_cause(tmp_path):
+    """A syntax error is told by its line, a missing module by its package, neither by the other."""
+    (tmp_path / "helpers").mkdir()
+    (tmp_path / "helpers" / "maths.py").write_text("def add(x, y)\n    return x + y\n")
+    (tmp_path / "syntax.py").write_text("from helpers.maths import add\nclass Job:\n    pass\n")
+    (tmp_path / "missing.py").write_text("import sklearnn.model\nclass Job:\n    pass\n")
+    (tmp_path / "other.py").write_text("raise RuntimeError('no')\n")
+    hints = {}
+    for name in ("syntax", "missing", "other"):
+        with pytest.raises(JobLoadError) as caught:
+            check_entrypoint(f"{name}.py", root=str(tmp_path))
+        hints[name] = caught.value.hint
+    assert hints["syntax"] == "fix the syntax error at helpers/maths.py:1"
+    assert hints["missing"].startswith(
+        "add the package that provides the module 'sklearnn' to the job's requirements")
+    assert hints["other"] == "fix the error in your code shown in the traceback"
