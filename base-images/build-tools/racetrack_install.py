@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
@@ -859,11 +860,13 @@ def _did_you_mean(name: str, env: dict[str, str]) -> str:
     for real, aliases in candidates.items():
         if wanted in aliases:
             return f" (did you mean '{real}'?)"
-    listed = _index_projects(env)
+    if truthy(env.get("PIP_NO_INDEX")) or truthy(env.get("UV_NO_INDEX")):
+        return ""  # find-links pages only: no index to ask
+    answered, listed = _index_projects(env)
     if listed is not None:
         close = difflib.get_close_matches(wanted, listed + list(candidates), n=1, cutoff=0.8)
         return f" (did you mean '{close[0]}'?)" if close else ""
-    found = _first_listed(near_names(wanted), env)
+    found = _first_listed(near_names(wanted), env) if answered else None  # unreachable: ask no more
     return f" (did you mean '{found}'?)" if found else ""
 
 
@@ -885,22 +888,29 @@ def _first_listed(names: list[str], env: dict[str, str]) -> str | None:
 
     base = _index_url(env).rstrip("/")
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda n: _fetch(f"{base}/{n}/", env, limit=0, timeout=5), names))
+        answers = list(pool.map(lambda n: _get(f"{base}/{n}/", env, limit=0, timeout=5)[1], names))
     return next((name for name, page in zip(names, answers) if page is not None), None)
 
 
-def _index_projects(env: dict[str, str], limit: int = 4_000_000) -> list[str] | None:
-    """The project names of a small index (a private one); None for a big one (PyPI's lists every
-    project: hundreds of MB) rather than a slow download, or one that does not list them."""
-    page = _fetch(_index_url(env).rstrip("/") + "/", env, limit)
+def _index_projects(env: dict[str, str], limit: int = 4_000_000) -> tuple[bool, list[str] | None]:
+    """Whether the index answered, and the project names of a small one (a private index); no
+    names from a big one (PyPI's lists every project: hundreds of MB) rather than a slow
+    download, or from one that does not list them."""
+    answered, page = _get(_index_url(env).rstrip("/") + "/", env, limit)
     if page is None:
-        return None
-    return [normalise(n) for n in re.findall(r">([^<>/]+)</a>", page)]
+        return answered, None
+    return True, [normalise(n) for n in re.findall(r">([^<>/]+)</a>", page)]
 
 
-def _fetch(url: str, env: dict[str, str], limit: int = 20_000_000, timeout: float = 10) -> str | None:
+def _fetch(url: str, env: dict[str, str], limit: int = 20_000_000) -> str | None:
     """A page of the index, with the credentials of its URL; None when it cannot be had or is over
-    ``limit`` bytes (``limit=0``: whether it can be had, "" when it can)."""
+    ``limit`` bytes."""
+    return _get(url, env, limit)[1]
+
+
+def _get(url: str, env: dict[str, str], limit: int, timeout: float = 10) -> tuple[bool, str | None]:
+    """Whether the server answered at all (an HTTP error is an answer), and the page when it was
+    had within ``limit`` bytes (``limit=0``: "" for a page that is there, unread)."""
     import base64
     import ssl
 
@@ -917,14 +927,16 @@ def _fetch(url: str, env: dict[str, str], limit: int = 20_000_000, timeout: floa
         context = ssl.create_default_context(cafile=env.get("SSL_CERT_FILE"))
         with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:  # noqa: S310
             if limit == 0:
-                return ""
+                return True, ""
             length = answer.headers.get("Content-Length")
             if length and int(length) > limit:
-                return None
+                return True, None
             data = answer.read(limit + 1)
+    except urllib.error.HTTPError:
+        return True, None
     except Exception:  # noqa: BLE001 - a hint that cannot be had is left out, never an error
-        return None
-    return None if len(data) > limit else data.decode("utf-8", "replace")
+        return False, None
+    return True, (None if len(data) > limit else data.decode("utf-8", "replace"))
 
 
 # -- main -----------------------------------------------------------------------------------------------

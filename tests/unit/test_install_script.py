@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import json
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -472,3 +473,21 @@ def test_an_index_without_a_listing_is_asked_about_the_near_names(typed: str, me
 def test_the_near_names_come_nearest_first_and_never_the_name_itself() -> None:
     assert ri.near_names("flaskk")[:2] == ["flask", "laskk"]  # the well-known name, then one letter less
     assert "abc" not in ri.near_names("abc") and len(ri.near_names("a" * 40)) <= ri._MAX_PROBES
+
+
+def test_an_index_that_cannot_be_asked_is_not_asked_about_near_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreachable index costs one try, not one timeout per near name; find-links alone, none."""
+    def probed(names: list[str], env: dict[str, str]) -> str:
+        raise AssertionError(f"asked about {names}")
+
+    monkeypatch.setattr(ri, "_first_listed", probed)
+    closed = f"http://127.0.0.1:{_closed_port()}/simple"
+    assert ri._did_you_mean("numpyy", {"UV_DEFAULT_INDEX": closed}) == ""
+    assert ri._did_you_mean("numpyy", {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/w"}) == ""
+    assert ri._did_you_mean("sklearn", {"PIP_NO_INDEX": "1"}) == " (did you mean 'scikit-learn'?)"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
