@@ -96,11 +96,12 @@ def v2_example_names() -> list[str]:
 
 def examples_built_elsewhere() -> frozenset[str]:
     """fatman.yaml examples that another module builds and checks, so test_examples.py leaves them
-    out: the data-science examples of ``test_data_science_examples.EXAMPLES``, read from that
-    module so there is one list of them."""
-    from tests.integration import test_data_science_examples  # imported late: it imports this module
+    out: the data-science examples of ``test_data_science_examples.EXAMPLES`` and the private git
+    library of ``test_install_needs``, read from those modules so there is one list of them."""
+    # Imported late: they import this module.
+    from tests.integration import test_data_science_examples, test_install_needs
 
-    return frozenset(test_data_science_examples.EXAMPLES)
+    return frozenset([*test_data_science_examples.EXAMPLES, test_install_needs.GIT_EXAMPLE])
 
 
 def example_manifest_file(name: str) -> str:

@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from tests import gitrepos
-from tests.integration.jobs import client_manifest, env_file, run_cli, serve
+from tests.integration.jobs import EXAMPLES_DIR, client_manifest, env_file, examples_tree, run_cli, serve
 from tests.integration.package_index import py39_wheels, pypiserver
 
 if TYPE_CHECKING:
@@ -33,21 +33,10 @@ MANIFEST = {
     "git": {"remote": "(replaced)"},
     "python": {"entrypoint_path": "entrypoint.py", "requirements_path": "requirements.txt"},
 }
-LIBRARY = {
-    "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\n'
-                      'build-backend = "setuptools.build_meta"\n\n'
-                      '[project]\nname = "teamlib"\nversion = "1.0.0"\n',
-    "teamlib/__init__.py": "def answer() -> int:\n    return 42\n",
-}
-ENTRY_GIT = '''\
-import teamlib
-
-
-class Job:
-    def perform(self) -> int:
-        """The private library's answer."""
-        return teamlib.answer()
-'''
+# examples/private-git-library installs examples/teamlib-library from a git server with basic auth.
+GIT_EXAMPLE = "private-git-library"
+GIT_LIBRARY = "teamlib-library"
+GIT_LIBRARY_URL = "https://${GIT_USER}:${GIT_TOKEN}@git.example.com/data-team/teamlib.git"
 ENTRY_PSYCOPG = '''\
 import psycopg2
 
@@ -63,7 +52,10 @@ class Job:
 def git_server(tmp_path: Path) -> Iterator[gitrepos.GitHttpServer]:
     """A git server behind basic auth on 127.0.0.1 with the team's private library."""
     base = tmp_path / "git-server"
-    gitrepos.make_bare_repo(base / "teamlib.git", LIBRARY)
+    library = {rel: content for rel, content in _files_under(EXAMPLES_DIR / GIT_LIBRARY).items()
+               if rel != "README.md"}
+    bare = gitrepos.make_bare_repo(base / "teamlib.git", library)
+    gitrepos.git("tag", "v1.0.0", "master", cwd=bare)
     with gitrepos.GitHttpServer(base, username="builder", password=secrets.token_urlsafe(16)) as server:
         yield server
 
@@ -72,19 +64,26 @@ def _ca() -> tuple[str, ...]:
     return ("--ca-cert", str(HOST_CA_BUNDLE)) if HOST_CA_BUNDLE.is_file() else ()
 
 
-def test_a_requirement_from_git_installs_with_secret_credentials_and_leaves_no_git_behind(
+def _files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts}
+
+
+def test_the_private_git_library_example_installs_with_secret_credentials_and_leaves_no_git_behind(
         tmp_path: Path, base_image: str, git_server: gitrepos.GitHttpServer, public_index: str,
         wheelhouse: Callable[..., Path], docker_client: docker.DockerClient,
         docker_cleanup: DockerCleanup) -> None:
+    """examples/private-git-library as it is, but for its git server's address in requirements.txt."""
     wheelhouse(BUILD_BACKEND)
-    url = git_server.url("teamlib.git").replace("http://", "http://${GIT_USER}:${GIT_TOKEN}@")
-    remote = gitrepos.make_bare_repo(tmp_path / "job.git", {
-        "entrypoint.py": ENTRY_GIT,
-        "requirements.txt": f"teamlib @ git+{url}\n",
-    })
+    tree = examples_tree([GIT_EXAMPLE])
+    requirements = f"examples/{GIT_EXAMPLE}/requirements.txt"
+    text = tree[requirements].decode()
+    assert GIT_LIBRARY_URL in text, "the example's requirement changed: update GIT_LIBRARY_URL"
+    local = git_server.url("teamlib.git").replace("http://", "http://${GIT_USER}:${GIT_TOKEN}@")
+    tree[requirements] = text.replace(GIT_LIBRARY_URL, local).encode()
+    remote = gitrepos.make_bare_repo(tmp_path / "examples.git", tree, branch="main")
     manifest = client_manifest(
-        tmp_path / "client", {**MANIFEST, "secret_build_env_file": ".env.build"}, remote=remote.as_uri(),
-        build_env={"PIP_INDEX_URL": public_index},
+        tmp_path / "client", GIT_EXAMPLE, remote=remote.as_uri(), build_env={"PIP_INDEX_URL": public_index},
         secret_files={".env.build": env_file({"GIT_USER": "builder", "GIT_TOKEN": str(git_server.password)})},
     )
     tag = docker_cleanup.image_tag("git-requirement")
@@ -93,10 +92,12 @@ def test_a_requirement_from_git_installs_with_secret_credentials_and_leaves_no_g
     assert str(git_server.password) not in result.stdout + result.stderr
 
     with serve(docker_client, tag, name=docker_cleanup.container_name("git-requirement")) as job:
-        answer = job.post("/api/v1/perform", json={})
-        assert answer.status_code == 200 and answer.json() == 42, job.logs()
+        called = run_cli("call", job.url, "-i", "values=[1, 2, 3, 4, 100]")
+        assert called.returncode == 0 and called.stdout.strip() == "3.0", called.describe() + job.logs()
     code, output = docker_cleanup.run(tag, ["sh", "-c", "command -v git || echo no-git"])
     assert output.strip() == "no-git", "git is for the install step only"
+    code, output = docker_cleanup.run(tag, ["sh", "-c", "grep -rl builder /opt/fatman/job || echo clean"])
+    assert output.strip() == "clean", f"the git user is in the installed files: {output}"
 
 
 @pytest.mark.slow
