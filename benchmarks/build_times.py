@@ -145,6 +145,32 @@ def added_content(ref: str) -> int:
     return int(out)
 
 
+class _WarmCli:
+    """benchmarks/warm_cli.py in a process of its own: the CLI imported once, a fork per build."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("warm_cli.py"))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self._proc.stdout is not None and self._proc.stdout.readline().strip() == "ready"
+
+    def timed(self, argv: list[str]) -> float:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        started = time.monotonic()
+        self._proc.stdin.write(json.dumps(argv) + "\n")
+        self._proc.stdin.flush()
+        code = self._proc.stdout.readline().strip()
+        took = time.monotonic() - started
+        if code != "0":
+            raise RuntimeError(f"the warm build {argv} failed (exit {code or 'none'})")
+        return took
+
+    def close(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        self._proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -154,6 +180,9 @@ def main() -> None:
     parser.add_argument("--buildkit-docker", default="docker",
                         help="the docker CLI that builds the rendered context with BuildKit (docker 23+ "
                              "needs the buildx plugin for it; docker 20.10 has it built in)")
+    parser.add_argument("--warm", action="store_true",
+                        help="also time the --local rebuild in a process kept warm between builds "
+                             "(benchmarks/warm_cli.py): what a build server would reach")
     args = parser.parse_args()
     cli = [sys.executable, "-m", "racetrack_builder"]
     sh("docker", "image", "inspect", BASE_IMAGE)
@@ -220,6 +249,8 @@ def main() -> None:
             same_ours, same_hand, change_ours, change_local, change_hand = [], [], [], [], []
             change_checked: list[float] = []
             change_rendered: list[float] = []
+            change_warm: list[float] = []
+            warm = _WarmCli() if args.warm else None
             timed(*checked, env=classic)  # its layers cached before the timed rebuilds
             timed(*rendered_build(), env=buildkit)  # and the rendered context's (its install step)
             for rev in range(1, args.runs + 1):
@@ -237,6 +268,11 @@ def main() -> None:
                 # --local: the developer's loop, building the working tree as the hand-written build does
                 commit(3 * rev + 2)
                 change_local.append(timed(*ours, "--local"))
+                if warm is not None:
+                    commit(3 * rev + 2 + 10_000)  # a commit of its own, as for the engine's
+                    change_warm.append(warm.timed([*ours[3:], "--local"]))
+            if warm is not None:
+                warm.close()
 
             base = image_size(BASE_IMAGE)
             result = {
@@ -271,6 +307,10 @@ def main() -> None:
             rendered_time = times["engine_on_rendered_context"]
             result["code_change_ratio_vs_rendered"] = round(times["ours"] / rendered_time, 2)
             result["code_change_ratio_local_vs_rendered"] = round(times["ours_local"] / rendered_time, 2)
+            if change_warm:
+                times["warm_process_local"] = round(statistics.median(change_warm), 2)
+                result["code_change_ratio_warm_vs_rendered"] = round(
+                    times["warm_process_local"] / rendered_time, 2)
             result["size_overhead_bytes"] = (
                 result["image_added_bytes"]["ours"] - result["image_added_bytes"]["packages_plus_code"]
             )
