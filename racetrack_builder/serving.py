@@ -3,7 +3,8 @@
 While it serves, each of them keeps a record in a folder of this user's: the job's name and
 version, its URL and the serving process's pid. ``call`` takes the newest record of the manifest's
 job whose process is alive; ``/health`` then confirms the job (call.py's identity check), so a
-stale record can mislead nobody.
+stale record can mislead nobody. Records are read and written only in folders that are this user's
+alone (``call`` sends the job's token where a record points), and only loopback URLs are taken.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def records_dir() -> Path:
@@ -28,7 +33,10 @@ def recorded(name: str, version: str, url: str) -> Iterator[None]:
     folder that cannot be written costs the record only: ``call --port`` still works."""
     path = records_dir() / f"{os.getpid()}.json"
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.parent.mkdir(mode=0o700, exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        if not _ours_alone(path.parent):
+            raise PermissionError(f"{path.parent} is not this user's alone")
         path.write_text(json.dumps({"name": name, "version": version, "url": url, "pid": os.getpid()}),
                         encoding="utf-8")
     except OSError:
@@ -58,8 +66,11 @@ def identity(url: str) -> tuple[str, str] | None:
 def url_of(name: str, version: str) -> str | None:
     """The URL of the newest live ``serve`` or ``run`` of ``name`` ``version``, if any."""
     found: list[tuple[float, str]] = []
+    folder = records_dir()
+    if not _ours_alone(folder):
+        return None
     try:
-        paths = list(records_dir().glob("*.json"))
+        paths = list(folder.glob("*.json"))
     except OSError:
         return None
     for path in paths:
@@ -70,12 +81,29 @@ def url_of(name: str, version: str) -> str | None:
             continue  # gone, or being written
         if not isinstance(record, dict) or (record.get("name"), record.get("version")) != (name, version):
             continue
-        if _alive(record.get("pid")) and isinstance(record.get("url"), str):
+        if _alive(record.get("pid")) and _loopback(record.get("url")):
             found.append((when, record["url"]))
         else:
             with contextlib.suppress(OSError):
                 path.unlink()  # its process ended without removing it (killed)
     return max(found)[1] if found else None
+
+
+def _ours_alone(folder: Path) -> bool:
+    """Whether ``folder`` and the one above it are real folders of this user's that nobody else
+    may write to (in a shared /tmp, another user could have made them first)."""
+    for path in (folder.parent, folder):
+        try:
+            info = path.lstat()
+        except OSError:
+            return False
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return False
+    return True
+
+
+def _loopback(url: object) -> bool:
+    return isinstance(url, str) and urllib.parse.urlsplit(url).hostname in _LOOPBACK
 
 
 def _alive(pid: object) -> bool:

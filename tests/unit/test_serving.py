@@ -53,3 +53,23 @@ def test_an_unwritable_folder_costs_the_record_only(tmp_path: Path, monkeypatch)
     with serving.recorded("adder", "1.2.0", "http://127.0.0.1:7123"):
         assert serving.url_of("adder", "1.2.0") is None
     assert os.environ["XDG_RUNTIME_DIR"] == str(blocked)
+
+
+def test_records_in_a_folder_others_may_write_to_are_neither_read_nor_written(tmp_path: Path) -> None:
+    folder = serving.records_dir()
+    folder.mkdir(parents=True)
+    folder.parent.chmod(0o777)  # as if another user had made it first in a shared /tmp
+    (folder / "1.json").write_text(json.dumps({"name": "adder", "version": "1.2.0",
+                                               "url": "http://127.0.0.1:7123", "pid": os.getpid()}))
+    assert serving.url_of("adder", "1.2.0") is None
+    with serving.recorded("adder", "1.2.0", "http://127.0.0.1:7124"):
+        assert not (folder / f"{os.getpid()}.json").exists()
+
+
+def test_only_a_loopback_url_is_taken() -> None:
+    folder = serving.records_dir()
+    with serving.recorded("adder", "1.2.0", "http://127.0.0.1:7123"):
+        pass
+    (folder / "1.json").write_text(json.dumps({"name": "adder", "version": "1.2.0",
+                                               "url": "http://203.0.113.9:7000", "pid": os.getpid()}))
+    assert serving.url_of("adder", "1.2.0") is None
