@@ -45,15 +45,20 @@ class StepFailure:
         return f"step {self.number}: {short_instruction(self.instruction) or 'start'}"
 
 
-# The system_dependencies step of templates/job.Dockerfile.j2, and the packages it installs.
-_APT_STEP = re.compile(r"apt-get \$apt_opts install -y --no-install-recommends(?P<packages>[^;]*);")
+# The system_dependencies step of templates/job.Dockerfile.j2 (its packages, then `apt-get clean`),
+# and the install step's RUN --mount: never another image's steps (the build tools' own apt and
+# COPY of the script).
+_APT_STEP = re.compile(
+    r"^RUN set -eu;.*apt-get \$apt_opts install -y --no-install-recommends(?P<packages>[^;]*);"
+    r"[\s\\]*apt-get clean;", re.S)
+_INSTALL_STEP = re.compile(rf"^RUN --mount=.*{re.escape(INSTALL_SCRIPT_NAME)}", re.S)
 
 
 def shown_instruction(instruction: str) -> str:
     """A step as the progress shows it: the install step and the system packages' step by what
     they do (their ``RUN --mount`` options or their shell would fill the line), any other as it
     is written."""
-    if INSTALL_SCRIPT_NAME in instruction:
+    if _INSTALL_STEP.search(instruction):
         return f"RUN install the job's requirements ({INSTALL_SCRIPT_NAME}, the build tools mounted)"
     apt = _APT_STEP.search(instruction)
     if apt:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from . import buildkit_build, contract, interrupts, reporting
 from .build_stream import BuildStream
 from .errors import AuthenticationRefused, BuildFailed, EngineUnreachable, EnvironmentFailure, UsageError
-from .failures import explain
+from .failures import explain, unknown_network
 
 
 @dataclass(frozen=True)
@@ -726,6 +726,9 @@ class _converted:
             ) from exc
         if isinstance(exc, APIError):
             explanation = getattr(exc, "explanation", None) or _first_line(exc)
+            mistyped = unknown_network(str(explanation))
+            if mistyped is not None:
+                raise mistyped from exc
             if self.action == "build":
                 raise BuildFailed(f"the engine refused the build: {explanation}") from exc
             if re.search(r"port is already allocated|address already in use", str(explanation)):

@@ -14,7 +14,7 @@ import re
 
 from .build_stream import StepFailure, output_lines
 from .contract import DIAGNOSIS_MARKER, INSTALL_SCRIPT_NAME
-from .errors import AuthenticationRefused, BuildFailed, EnvironmentFailure, RacetrackError
+from .errors import AuthenticationRefused, BuildFailed, EnvironmentFailure, RacetrackError, UsageError
 
 _TLS_FAILURE = re.compile(
     r"CERTIFICATE_VERIFY_FAILED|Certificate verification failed|certificate verify failed", re.I
@@ -36,9 +36,17 @@ _INSTALLER_TAIL = 25
 # A wheel's shared library that the image lacks, and the Debian packages of the usual ones (the
 # install step's own failures are explained inside it: base-images/build-tools/racetrack_install.py).
 _MISSING_LIBRARY = re.compile(r"(lib[\w+.-]+\.so(?:\.\d+)*): cannot open shared object file")
-# The wrapper's check command: "Error: importing the entrypoint ... failed: ..." and "To fix: ...".
-_CHECK_SAID = re.compile(r"^\s*Error: (importing the entrypoint .*)$", re.M)
+# A compiled package built against NumPy 1.x, imported beside NumPy 2 (pandas 1.x, old scikit-learn):
+# its own words, and NumPy's.
+_NUMPY_ABI = re.compile(
+    r"numpy\.dtype size changed, may indicate binary incompatibility"
+    r"|compiled using NumPy 1\.x cannot be run in\s+NumPy 2"
+    r"|numpy\.core\.multiarray failed to import")
+# The wrapper's check command: "Error: importing the entrypoint ... failed: ..." (or what else is
+# wrong with the job) and "To fix: ...".
+_CHECK_SAID = re.compile(r"^\s*Error: (.*)$", re.M)
 _CHECK_FIX = re.compile(r"^\s*To fix: (.*)$", re.M)
+_NO_NETWORK = re.compile(r"\bnetwork (\S+) not found")
 _LIBRARY_PACKAGES = {
     "libgomp.so.1": "libgomp1", "libGL.so.1": "libgl1", "libglib-2.0.so.0": "libglib2.0-0",
     "libgthread-2.0.so.0": "libglib2.0-0", "libSM.so.6": "libsm6", "libXext.so.6": "libxext6",
@@ -49,8 +57,22 @@ _LIBRARY_PACKAGES = {
 }
 
 
+def unknown_network(said: str) -> UsageError | None:
+    """The error for an engine's "network X not found": a --network the user mistyped (exit 2)."""
+    network = _NO_NETWORK.search(said)
+    if network is None:
+        return None
+    return UsageError(
+        f"--network {network.group(1)}: the Docker engine has no such network",
+        hint="give host, bridge or none, or a network `docker network ls` lists",
+    )
+
+
 def explain(failure: StepFailure) -> RacetrackError:
     """The error to raise for ``failure``."""
+    mistyped = unknown_network(failure.message)
+    if mistyped is not None:
+        return mistyped
     if INSTALL_SCRIPT_NAME in failure.instruction:
         # The install step as a BuildKit RUN (a job without secrets): the script's own diagnosis,
         # and its lines without the engine's (which says only that the step exited non-zero).
@@ -79,6 +101,12 @@ def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
     text = "\n".join(tail)
     wrapper = "fatman_wrapper" in instruction or "fatman-wrapper" in instruction
     if wrapper and '"check"' in instruction:
+        if _NUMPY_ABI.search(text):
+            return (
+                "the job cannot be imported inside the image: a package of the job was built "
+                "against NumPy 1.x, and the install chose NumPy 2",
+                "pin numpy<2 in the job's requirements, or a release of that package built for NumPy 2",
+            )
         library = _MISSING_LIBRARY.search(text)
         if library:
             name = library.group(1)
@@ -89,13 +117,17 @@ def _headline(instruction: str, tail: list[str]) -> tuple[str, str | None]:
                 f"add the Debian package that provides {name} to system_dependencies "
                 f"(`apt-file search {name}` names it)",
             )
-        # The wrapper's check says what failed and its fix, each on a line of its own.
-        said = _CHECK_SAID.search(text)
-        fix = _CHECK_FIX.search(text)
+        # The wrapper's check says what failed and its fix, each on a line of its own: an import
+        # that fails, or a job of the wrong shape (several entrypoint classes, perform(*args)).
+        # The last of each: the job's own output, before them, may have such lines too.
+        said = (_CHECK_SAID.findall(text) or [None])[-1]
+        fix = (_CHECK_FIX.findall(text) or [None])[-1]
+        imported = said is None or said.startswith("importing the entrypoint")
         return (
-            "the job cannot be imported inside the image" + (f": {said.group(1)}" if said else ""),
-            fix.group(1) if fix else
-            "fix the error the step's output shows; the build runs the import the service runs at start",
+            ("the job cannot be imported inside the image" if imported else
+             "the job's entrypoint fails the build's check") + (f": {said}" if said else ""),
+            fix or "fix the error the step's output shows; the build runs the import the service runs "
+            "at start",
         )
     if _TLS_FAILURE.search(text):
         return (
@@ -153,7 +185,8 @@ def _installer_lines(log: list[str]) -> list[str]:
     ``subprocess-exited-with-error`` blocks keep their last lines, which say why)."""
     kept = [
         line for line in log
-        if not line.startswith(("  File \"", "Traceback (most recent call last)"))
+        if line.strip()
+        and not line.startswith(("  File \"", "Traceback (most recent call last)"))
         # uv's hints name uv's own settings (tool.uv...), which a job does not have.
         and not (line.lstrip().startswith("hint:") and "uv" in line)
     ]

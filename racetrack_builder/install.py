@@ -127,7 +127,7 @@ def install_requirements(engine: Engine, request: InstallRequest) -> str:
     why = (
         "--no-cache" if request.nocache
         else "an input changed since the last install: the requirements files, build_env, a secret value, "
-        "the system packages, the base image or racetrack-build" if earlier
+        "the system packages, the --ca-cert bundle, the base image or racetrack-build" if earlier
         else "the first install of this job on this engine"
     )
     reporting.progress(f"installing requirements ({request.requirements_path}): {why}")

@@ -659,9 +659,13 @@ def diagnose(
             _no_wheel(result, name, version, plan, env)
             return result
         result["cause"] = f"the index has no {name} {op}{version}"
-        result["fix"] = f"choose a version the index has (`pip index versions {name}`)" + _did_you_mean(
-            name, env
-        )
+        # The project is there (uv says "not found" otherwise): its versions, not a near name.
+        near = versions_near(version, project_versions(name, env))
+        real = _real_name(name)
+        result["fix"] = (
+            f"choose a version the index has: {name} {near}" if near
+            else f"choose a version the index has (`pip index versions {name}`)"
+        ) + (f" (did you mean '{real}'?)" if real else "")
         result["kind"] = "no-version"
         return result
     if re.search(r"has no wheels with a matching (Python|platform)|no wheels with a matching", text):
@@ -703,6 +707,7 @@ def diagnose(
         # uv's explanation, one line, without its environment markers (numpy{python_version < '3.12'}).
         clause = re.sub(r"\{[^{}]*\}", "", " ".join(conflict.group(1).split()))
         clause = re.sub(r",? we can conclude that your requirements are unsatisfiable$", "", clause)
+        clause = _conflict_sentence(clause) or clause
         names = [n for n in re.findall(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==|>=|<=|!=|~=|<|>)", clause)]
         ours = [n for n in names if normalise(n) in wrapper and normalise(n) not in known]
         job_names = [n for n in names if normalise(n) in known]
@@ -772,6 +777,42 @@ def diagnose(
     return result
 
 
+def _conflict_sentence(clause: str) -> str | None:
+    """uv's chain of "Because X depends on Y and you require Z, we can conclude ..." as one
+    sentence: ``X needs Y, but the requirements ask for Z``; None when it reads otherwise."""
+    end = r"(?=,\s|\s+and\b|\.\s|\.?$)"  # a comma within a spec (>=1,<2) has no space after it
+    needs = list(dict.fromkeys(re.findall(rf"(\S+?) depends on (\S+?){end}", clause)))
+    asked = [spec for spec in dict.fromkeys(re.findall(rf"you require (\S+?){end}", clause))
+             if spec not in {source for source, _ in needs} and spec not in {dep for _, dep in needs}]
+    if not needs or not asked:
+        return None
+    return (", ".join(f"{source} needs {dep}" for source, dep in needs)
+            + ", but the requirements ask for " + ", ".join(asked))
+
+
+def project_versions(name: str, env: dict[str, str]) -> list[str]:
+    """The final releases of ``name`` the index's project page lists files of, oldest first."""
+    page = _fetch(f"{_index_url(env).rstrip('/')}/{normalise(name)}/", env)
+    if page is None:
+        return []
+    stem = re.escape(normalise(name)).replace("\\-", "[-_.]")
+    found = set(re.findall(rf"(?i)>{stem}-(\d+(?:\.\d+)*)(?:-[^<>]*\.whl|\.tar\.gz|\.zip)<", page))
+    return sorted(found, key=lambda v: tuple(int(part) for part in v.split(".")))
+
+
+def versions_near(wanted: str, versions: list[str]) -> str:
+    """``1.26.4, 2.0.0 (around 1.99.0) ... 2.3.5 (the newest)`` from ``versions`` (oldest first)."""
+    if not versions:
+        return ""
+    key = tuple(int(part) for part in re.findall(r"\d+", wanted))
+    at = sum(1 for v in versions if tuple(int(p) for p in v.split(".")) < key)
+    around = versions[max(0, at - 2):at + 2]
+    text = ", ".join(around) + (f" (around {wanted})" if key else "")
+    if versions[-1] not in around:
+        text += f", {versions[-1]} (the newest)"
+    return text
+
+
 def _no_wheel(
     result: dict[str, Any],
     name: str,
@@ -839,6 +880,22 @@ _WELL_KNOWN = (
     "xgboost",
 )
 _MAX_PROBES = 24
+# Names people install by their module's or an old name, some of them placeholders on PyPI whose
+# every release fails (sklearn): the project they mean.
+_REAL_NAMES = {
+    "scikit-learn": ["sklearn", "scikitlearn", "scikit_learn"],
+    "beautifulsoup4": ["beautifulsoup", "bs4"],
+    "pyyaml": ["yaml"],
+    "opencv-python": ["opencv", "cv2"],
+    "pillow": ["pil"],
+    "python-dateutil": ["dateutil"],
+    "scikit-image": ["skimage"],
+    "psycopg2-binary": ["psycopg"],
+}
+
+
+def _real_name(wanted: str) -> str | None:
+    return next((real for real, aliases in _REAL_NAMES.items() if normalise(wanted) in aliases), None)
 
 
 def _did_you_mean(name: str, env: dict[str, str]) -> str:
@@ -846,25 +903,15 @@ def _did_you_mean(name: str, env: dict[str, str]) -> str:
     projects when it gives one cheaply, else by asking it about the nearest names."""
     import difflib
 
-    candidates = {
-        "scikit-learn": ["sklearn", "scikitlearn", "scikit_learn"],
-        "beautifulsoup4": ["beautifulsoup", "bs4"],
-        "pyyaml": ["yaml"],
-        "opencv-python": ["opencv", "cv2"],
-        "pillow": ["pil"],
-        "python-dateutil": ["dateutil"],
-        "scikit-image": ["skimage"],
-        "psycopg2-binary": ["psycopg"],
-    }
     wanted = normalise(name)
-    for real, aliases in candidates.items():
-        if wanted in aliases:
-            return f" (did you mean '{real}'?)"
+    real = _real_name(wanted)
+    if real:
+        return f" (did you mean '{real}'?)"
     if truthy(env.get("PIP_NO_INDEX")) or truthy(env.get("UV_NO_INDEX")):
         return ""  # find-links pages only: no index to ask
     answered, listed = _index_projects(env)
     if listed is not None:
-        close = difflib.get_close_matches(wanted, listed + list(candidates), n=1, cutoff=0.8)
+        close = difflib.get_close_matches(wanted, listed + list(_REAL_NAMES), n=1, cutoff=0.8)
         return f" (did you mean '{close[0]}'?)" if close else ""
     found = _first_listed(near_names(wanted), env) if answered else None  # unreachable: ask no more
     return f" (did you mean '{found}'?)" if found else ""

@@ -340,6 +340,12 @@ def _type_message(kind: str, path: tuple[Any, ...], value: Any, doc: Document, l
             if choices and raw not in choices:  # quoting alone would not do: say what would
                 return (f"YAML reads {raw} as {read_as}, not text, and '{raw}' is not one of the "
                         f"choices (write one of {', '.join(repr(c) for c in choices)} in quotes)")
+            source = doc.source_of(path) if hasattr(doc, "source_of") else None
+            if source is not None and source.raw is not None:
+                # An -e value: the shell takes away quotes written as in the file.
+                field_path = ".".join(str(p) for p in path)
+                return (f"YAML reads {raw} as {read_as}, not text (quote it inside the shell's "
+                        f"quotes: -e \"{field_path}='{raw}'\")")
             return f"YAML reads {raw} as {read_as}, not text (quote it: '{raw}')"
         if in_text_section:
             return f"must be text, not {kind_of(value)} (write the value as one quoted string)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -397,6 +398,16 @@ def test_the_system_packages_step_is_shown_by_the_packages_it_installs() -> None
     assert shown_instruction(step) == shown
     assert shown_instruction(step.replace("\\\n", "")) == shown
     assert shown_instruction("RUN apt-get install -y curl") == "RUN apt-get install -y curl"  # the job's own
+
+
+def test_the_build_tools_steps_are_shown_as_written() -> None:
+    """The tools image's Dockerfile installs git with apt and copies the install script: neither
+    is the job's system packages or install step."""
+    tools = (Path(__file__).parents[2] / "base-images" / "build-tools" / "Dockerfile").read_text()
+    steps = [s for s in re.split(r"\n(?=[A-Z]+ )", tools) if s.startswith(("RUN", "COPY"))]
+    assert len(steps) >= 2
+    for step in steps:
+        assert shown_instruction(step) == step
 
 
 def test_a_line_split_between_messages_is_one_line(reported: Recorded) -> None:

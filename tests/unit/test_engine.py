@@ -183,6 +183,36 @@ def test_a_missing_shared_library_names_the_debian_package(tmp_path: Path) -> No
     assert err.hint == "add libgomp1 to system_dependencies"  # type: ignore[attr-defined]
 
 
+CHECK = 'RUN ["python", "-m", "fatman_wrapper", "check", "job.py", "--no-server"]'
+
+
+def test_the_checks_own_lines_give_the_headline_and_the_fix(tmp_path: Path) -> None:
+    imported = _fail_with(tmp_path, CHECK, [
+        "Error: a line the job printed at import",
+        "SyntaxError: expected ':'",
+        "Error: importing the entrypoint 'job.py' failed: SyntaxError: expected ':' (job.py, line 2)",
+        "To fix: fix the syntax error at job.py:2",
+    ])
+    assert imported.message.startswith("the job cannot be imported inside the image: importing the "
+                                       "entrypoint 'job.py' failed: SyntaxError")
+    assert imported.hint == "fix the syntax error at job.py:2"
+    shaped = _fail_with(tmp_path, CHECK, [
+        "Error: several entrypoint classes found in job: A, B",
+        "To fix: choose one with python.entrypoint_class",
+    ])
+    assert shaped.message.startswith(
+        "the job's entrypoint fails the build's check: several entrypoint classes")
+    assert shaped.hint == "choose one with python.entrypoint_class"
+
+
+def test_a_package_built_for_numpy_1_beside_numpy_2_is_told_to_pin_numpy(tmp_path: Path) -> None:
+    err = _fail_with(tmp_path, CHECK, [
+        "ValueError: numpy.dtype size changed, may indicate binary incompatibility. Expected 96 from C "
+        "header, got 88 from PyObject",
+    ])
+    assert "built against NumPy 1.x" in err.message and err.hint is not None and "numpy<2" in err.hint
+
+
 def test_a_failed_job_check_says_the_job_cannot_be_imported(tmp_path: Path) -> None:
     err = _fail_with(
         tmp_path,
@@ -191,3 +221,13 @@ def test_a_failed_job_check_says_the_job_cannot_be_imported(tmp_path: Path) -> N
     )
     assert isinstance(err, BuildFailed)
     assert "the job cannot be imported inside the image" in err.message
+
+
+def test_a_network_the_engine_does_not_have_is_a_usage_error() -> None:
+    from racetrack_builder.build_stream import StepFailure
+    from racetrack_builder.failures import explain
+
+    err = explain(StepFailure("8/10", "RUN set -eu; apt-get update", "network hots not found",
+                              ["Removing intermediate container 0137", "network hots not found"]))
+    assert isinstance(err, UsageError) and err.exit_code == 2
+    assert err.message == "--network hots: the Docker engine has no such network"

@@ -180,6 +180,25 @@ def test_a_version_that_does_not_exist_is_named(job: Path) -> None:
     assert "numpy ==0.0.99" in str(found["cause"])
 
 
+def test_a_version_that_does_not_exist_is_told_the_versions_around_it_not_a_near_name(
+        job: Path, index: str) -> None:
+    (job / "requirements.txt").write_text("numpy==1.99.0\n")
+    found = _diagnose(
+        "  cause: Because there is no version of numpy==1.99.0 and you require numpy==1.99.0, "
+        "we can conclude that your requirements are unsatisfiable.",
+        env={"UV_DEFAULT_INDEX": index},
+    )
+    assert found["fix"] == "choose a version the index has: numpy 1.19.5 (around 1.99.0)"
+    assert "did you mean" not in str(found["fix"])
+
+
+def test_versions_near_the_one_asked_for() -> None:
+    versions = ["1.0", "1.2", "1.10", "2.0", "2.1", "3.0"]
+    assert ri.versions_near("1.11", versions) == "1.2, 1.10, 2.0, 2.1 (around 1.11), 3.0 (the newest)"
+    assert ri.versions_near("9", versions) == "2.1, 3.0 (around 9)"
+    assert ri.versions_near("1.0", []) == ""
+
+
 def test_a_conflict_with_the_wrappers_pin_says_whose_it_is(job: Path) -> None:
     (job / "requirements.txt").write_text("werkzeug==1.0.1\n")
     found = _diagnose(
@@ -189,6 +208,20 @@ def test_a_conflict_with_the_wrappers_pin_says_whose_it_is(job: Path) -> None:
     )
     assert found["kind"] == "conflict" and found["where"] == "requirements.txt:1"
     assert "flask is the wrapper's own (flask==3.1.3)" in str(found["cause"])
+
+
+def test_a_conflict_between_two_pins_reads_as_one_sentence(job: Path) -> None:
+    (job / "requirements.txt").write_text("pandas==2.2.0\nnumpy==1.20.0\n")
+    found = _diagnose(
+        "  cause: Because pandas==2.2.0 depends on numpy>=1.23.2,<2 and you require pandas==2.2.0, we can "
+        "conclude that you require numpy>=1.23.2,<2.\n      And because you require numpy==1.20.0, we can "
+        "conclude that your requirements are unsatisfiable."
+    )
+    assert found["kind"] == "conflict"
+    assert found["cause"] == (
+        "the requirements conflict: pandas==2.2.0 needs numpy>=1.23.2,<2, but the requirements ask for "
+        "numpy==1.20.0; the pins involved: pandas==2.2.0 (requirements.txt:1), "
+        "numpy==1.20.0 (requirements.txt:2)")
 
 
 def test_pip_checks_finding_names_both_sides(job: Path) -> None:

@@ -49,6 +49,16 @@ def test_a_yaml_number_is_refused_with_the_number_yaml_read_and_the_quoted_fix()
     ]
 
 
+def test_a_number_given_with_e_is_told_the_quoting_that_survives_the_shell() -> None:
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(MANIFEST, overrides=["python.python_version=3.13"])
+    (problem,) = [p.format("fatman.yaml") for p in info.value.problems]
+    assert problem == ("-e python.python_version=3.13: python.python_version: YAML reads 3.13 as a number, "
+                       "not text (quote it inside the shell's quotes: -e \"python.python_version='3.13'\")")
+    quoted = parse_manifest(MANIFEST, overrides=["python.python_version='3.13'"])
+    assert quoted.python.python_version == "3.13"
+
+
 def test_an_unsupported_version_names_the_supported_ones() -> None:
     (unquoted,) = problems("3.8")
     assert "'3.8' is not one of the choices" in unquoted
