@@ -44,7 +44,7 @@ def call_endpoint(
     if v2 and endpoint.example is not None and not data.strip():
         payload = dict(endpoint.example)
     else:
-        payload = parse_json_object(data)
+        payload = parse_json_object(data, v2=v2)
     kwargs = endpoint.signature.bind(payload)
     if on_call is not None:
         on_call()  # the arguments are the job's to judge from here: a call, whatever it answers
@@ -124,8 +124,9 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     return data
 
 
-def parse_json_object(data: bytes) -> dict[str, Any]:
-    """A request body as a JSON object; 400 if malformed or not an object. No body means ``{}``."""
+def parse_json_object(data: bytes, *, v2: bool = False) -> dict[str, Any]:
+    """A request body as a JSON object; 400 if malformed or not an object (``v2``: 422 with
+    ``detail``, as Racetrack 2.x answers a body that is not an object). No body means ``{}``."""
     if not data.strip():
         return {}  # an endpoint without arguments, or all of them optional
     try:
@@ -141,9 +142,10 @@ def parse_json_object(data: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         kind = "an array" if isinstance(payload, list) else type(payload).__name__
         raise ApiError(
-            400,
+            422 if v2 else 400,
             f"the request body must be a JSON object of named arguments, got {kind}",
             error_type="MalformedJSON",
+            detail=v2,
         )
     return payload
 

@@ -33,7 +33,8 @@ class ApiError(Exception):
     ``error_type`` is a short machine-readable name (for user exceptions: their class name);
     ``fields`` lists per-field problems of a request body as ``{"field": ..., "problem": ...}``;
     ``fields_omitted`` counts the problems past the ones listed (see ``signature.MAX_PROBLEMS``);
-    ``headers`` are sent with the answer (the ``Allow`` of a 405).
+    ``headers`` are sent with the answer (the ``Allow`` of a 405). ``detail``: the message again
+    under Racetrack 2.x's key, for the answers 2.x gives as ``{"detail": ...}`` (422, 429).
     """
 
     def __init__(
@@ -45,8 +46,10 @@ class ApiError(Exception):
         fields: list[dict[str, str]] | None = None,
         fields_omitted: int = 0,
         headers: dict[str, str] | None = None,
+        detail: bool = False,
     ) -> None:
         super().__init__(message)
+        self.detail = detail
         self.status = status
         self.message = message
         self.error_type = error_type
@@ -61,6 +64,8 @@ class ApiError(Exception):
             body["fields"] = self.fields
         if self.fields_omitted:
             body["fields_omitted"] = self.fields_omitted
+        if self.detail:
+            body["detail"] = self.message
         return body
 
 

@@ -1,8 +1,10 @@
 """The bodies of ``/health`` and ``/live``: the wrapper's own fields and Racetrack 2.x's beside them.
 
 ``/health`` keeps its fields (``status``: ``ready``/``starting``/``failed``, ``name``, ``version``,
-``wrapper_version``, ``entrypoint_class``, and ``type``/``error`` after a failure) and adds 2.x's:
-``service: "job"``, ``job_name``, ``job_version``, ``live``, ``ready``, ``job_type_version``,
+``wrapper_version``, ``entrypoint_class``, and ``type``/``error`` after a failure) and adds the
+Racetrack fields: ``service`` (``"fatman"`` with ``fatman_name`` and ``fatman_version``, as the
+fatman era's images answer; ``"job"`` with Racetrack 2.x's answers), and 2.x's
+``job_name``, ``job_version``, ``live``, ``ready``, ``job_type_version``,
 ``git_version``, ``deployed_by_racetrack_version`` and ``deployment_timestamp``. 2.x's
 ``status: pass/fail`` is taken over only with Racetrack 2.x's answers (``FATMAN_CONTRACT=2``, set
 by job.yaml images): then ``status`` is ``pass`` (live and ready) or ``fail``, and ``error`` is null or
@@ -58,7 +60,7 @@ def health_body(
         version=settings.version or None,
         wrapper_version=__version__,
         entrypoint_class=job.class_name if job else None,
-        service="job",
+        service="job" if settings.v2 else "fatman",
         job_name=settings.name or None,
         job_version=settings.version or None,
         # Racetrack 2.x: a job whose load failed is not live (its /live is 500 too).
@@ -69,6 +71,8 @@ def health_body(
         deployed_by_racetrack_version=settings.deployed_by_racetrack_version or None,
         deployment_timestamp=_timestamp(settings.deployment_timestamp),
     )
+    if not settings.v2:
+        body.update(fatman_name=settings.name or None, fatman_version=settings.version or None)
     return body
 
 

@@ -181,10 +181,12 @@ def _read_body(threads: AppThreads, environ: dict[str, Any]) -> bool:
 
 
 def overload_error(limiter: ConcurrencyLimiter) -> ApiError:
-    """The 429 of a request refused by the concurrency limit."""
+    """The 429 of a request refused by the concurrency limit (with ``detail``, as Racetrack 2.x,
+    whose feature it is, answers it)."""
     return ApiError(
         429,
         f"the job is busy: {limiter.limit} request(s) running and {limiter.queue} waiting in this worker "
         "(FATMAN_MAX_CONCURRENCY, FATMAN_MAX_QUEUE); retry later",
         error_type="TooManyRequests",
+        detail=True,
     )

@@ -99,9 +99,19 @@ def test_a_value_error_is_400_with_a_request_timeout_too(make_app):
 
 def test_other_errors_keep_their_codes_in_v2(make_app):
     client = make_app("adder", **V2).test_client()
-    assert client.post("/api/v1/perform", data="[1]", content_type="application/json").status_code == 400
+    assert client.post("/api/v1/perform", data="{", content_type="application/json").status_code == 400
     assert client.post("/api/v1/nothing", json={}).status_code == 404
     assert client.get("/api/v1/perform").status_code == 405
+
+
+def test_a_body_that_is_not_an_object_is_422_with_detail_in_v2_as_2x_answers(make_app):
+    for contract, status in ((V2, 422), (V1, 400)):
+        answer = make_app("adder", **contract).test_client().post(
+            "/api/v1/perform", data="[1, 2]", content_type="application/json")
+        assert answer.status_code == status
+        body = answer.get_json()
+        assert body["error"] == "the request body must be a JSON object of named arguments, got an array"
+        assert (body.get("detail") == body["error"]) is (contract is V2)
 
 
 def test_health_of_a_ready_job(make_app):
@@ -112,9 +122,12 @@ def test_health_of_a_ready_job(make_app):
     body = job.get_json()
     assert body["status"] == "pass" and body["error"] is None
     assert (body["live"], body["ready"], body["service"], body["job_name"]) == (True, True, "job", "adder")
+    old = fatman.get_json()
+    assert (old["service"], old["fatman_name"], old["fatman_version"]) == ("fatman", "adder", "1.2.3")
+    assert "fatman_name" not in body
     # Every other field as the fatman era's /health has it.
-    assert {k: v for k, v in body.items() if k not in ("status", "error")} == {
-        k: v for k, v in fatman.get_json().items() if k != "status"
+    assert {k: v for k, v in body.items() if k not in ("status", "error", "service")} == {
+        k: v for k, v in old.items() if k not in ("status", "service", "fatman_name", "fatman_version")
     }
 
 

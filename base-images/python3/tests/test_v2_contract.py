@@ -139,7 +139,8 @@ def test_health_reports_the_job_type_version_and_2x_fields(make_app, monkeypatch
     ).test_client()
     health = client.get("/health").get_json()
     assert health["status"] == "ready" and health["entrypoint_class"] == "AdderEntrypoint"  # as before
-    assert health["service"] == "job"
+    assert health["service"] == "fatman"  # the fatman era's, with 2.x's fields beside it
+    assert (health["fatman_name"], health["fatman_version"]) == ("adder", "1.2.3")
     assert (health["job_name"], health["job_version"]) == ("adder", "1.2.3")
     assert (health["live"], health["ready"]) == (True, True)
     assert health["job_type_version"] == "2.15.1"
@@ -161,7 +162,7 @@ def test_health_of_a_failed_job_says_not_ready(make_app):
     response = make_app("failing_init").test_client().get("/health")
     body = response.get_json()
     assert response.status_code == 503 and body["status"] == "failed"
-    assert (body["live"], body["ready"], body["service"]) == (True, False, "job")
+    assert (body["live"], body["ready"], body["service"]) == (True, False, "fatman")
 
 
 def test_a_plain_job_entrypoint_class_just_works(make_app):
