@@ -136,6 +136,16 @@ def _home_page(env: Mapping[str, str]) -> str:
     return page
 
 
+def workers_sharing(workers: int, concurrency: int, queue: int) -> int:
+    """How many of ``workers`` run, so that the overload limit is the server's in all: each worker
+    runs ``concurrency / n`` calls and lets ``queue / n`` wait, so ``n`` must divide both (workers
+    share no memory to count calls together). ``max_concurrency: 1`` is then one call at a time,
+    in one worker, as 2.x's job runs it. No limit: ``workers``."""
+    if concurrency <= 0:
+        return workers
+    return max(n for n in range(1, workers + 1) if concurrency % n == 0 and queue % n == 0)
+
+
 def _contract(env: Mapping[str, str]) -> int:
     """``FATMAN_CONTRACT``: 1 (the fatman era's answers, the default) or 2 (Racetrack 2.x's)."""
     raw = env.get("FATMAN_CONTRACT", "").strip()
@@ -221,10 +231,12 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     workers: int = 1
+    workers_asked: int = 0  # FATMAN_WORKERS (or its default), before the overload limit's share
     threads: int = DEFAULT_THREADS
     timeout: int = DEFAULT_TIMEOUT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    # Overload protection, per worker process; 0 turns the limit off (the default).
+    # Overload protection, each worker's share of FATMAN_MAX_CONCURRENCY and FATMAN_MAX_QUEUE
+    # (workers_sharing); 0 turns the limit off (the default).
     max_concurrency: int = 0
     max_queue: int = 0
     queue_timeout: float = DEFAULT_QUEUE_TIMEOUT
@@ -295,6 +307,10 @@ class Settings:
         ``JOB_VERSION`` when set, else ``FATMAN_NAME`` and ``FATMAN_VERSION`` (each on its own)."""
         env = os.environ if env is None else env
         concurrency = _int(env, "FATMAN_MAX_CONCURRENCY", 0, 0)
+        # By default a burst as large again as the limit may wait for a slot.
+        queue = _int(env, "FATMAN_MAX_QUEUE", concurrency, 0)
+        asked = _int(env, "FATMAN_WORKERS", min(available_cpus(), MAX_DEFAULT_WORKERS), 1)
+        workers = workers_sharing(asked, concurrency, queue)
         return cls(
             name=_first(env, "JOB_NAME", "FATMAN_NAME"),
             version=_first(env, "JOB_VERSION", "FATMAN_VERSION"),
@@ -302,13 +318,13 @@ class Settings:
             public_endpoints=parse_public_endpoints(env.get("FATMAN_PUBLIC_ENDPOINTS", "")),
             host=env.get("FATMAN_HOST", "").strip() or DEFAULT_HOST,
             port=_int(env, "FATMAN_PORT", DEFAULT_PORT, 1),
-            workers=_int(env, "FATMAN_WORKERS", min(available_cpus(), MAX_DEFAULT_WORKERS), 1),
+            workers=workers,
+            workers_asked=asked,
             threads=_int(env, "FATMAN_THREADS", DEFAULT_THREADS, 1),
             timeout=_int(env, "FATMAN_TIMEOUT", DEFAULT_TIMEOUT, 0),
             max_body_bytes=_int(env, "FATMAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
-            max_concurrency=concurrency,
-            # By default a burst as large again as the limit may wait for a slot.
-            max_queue=_int(env, "FATMAN_MAX_QUEUE", concurrency, 0),
+            max_concurrency=concurrency // workers,
+            max_queue=queue // workers,
             queue_timeout=_float(env, "FATMAN_QUEUE_TIMEOUT", DEFAULT_QUEUE_TIMEOUT, 0),
             request_timeout=_float(env, "FATMAN_REQUEST_TIMEOUT", 0.0, 0),
             graceful_timeout=_int(env, "FATMAN_GRACEFUL_TIMEOUT", DEFAULT_GRACEFUL_TIMEOUT, 0),

@@ -2,8 +2,9 @@
 
 ``ConcurrencyLimiter`` admits at most ``limit`` requests at a time; up to ``queue`` more wait (each at
 most ``wait_seconds``) for a slot, and anything beyond is refused at once, so a flood of parallel
-calls cannot make a worker hold more than ``limit`` jobs' worth of memory. The limit is per worker
-process (gunicorn workers share no memory); the whole server admits ``workers x limit``.
+calls cannot make a worker hold more than ``limit`` jobs' worth of memory. Its ``limit`` is the
+worker's share of the server's (workers share no memory: ``config.workers_sharing``), so the whole
+server admits ``workers x limit``, the limit it was given.
 
 ``call_with_timeout`` runs a job call in its own thread and stops waiting after ``seconds``. A
 Python thread cannot be killed, so the call goes on in the background; the slot it holds is freed

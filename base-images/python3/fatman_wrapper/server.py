@@ -184,13 +184,21 @@ def run(
     )
     if settings.max_concurrency:
         log.info(
-            "overload limit: %d running + %d waiting (up to %g s) per worker, %d running in all; "
+            "overload limit: %d running + %d waiting (up to %g s) in all, %d + %d per worker; "
             "beyond that 429",
+            settings.max_concurrency * settings.workers,
+            settings.max_queue * settings.workers,
+            settings.queue_timeout,
             settings.max_concurrency,
             settings.max_queue,
-            settings.queue_timeout,
-            settings.max_concurrency * settings.workers,
         )
+        if settings.workers < settings.workers_asked:
+            log.warning(
+                "%d worker(s), not %d: FATMAN_MAX_CONCURRENCY=%d and FATMAN_MAX_QUEUE=%d are shared "
+                "evenly among the workers, and %d is the most that divides both",
+                settings.workers, settings.workers_asked, settings.max_concurrency * settings.workers,
+                settings.max_queue * settings.workers, settings.workers,
+            )
     app_args = {"entrypoint": os.fspath(entrypoint_path), "class_name": class_name, "root": root_path}
     if server == "granian":
         _serve_granian(settings, bind_host, bind_port, app_args, cleanup)

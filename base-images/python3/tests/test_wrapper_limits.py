@@ -31,13 +31,31 @@ def test_settings_defaults_leave_limits_off():
 
 
 def test_settings_queue_defaults_to_the_limit_and_threads_make_room():
-    settings = Settings.from_env({"FATMAN_MAX_CONCURRENCY": "4", "FATMAN_THREADS": "2"})
+    one = {"FATMAN_WORKERS": "1"}
+    settings = Settings.from_env({**one, "FATMAN_MAX_CONCURRENCY": "4", "FATMAN_THREADS": "2"})
     assert settings.max_queue == 4
     assert settings.worker_threads == 4 + 4 + SPARE_THREADS
     settings = Settings.from_env(
-        {"FATMAN_MAX_CONCURRENCY": "1", "FATMAN_MAX_QUEUE": "0", "FATMAN_THREADS": "16"}
+        {**one, "FATMAN_MAX_CONCURRENCY": "1", "FATMAN_MAX_QUEUE": "0", "FATMAN_THREADS": "16"}
     )
     assert (settings.max_queue, settings.worker_threads) == (0, 16)
+
+
+@pytest.mark.parametrize(("workers", "concurrency", "queue", "expected"), [
+    ("2", "1", None, (1, 1, 1)),  # one call at a time is one worker
+    ("2", "4", None, (2, 2, 2)),
+    ("2", "3", None, (1, 3, 3)),  # 3 is not shared evenly by 2
+    ("4", "6", "2", (2, 3, 1)),
+    ("2", "4", "1", (1, 4, 1)),
+])
+def test_the_overload_limit_is_the_servers_in_all(workers, concurrency, queue, expected):
+    env = {"FATMAN_WORKERS": workers, "FATMAN_MAX_CONCURRENCY": concurrency}
+    if queue is not None:
+        env["FATMAN_MAX_QUEUE"] = queue
+    settings = Settings.from_env(env)
+    assert (settings.workers, settings.max_concurrency, settings.max_queue) == expected
+    assert settings.workers * settings.max_concurrency == int(concurrency)
+    assert Settings.from_env({"FATMAN_WORKERS": workers}).workers == int(workers)  # no limit: as asked
 
 
 @pytest.mark.parametrize(
