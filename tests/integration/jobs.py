@@ -104,6 +104,42 @@ def examples_built_elsewhere() -> frozenset[str]:
     return frozenset([*test_data_science_examples.EXAMPLES, test_install_needs.GIT_EXAMPLE])
 
 
+def image_secret_hits(client: docker.DockerClient, ref: str, values: Sequence[str]) -> tuple[int, list[str]]:
+    """(files read, findings) of a scan of image ``ref`` for each of ``values``: its configuration,
+    its history and every file of every layer (``docker save``)."""
+    import io
+    import tarfile
+    import tempfile
+
+    wanted = [v.encode() for v in values if v]
+    findings = [f"inspect: {v!r}" for v in values if v and v in json.dumps(client.api.inspect_image(ref))]
+    findings += [f"history: {v!r}" for v in values if v and v in json.dumps(client.api.history(ref))]
+    files = 0
+    with tempfile.TemporaryFile() as saved:
+        for chunk in client.images.get(ref).save(named=True):
+            saved.write(chunk)
+        saved.seek(0)
+        with tarfile.open(fileobj=saved) as archive:
+            for member in archive:
+                blob = archive.extractfile(member) if member.isfile() else None
+                if blob is None:
+                    continue
+                data = blob.read()
+                findings += [f"{member.name}: {v!r}" for v in wanted if v in data]
+                try:
+                    layer = tarfile.open(fileobj=io.BytesIO(data))
+                except tarfile.TarError:
+                    continue  # a configuration or manifest, searched above
+                with layer:
+                    for entry in layer:
+                        content = layer.extractfile(entry) if entry.isfile() else None
+                        if content is not None:
+                            files += 1
+                            found = content.read()
+                            findings += [f"{member.name}: {entry.name}: {v!r}" for v in wanted if v in found]
+    return files, findings
+
+
 def example_manifest_file(name: str) -> str:
     """The manifest file name of ``examples/<name>``: fatman.yaml or job.yaml (never both)."""
     found = [f for f in MANIFEST_FILES if (EXAMPLES_DIR / name / f).is_file()]
