@@ -33,6 +33,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -145,29 +146,25 @@ def added_content(ref: str) -> int:
     return int(out)
 
 
-class _WarmCli:
-    """benchmarks/warm_cli.py in a process of its own: the CLI imported once, a fork per build."""
+class _BuildServer:
+    """`racetrack-build server` in a runtime folder of its own, and the environment that hands a
+    command to it (RACETRACK_BUILD_SERVER=1)."""
 
-    def __init__(self) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("warm_cli.py"))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self._proc.stdout is not None and self._proc.stdout.readline().strip() == "ready"
-
-    def timed(self, argv: list[str]) -> float:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        started = time.monotonic()
-        self._proc.stdin.write(json.dumps(argv) + "\n")
-        self._proc.stdin.flush()
-        code = self._proc.stdout.readline().strip()
-        took = time.monotonic() - started
-        if code != "0":
-            raise RuntimeError(f"the warm build {argv} failed (exit {code or 'none'})")
-        return took
+    def __init__(self, cli: list[str], folder: Path) -> None:
+        folder.mkdir(mode=0o700)
+        self.env = {"XDG_RUNTIME_DIR": str(folder), "RACETRACK_BUILD_SERVER": "1"}
+        self._log = folder / "server.log"
+        with self._log.open("w") as out:
+            self._proc = subprocess.Popen([*cli, "server"], env={**os.environ, **self.env}, stdout=out,
+                                          stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while "build server ready" not in self._log.read_text():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the build server did not start:\n" + self._log.read_text())
+            time.sleep(0.05)
 
     def close(self) -> None:
-        assert self._proc.stdin is not None
-        self._proc.stdin.close()
+        self._proc.send_signal(signal.SIGINT)
         self._proc.wait(timeout=30)
 
 
@@ -180,9 +177,9 @@ def main() -> None:
     parser.add_argument("--buildkit-docker", default="docker",
                         help="the docker CLI that builds the rendered context with BuildKit (docker 23+ "
                              "needs the buildx plugin for it; docker 20.10 has it built in)")
-    parser.add_argument("--warm", action="store_true",
-                        help="also time the --local rebuild in a process kept warm between builds "
-                             "(benchmarks/warm_cli.py): what a build server would reach")
+    parser.add_argument("--server", action="store_true",
+                        help="also time the --local rebuild handed to `racetrack-build server` "
+                             "(RACETRACK_BUILD_SERVER=1)")
     args = parser.parse_args()
     cli = [sys.executable, "-m", "racetrack_builder"]
     sh("docker", "image", "inspect", BASE_IMAGE)
@@ -249,8 +246,8 @@ def main() -> None:
             same_ours, same_hand, change_ours, change_local, change_hand = [], [], [], [], []
             change_checked: list[float] = []
             change_rendered: list[float] = []
-            change_warm: list[float] = []
-            warm = _WarmCli() if args.warm else None
+            change_served: list[float] = []
+            server = _BuildServer(cli, tmp / "runtime") if args.server else None
             timed(*checked, env=classic)  # its layers cached before the timed rebuilds
             timed(*rendered_build(), env=buildkit)  # and the rendered context's (its install step)
             for rev in range(1, args.runs + 1):
@@ -268,11 +265,11 @@ def main() -> None:
                 # --local: the developer's loop, building the working tree as the hand-written build does
                 commit(3 * rev + 2)
                 change_local.append(timed(*ours, "--local"))
-                if warm is not None:
+                if server is not None:
                     commit(3 * rev + 2 + 10_000)  # a commit of its own, as for the engine's
-                    change_warm.append(warm.timed([*ours[3:], "--local"]))
-            if warm is not None:
-                warm.close()
+                    change_served.append(timed(*ours, "--local", env=server.env))
+            if server is not None:
+                server.close()
 
             base = image_size(BASE_IMAGE)
             result = {
@@ -307,10 +304,10 @@ def main() -> None:
             rendered_time = times["engine_on_rendered_context"]
             result["code_change_ratio_vs_rendered"] = round(times["ours"] / rendered_time, 2)
             result["code_change_ratio_local_vs_rendered"] = round(times["ours_local"] / rendered_time, 2)
-            if change_warm:
-                times["warm_process_local"] = round(statistics.median(change_warm), 2)
-                result["code_change_ratio_warm_vs_rendered"] = round(
-                    times["warm_process_local"] / rendered_time, 2)
+            if change_served:
+                times["build_server_local"] = round(statistics.median(change_served), 2)
+                result["code_change_ratio_build_server_vs_rendered"] = round(
+                    times["build_server_local"] / rendered_time, 2)
             result["size_overhead_bytes"] = (
                 result["image_added_bytes"]["ours"] - result["image_added_bytes"]["packages_plus_code"]
             )
@@ -331,6 +328,9 @@ def main() -> None:
         "code-change rebuild <= 1.5x the engine on the rendered context (--local)":
             result["code_change_ratio_local_vs_rendered"] <= 1.5,
     }
+    if "code_change_ratio_build_server_vs_rendered" in result:
+        verdicts["code-change rebuild <= 1.5x the engine on the rendered context (--local, build server)"] = (
+            result["code_change_ratio_build_server_vs_rendered"] <= 1.5)
     # Not what the 1.3x target is measured against, printed for context: against a hand-written
     # file that proves the import as ours does.
     print(

@@ -12,19 +12,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
-import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+
+from .user_dirs import make_ours, ours_alone, runtime_dir
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def records_dir() -> Path:
-    """This user's folder of records: under ``XDG_RUNTIME_DIR`` where the session has one."""
-    root = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(root) / f"racetrack-build-{os.getuid()}" / "serving"
+    """This user's folder of records (user_dirs.py)."""
+    return Path(runtime_dir()) / "serving"
 
 
 @contextlib.contextmanager
@@ -33,9 +32,7 @@ def recorded(name: str, version: str, url: str) -> Iterator[None]:
     folder that cannot be written costs the record only: ``call --port`` still works."""
     path = records_dir() / f"{os.getpid()}.json"
     try:
-        path.parent.parent.mkdir(mode=0o700, exist_ok=True)
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        if not _ours_alone(path.parent):
+        if not make_ours(str(path.parent)):
             raise PermissionError(f"{path.parent} is not this user's alone")
         path.write_text(json.dumps({"name": name, "version": version, "url": url, "pid": os.getpid()}),
                         encoding="utf-8")
@@ -67,7 +64,7 @@ def url_of(name: str, version: str) -> str | None:
     """The URL of the newest live ``serve`` or ``run`` of ``name`` ``version``, if any."""
     found: list[tuple[float, str]] = []
     folder = records_dir()
-    if not _ours_alone(folder):
+    if not (ours_alone(str(folder.parent)) and ours_alone(str(folder))):
         return None
     try:
         paths = list(folder.glob("*.json"))
@@ -87,19 +84,6 @@ def url_of(name: str, version: str) -> str | None:
             with contextlib.suppress(OSError):
                 path.unlink()  # its process ended without removing it (killed)
     return max(found)[1] if found else None
-
-
-def _ours_alone(folder: Path) -> bool:
-    """Whether ``folder`` and the one above it are real folders of this user's that nobody else
-    may write to (in a shared /tmp, another user could have made them first)."""
-    for path in (folder.parent, folder):
-        try:
-            info = path.lstat()
-        except OSError:
-            return False
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
-            return False
-    return True
 
 
 def _loopback(url: object) -> bool:
