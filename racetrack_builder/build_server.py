@@ -14,9 +14,10 @@ code changed. ``racetrack-build server`` imports them once and waits on a Unix s
   commands never share anything, and several run at once. A child whose client goes away is
   terminated (SIGTERM: the usual cleanup of workspaces, tags and containers).
 - **Never stale, never someone else's.** The server refuses a command from a client whose
-  racetrack-build differs (its Python, or any of its modules' sizes and times), or whose ``PATH``
-  differs (GitPython finds git at import); the client then runs the command itself and says why.
-  The socket lives in a folder of this user's alone, as ``serve``'s records do.
+  racetrack-build differs (its Python, or any of its modules' sizes and times); the client then
+  runs the command itself and says why. A client with another ``PATH`` (or git setting) is served
+  after GitPython looks for git again, as it does at import. The socket lives in a folder of this
+  user's alone, as ``serve``'s records do.
 
 No library does this for a Python CLI (nailgun and the Gradle daemon are the JVM's); it is a few
 system calls of the standard library.
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 ENV_SWITCH = "RACETRACK_BUILD_SERVER"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# What GitPython's search for git at import depends on.
+_GIT_FINDING = ("PATH", "GIT_PYTHON_GIT_EXECUTABLE", "GIT_PYTHON_REFRESH")
 _MAX_REQUEST = 4 << 20  # arguments and environment: far less in practice
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
@@ -145,7 +148,7 @@ def serve_forever(on_ready: Callable[[str], None] | None = None,
 
     _preload()
     code_print = fingerprint()
-    path_env = os.environ.get("PATH", "")
+    git_finding = tuple(os.environ.get(k, "") for k in _GIT_FINDING)
     folder = os.path.dirname(socket_path())
     if not make_ours(folder):
         from .errors import EnvironmentFailure
@@ -195,7 +198,7 @@ def serve_forever(on_ready: Callable[[str], None] | None = None,
                 code = 70  # EX_SOFTWARE, should _child itself fail
                 try:
                     listener.close()
-                    code = _child(conn, code_print, path_env)
+                    code = _child(conn, code_print, git_finding)
                 finally:
                     os._exit(code)  # never back into the server's loop, whatever happened
             conn.close()
@@ -225,7 +228,18 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return request, list(fds)
 
 
-def _child(conn: socket.socket, code_print: str, path_env: str) -> int:
+def _find_git_again() -> None:
+    """GitPython's search for git at import, again, under the client's PATH and settings: a missing
+    git stays a failure of the first git command, named there (gitpython.py)."""
+    import git
+
+    try:
+        git.refresh()
+    except Exception:  # noqa: BLE001 - GIT_PYTHON_REFRESH=quiet's meaning: no git is not fatal here
+        pass
+
+
+def _child(conn: socket.socket, code_print: str, git_finding: tuple[str, ...]) -> int:
     """One command, in a fork of the server; returns its exit code."""
     import contextlib
     import threading
@@ -240,7 +254,6 @@ def _child(conn: socket.socket, code_print: str, path_env: str) -> int:
     env: dict[str, Any] = request["env"] if isinstance(request.get("env"), dict) else {}
     refusal = (
         "it runs other code of racetrack-build: restart it" if request.get("fingerprint") != code_print
-        else "it was started with another PATH: restart it from this shell" if env.get("PATH", "") != path_env
         else "" if len(fds) == 3 else "the standard streams did not come"
     )
     if refusal:
@@ -259,6 +272,8 @@ def _child(conn: socket.socket, code_print: str, path_env: str) -> int:
                       buffering=1)
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in env.items()})
+    if tuple(os.environ.get(k, "") for k in _GIT_FINDING) != git_finding:
+        _find_git_again()
     os.chdir(str(request.get("cwd") or "/"))
     umask = request.get("umask")
     os.umask(umask if isinstance(umask, int) else 0o022)

@@ -76,12 +76,20 @@ def test_ctrl_c_reaches_the_command_in_the_server(build_server: Path) -> None:
     assert err.strip() == "Aborted.", err  # what the same command says interrupted by itself
 
 
-def test_a_client_on_another_path_runs_the_command_itself(build_server: Path) -> None:
-    env = {**SWITCH, "PATH": "/usr/bin:" + os.environ["PATH"]}
-    result = run_cli("validate", VALID, env=env)
-    assert result.returncode == 0, result.describe()
-    assert "the build server did not take the command (it was started with another PATH" in result.stderr
-    assert "valid: example-adder" in result.stderr
+def test_a_client_on_another_path_is_served_with_its_own_git(build_server: Path, tmp_path: Path) -> None:
+    """A PATH without git: the command that needs none works, the one that needs it says so."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(os.path.realpath(CLI[0]))
+    env = {**SWITCH, "PATH": str(bare)}
+    assert run_cli("validate", VALID, env=env).returncode == 0
+    job = gitrepos.init_repo(tmp_path / "job", {"fatman.yaml": VALID.read_text().replace(
+        "  directory: examples/adder\n", ""), "adder.py": (VALID.parent / "adder.py").read_text()})
+    alone = run_cli("render", "--local", job / "fatman.yaml", env={"PATH": str(bare)})
+    served = run_cli("render", "--local", job / "fatman.yaml", env=env)
+    assert (served.returncode, alone.returncode) == (3, 3), served.describe()
+    assert served.stderr == alone.stderr and "git" in served.stderr
+    assert _served(build_server) == 2
 
 
 def test_builds_through_the_server_give_the_image_and_rebuild(
