@@ -78,6 +78,10 @@ def hand_over(argv: list[str]) -> int | None:
         return None
     path = socket_path()
     if not ours_alone(os.path.dirname(path)):
+        if os.path.lexists(path):
+            sys.stderr.write(f"Warning: the build server's folder {os.path.dirname(path)} may be written "
+                             "by other users, so its server is not used (chmod 700 it, or set "
+                             "XDG_RUNTIME_DIR to a folder of yours); running the command here\n")
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -167,7 +171,7 @@ def serve_forever(on_ready: Callable[[str], None] | None = None,
             from .errors import EnvironmentFailure
 
             raise EnvironmentFailure(f"a build server already listens on {path}",
-                                     hint="stop it first (Ctrl-C where it runs)")
+                                     hint="stop it first: Ctrl-C where it runs, or SIGTERM")
         finally:
             probe.close()
     listener.bind(path)
@@ -228,6 +232,16 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return request, list(fds)
 
 
+def _refusal(theirs: str, ours: str) -> str:
+    """Why a client whose :func:`fingerprint` is ``theirs`` is not served by this server."""
+    their_python, our_python = theirs.split("\n")[:2], ours.split("\n")[:2]
+    if their_python != our_python:
+        return (f"it runs on {our_python[0]} (Python {our_python[-1].split()[0]}), this command on "
+                f"{their_python[0]}: start one with this command's Python to use it")
+    return ("it runs another copy of racetrack-build, or one of its modules changed since it "
+            "started: restart it from the racetrack-build this command runs")
+
+
 def _find_git_again() -> None:
     """GitPython's search for git at import, again, under the client's PATH and settings: a missing
     git stays a failure of the first git command, named there (gitpython.py)."""
@@ -252,10 +266,8 @@ def _child(conn: socket.socket, code_print: str, git_finding: tuple[str, ...]) -
     except (OSError, ValueError):
         return 3
     env: dict[str, Any] = request["env"] if isinstance(request.get("env"), dict) else {}
-    refusal = (
-        "it runs other code of racetrack-build: restart it" if request.get("fingerprint") != code_print
-        else "" if len(fds) == 3 else "the standard streams did not come"
-    )
+    refusal = _refusal(str(request.get("fingerprint")), code_print) if request.get(
+        "fingerprint") != code_print else "" if len(fds) == 3 else "the standard streams did not come"
     if refusal:
         with contextlib.suppress(OSError):
             conn.sendall(f"refused {refusal}\n".encode())

@@ -186,6 +186,7 @@ class BuildProgress:
         self.step_text = "starting"
         self.tail: list[str] = []
         self._live: Any = None
+        self._spinner: Any = None
         self._step_started = time.monotonic()
 
     def __enter__(self) -> BuildProgress:
@@ -196,8 +197,10 @@ class BuildProgress:
         if self.output.fancy and not self.output.quiet:
             from rich.live import Live
 
+            # get_renderable: asked at every refresh, so the elapsed time counts while a step runs.
             self._live = Live(
-                self._render(), console=self.output.console, refresh_per_second=8, transient=True
+                console=self.output.console, refresh_per_second=8, transient=True,
+                get_renderable=self._render,
             )
             self._live.__enter__()
         return self
@@ -214,27 +217,29 @@ class BuildProgress:
         from rich.text import Text
 
         elapsed = time.monotonic() - self._step_started
-        head = Spinner(
-            "dots",
-            Text(f"{self.output.clean(self.title)}: {self.output.clean(self.step_text)}  ({elapsed:.0f}s)",
-                 style="cyan"),
-        )
+        text = Text(f"{self.output.clean(self.title)}: {self.output.clean(self.step_text)}  ({elapsed:.0f}s)",
+                    style="cyan")
+        # One spinner for the whole build: a new one every refresh would show its first frame only.
+        if self._spinner is None:
+            self._spinner = Spinner("dots", text)
+        else:
+            self._spinner.update(text=text)
         lines = [Text("  " + self.output.clean(line)[:200], style="dim") for line in self.tail]
-        return Group(head, *lines)
+        return Group(self._spinner, *lines)
 
     def step(self, number: int, total: int, instruction: str, stage: str = "") -> None:
         self.step_text = step_text(number, total, instruction, stage)
         self.tail = []
         self._step_started = time.monotonic()
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
         else:
             self.output.step(f"{self.title}: {self.step_text}")
 
     def log(self, line: str) -> None:
         if self._live is not None:
             self.tail = (self.tail + [line])[-self.TAIL :]
-            self._live.update(self._render())
+            self._live.refresh()
         else:
             self.output.detail(f"    {line}")
 

@@ -29,19 +29,27 @@ def test_the_fingerprint_follows_every_module(tmp_path: Path, monkeypatch: pytes
 
 def test_a_client_of_other_code_is_refused_before_anything_runs() -> None:
     client, server = socket.socketpair()
+    ours = build_server.fingerprint()
     request = marshal.dumps({"argv": ["validate"], "env": {"PATH": os.environ.get("PATH", "")}, "cwd": "/",
-                             "umask": 0o022, "fingerprint": "older"})
+                             "umask": 0o022, "fingerprint": ours + "\n/x/edited.py 1 2"})
     with open(os.devnull) as null, client, server:
         socket.send_fds(client, [len(request).to_bytes(4, "big") + request], [null.fileno()] * 3)
         handled = (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
         saved = {s: signal.getsignal(s) for s in handled}
         try:
-            assert build_server._child(server, "newer", os.environ.get("PATH", "")) == 0
+            assert build_server._child(server, ours, ()) == 0
         finally:
             for s, handler in saved.items():
                 signal.signal(s, handler)
         answer = client.makefile("rb").readline()
-    assert answer == b"refused it runs other code of racetrack-build: restart it\n"
+    assert answer.startswith(b"refused it runs another copy of racetrack-build, or one of its modules")
+
+
+def test_a_refusal_names_the_python_when_it_differs() -> None:
+    ours = build_server.fingerprint()
+    theirs = "/usr/bin/python3\n3.11.2 (main, ...)\n" + ours.split("\n", 2)[2]
+    said = build_server._refusal(theirs, ours)
+    assert said.endswith("this command on /usr/bin/python3: start one with this command's Python to use it")
 
 
 def test_without_the_switch_or_for_the_server_itself_nothing_is_handed_over(
