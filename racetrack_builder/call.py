@@ -268,7 +268,12 @@ def call(client: Client, inputs: Mapping[str, Any] | None) -> Answer:
     endpoint = client.target.endpoint
     answer = client.request(endpoint, None if inputs is None else dict(inputs), method="POST")
     if not answer.ok:
-        raise answer_error("POST", endpoint, answer)
+        error = answer_error("POST", endpoint, answer)
+        if inputs is None and answer.status == 400:
+            # No arguments given at all: say how to give them, first.
+            error.hint = ("give its arguments with -i NAME=VALUE or --input FILE (its Swagger UI at /docs "
+                          "shows an example); " + (error.hint or ""))
+        raise error
     return answer
 
 

@@ -130,8 +130,12 @@ def test_values_are_typed_by_the_jobs_parameters(server: Server) -> None:
 def test_no_inputs_is_a_post_without_a_body(server: Server) -> None:
     # A Racetrack 2.x job answers a bodiless POST with its docs example; this fatman-era job reads
     # it as no arguments: its required x is missing (a GET would have been 405).
-    with pytest.raises(JobAnswerError, match=r"(?s)answered 400 .*x: missing required argument"):
+    with pytest.raises(JobAnswerError, match=r"(?s)answered 400 .*x: missing required argument") as caught:
         calling.call(client_for(server.url), None)
+    assert str(caught.value.hint).startswith("give its arguments with -i NAME=VALUE or --input FILE")
+    with pytest.raises(JobAnswerError) as given:  # with arguments given, the usual hint alone
+        calling.call(client_for(server.url), {"y": 1})
+    assert str(given.value.hint).startswith("check the inputs")
 
 
 def test_input_document_under_the_pairs() -> None:
