@@ -56,14 +56,15 @@ def socket_path() -> str:
 def fingerprint() -> str:
     """What the server's code must match: this Python and every module of the package (size and
     modification time: a stat each, no reading), as text (a few kB, compared whole)."""
-    parts = [sys.executable, sys.version]
-    for folder, dirs, files in sorted(os.walk(_PACKAGE)):
-        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "_data"))
-        for name in sorted(files):
+    modules = []
+    for folder, dirs, files in os.walk(_PACKAGE):
+        # Pruned as the walk goes (a sorted() around the walk would have read them all first).
+        dirs[:] = [d for d in dirs if d not in ("__pycache__", "_data")]
+        for name in files:
             if name.endswith(".py"):
                 info = os.stat(os.path.join(folder, name))
-                parts.append(f"{folder}/{name} {info.st_size} {info.st_mtime_ns}")
-    return "\n".join(parts)
+                modules.append(f"{folder}/{name} {info.st_size} {info.st_mtime_ns}")
+    return "\n".join([sys.executable, sys.version, *sorted(modules)])
 
 
 def wanted() -> bool:
