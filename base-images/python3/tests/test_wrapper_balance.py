@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import time
 
 import pytest
 
-from fatman_wrapper.balance import MAX_CLOSES, Balancer, Figures, Load, closes_wanted
+from fatman_wrapper.balance import MAX_CLOSES, Balancer, Figures, Load, closes_wanted, held_connections
 from fatman_wrapper.limits import AppThreads
 from fatman_wrapper.watchdog import PREFIX
 
@@ -57,9 +59,18 @@ def test_app_threads_count_waiting_and_running_requests() -> None:
         ((14.0, 0.0), [(2.0, 0.0)], 6),  # requests wait here while the peer has spare threads
         ((16.0, 0.0), [(8.0, 0.0), (0.0, 0.9)], 8),  # the peer with most room counts
         ((500.0, 0.0), [(0.0, 1.0)], MAX_CLOSES),
+        # Short calls: most of a request's wait is outside the app, so the figures inside look
+        # unsaturated (measured: 14 + 2 connections, 2.7 and 0.6 inside, 20 % and 45 % idle).
+        ((2.7, 0.2, 14), [(0.6, 0.45, 2)], 6),
+        ((2.7, 0.2, 14), [(0.6, 0.45)], 0),  # the peer's connections are not known
+        ((2.7, 0.2, 14), [(0.6, 0.22, 2)], 0),  # the peer about as busy: nothing to gain
+        ((0.4, 0.8, 14), [(0.1, 0.95, 2)], 0),  # a quiet server keeps its connections where they are
+        ((8.0, 0.01, 12), [(8.0, 0.02, 4)], 0),  # a CPU-bound job on both cores
+        ((3.0, 0.2, 9), [(2.6, 0.3, 8)], 0),  # one connection apart
+        ((2.0, 0.3, 4), [(3.0, 0.4, 12)], 0),  # the peer holds more: it gives, not this worker
     ],
 )
-def test_closes_wanted(mine: tuple[float, float], peers: list[tuple[float, float]], closes: int) -> None:
+def test_closes_wanted(mine: tuple[float, ...], peers: list[tuple[float, ...]], closes: int) -> None:
     assert closes_wanted(Figures(*mine), 4, [Figures(*p) for p in peers]) == closes
 
 
@@ -76,7 +87,7 @@ def _saturated(tmp_path, ready: bool = True) -> tuple[Balancer, Clock]:
     clock = Clock()
     threads = AppThreads(4, 100)
     threads.load = load = Load(clock)
-    balancer = Balancer(str(tmp_path), threads, ready=lambda: ready, pid=1)
+    balancer = Balancer(str(tmp_path), threads, ready=lambda: ready, pid=1, connections=lambda: 16)
     for _ in range(16):
         load.enter()
     clock.now += 1.0
@@ -85,9 +96,9 @@ def _saturated(tmp_path, ready: bool = True) -> tuple[Balancer, Clock]:
 
 def test_a_saturated_worker_closes_answers_while_a_loaded_peer_idles(tmp_path) -> None:
     balancer, _ = _saturated(tmp_path)
-    _peer(str(tmp_path), 2, "0.000 1.000 1\n")
+    _peer(str(tmp_path), 2, "0.000 1.000 1 0\n")
     line = balancer.tick()
-    assert line == "16.000 0.000 1\n"
+    assert line == "16.000 0.000 1 16\n"
     assert balancer.closes == 8
     assert [balancer.take() for _ in range(10)] == [True] * 8 + [False] * 2
 
@@ -95,8 +106,8 @@ def test_a_saturated_worker_closes_answers_while_a_loaded_peer_idles(tmp_path) -
 @pytest.mark.parametrize(
     "line, age",
     [
-        ("0.000 1.000 0\n", 0.0),  # the peer's job is still loading (or failed): it would answer 503
-        ("0.000 1.000 1\n", 10.0),  # stale: a dead or wedged worker
+        ("0.000 1.000 0 0\n", 0.0),  # the peer's job is still loading (or failed): it would answer 503
+        ("0.000 1.000 1 0\n", 10.0),  # stale: a dead or wedged worker
         ("", 0.0),  # being written
         ("garbage\n", 0.0),
     ],
@@ -108,21 +119,56 @@ def test_peers_that_cannot_take_connections_are_ignored(tmp_path, line: str, age
     assert balancer.closes == 0
 
 
+def test_a_peer_holding_fewer_connections_while_less_busy_takes_some(tmp_path) -> None:
+    clock = Clock()
+    threads = AppThreads(4, 100)
+    threads.load = load = Load(clock)
+    balancer = Balancer(str(tmp_path), threads, ready=lambda: True, pid=1, connections=lambda: 14)
+    clock.now += 0.2  # idle for a fifth of the second, then 3 requests inside
+    for _ in range(3):
+        load.enter()
+    clock.now += 0.8
+    _peer(str(tmp_path), 2, "0.600 0.450 1 2\n")
+    assert balancer.tick() == "2.400 0.200 1 14\n"
+    assert balancer.closes == 6
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_held_connections_counts_clients_on_the_listening_ports_only() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    elsewhere = socket.create_server(("127.0.0.1", 0))
+    outbound = socket.create_connection(elsewhere.getsockname())  # as a job's own database client
+    before = held_connections()
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    accepted = [listener.accept()[0] for _ in clients]
+    try:
+        # This process holds both ends: its server ends are on a listening port, the clients'
+        # own ends (as ``outbound``) are not.
+        assert held_connections() == before + 3
+    finally:
+        for sock in [*clients, *accepted, outbound, listener, elsewhere]:
+            sock.close()
+
+
+def test_held_connections_is_unknown_without_proc(tmp_path) -> None:
+    assert held_connections(str(tmp_path / "missing")) == -1
+
+
 def test_a_worker_reads_its_own_file_as_no_peer(tmp_path) -> None:
     balancer, _ = _saturated(tmp_path)
-    _peer(str(tmp_path), 1, "0.000 1.000 1\n")
+    _peer(str(tmp_path), 1, "0.000 1.000 1 0\n")
     balancer.tick()
     assert balancer.closes == 0
 
 
 def test_each_tick_measures_the_last_second_only(tmp_path) -> None:
     balancer, clock = _saturated(tmp_path)
-    _peer(str(tmp_path), 2, "0.000 1.000 1\n")
+    _peer(str(tmp_path), 2, "0.000 1.000 1 0\n")
     balancer.tick()
     for _ in range(16):
         balancer.threads.load.leave()
     clock.now += 1.0
-    assert balancer.tick() == "0.000 1.000 1\n"
+    assert balancer.tick() == "0.000 1.000 1 16\n"
     assert balancer.closes == 0  # the closes left from the second before are dropped
 
 
