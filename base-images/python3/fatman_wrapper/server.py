@@ -4,8 +4,8 @@ shared between them.
 Why granian by default (where it runs: Python 3.10+): measured with the wrapper's real work per
 request (``benchmarks/wrapper_servers.py``, figures in benchmarks/README-wrapper.md), the adder's
 ``POST /api/v1/perform`` on granian's WSGI interface, with the job's calls answered in plain WSGI
-(``fastpath.py``), served 2.1-2.6x what a bare Flask app serves on gunicorn's gthread workers and
-2.8x the same wrapper on gunicorn, at 0.44-0.49x the bare app's CPU per request: gthread's Python HTTP
+(``fastpath.py``), served 2.0-2.6x what a bare Flask app serves on gunicorn's gthread workers and
+1.9-2.8x the same wrapper on gunicorn, at 0.39-0.49x the bare app's CPU per request: gthread's Python HTTP
 parsing and thread hand-offs cost ~400 us of CPU per request before any app runs, granian's Rust
 ~80 us. (Bare Flask on granian: 1.3-1.9x; the wrapper on granian through Flask: 1.3-1.4x; so
 both the server and the plain-WSGI path are needed.)
