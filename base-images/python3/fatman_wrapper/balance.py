@@ -11,7 +11,7 @@ giving up the shared socket, so the workers mend it themselves:
 - each worker counts the requests inside its app (``Load``: waiting for one of its app threads, or
   running), and at every beat of its heartbeat thread (``watchdog.start_beating``, four a second)
   writes into its heartbeat file how many there were on average since the last beat, how much of
-  that time there were none, and how many client connections it holds;
+  that time there were none, and how many client connections it holds (``-1`` when not counted);
 - a worker whose peer has room for more (``closes_wanted``: a core of the peer idles while this
   one's never does, or this worker's requests wait for its app threads while the peer has spare
   ones) answers its next few requests with ``Connection: close`` (``Balancer.take``), half the
@@ -24,7 +24,9 @@ giving up the shared socket, so the workers mend it themselves:
   queued behind each other for one core (p99 2-4x an even split's, benchmarks/README-wrapper.md).
   So each worker also counts the connections it holds (``held_connections``, from /proc), and one
   that is busier than a peer (``IDLE_MARGIN`` less idle) and holds more of them closes half the
-  difference.
+  difference. The count costs CPU, so it is taken only in beats where one worker is that much
+  busier than another (``counts_matter``): never for a CPU-bound job on every core, nor on a
+  quiet server.
 
 A server whose workers all have work, or all have room, closes nothing. What a client
 sees is what any HTTP/1.1 server may do after any answer: close the connection.
@@ -133,6 +135,21 @@ def closes_wanted(mine: Figures, threads: int, peers: list[Figures]) -> int:
     return min(MAX_CLOSES, int(closes))
 
 
+def counts_matter(mine: Figures, peers: list[Figures]) -> bool:
+    """Whether this beat counts the connections: only when the connection rule of
+    ``closes_wanted`` could move some, on this worker or on a peer, that is when one of the two is
+    busy and the other clearly less so. Counting reads the namespace's TCP tables (about 1 ms of
+    CPU each on a machine with a large connection hash, whatever the count), and a worker busy
+    with long calls, or a quiet server, has no use for it: the 50 ms CPU job lost 2-3 % of its
+    throughput to it (benchmarks/README-wrapper.md). A peer that counted last beat while this
+    worker did not finds ``-1`` here and moves nothing until both have counted."""
+    return any(
+        abs(peer.idle_share - mine.idle_share) >= IDLE_MARGIN
+        and min(peer.idle_share, mine.idle_share) <= BUSY_IDLE
+        for peer in peers
+    )
+
+
 def held_connections(proc: str = "/proc/self") -> int:
     """The established TCP connections this process holds to the ports it listens on: its
     clients' keep-alive connections, not the job's own to a database. -1 where ``proc`` cannot
@@ -205,8 +222,11 @@ class Balancer:
         span = now - then
         if span <= 0:
             return ""
-        mine = Figures((area - area_before) / span, (idle - idle_before) / span, self.connections())
-        self.closes = closes_wanted(mine, self.threads.threads, self._peers())
+        mine = Figures((area - area_before) / span, (idle - idle_before) / span)
+        peers = self._peers()
+        if counts_matter(mine, peers):
+            mine = mine._replace(connections=self.connections())
+        self.closes = closes_wanted(mine, self.threads.threads, peers)
         return f"{mine.mean_inside:.3f} {mine.idle_share:.3f} {int(self.ready())} {mine.connections}\n"
 
     def _peers(self) -> list[Figures]:

@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from fatman_wrapper.balance import MAX_CLOSES, Balancer, Figures, Load, closes_wanted, held_connections
+from fatman_wrapper.balance import (
+    MAX_CLOSES,
+    Balancer,
+    Figures,
+    Load,
+    closes_wanted,
+    counts_matter,
+    held_connections,
+)
 from fatman_wrapper.limits import AppThreads
 from fatman_wrapper.watchdog import PREFIX
 
@@ -72,6 +80,41 @@ def test_app_threads_count_waiting_and_running_requests() -> None:
 )
 def test_closes_wanted(mine: tuple[float, ...], peers: list[tuple[float, ...]], closes: int) -> None:
     assert closes_wanted(Figures(*mine), 4, [Figures(*p) for p in peers]) == closes
+
+
+@pytest.mark.parametrize(
+    ("mine", "peers", "counted"),
+    [
+        ((16.0, 0.0), [(0.0, 1.0)], True),  # one worker busy, the other idle
+        ((2.7, 0.2), [(0.6, 0.45)], True),  # short calls, lopsided
+        ((0.6, 0.45), [(2.7, 0.2)], True),  # the idler side counts too, for its busy peer to compare
+        ((8.0, 0.0), [(8.0, 0.02)], False),  # a CPU-bound job on every core
+        ((2.7, 0.2), [(2.6, 0.22)], False),  # about as busy
+        ((0.4, 0.8), [(0.1, 0.95)], False),  # a quiet server
+        ((8.0, 0.0), [], False),  # no peer
+        ((8.0, 0.0), [(8.0, 0.01), (0.0, 1.0)], True),  # one peer of several with room
+    ],
+)
+def test_connections_are_counted_only_when_they_could_move(
+    mine: tuple[float, float], peers: list[tuple[float, float]], counted: bool
+) -> None:
+    assert counts_matter(Figures(*mine), [Figures(*p) for p in peers]) is counted
+
+
+def test_a_cpu_bound_pair_never_reads_its_connections(tmp_path) -> None:
+    calls = []
+    clock = Clock()
+    threads = AppThreads(4, 100)
+    threads.load = load = Load(clock)
+    balancer = Balancer(str(tmp_path), threads, ready=lambda: True, pid=1,
+                        connections=lambda: calls.append(1) or 12)
+    for _ in range(8):
+        load.enter()
+    clock.now += 1.0
+    _peer(str(tmp_path), 2, "8.000 0.000 1 -1\n")
+    assert balancer.tick() == "8.000 0.000 1 -1\n"
+    assert calls == []
+    assert balancer.closes == 0
 
 
 def _peer(directory: str, pid: int, line: str, age: float = 0.0) -> None:
@@ -168,7 +211,8 @@ def test_each_tick_measures_the_last_second_only(tmp_path) -> None:
     for _ in range(16):
         balancer.threads.load.leave()
     clock.now += 1.0
-    assert balancer.tick() == "0.000 1.000 1 16\n"
+    # Both idle now: the connections are not counted.
+    assert balancer.tick() == "0.000 1.000 1 -1\n"
     assert balancer.closes == 0  # the closes left from the second before are dropped
 
 
