@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "base-images" / "python3" / "tests"))
 sys.path.insert(0, str(HERE))
 
+from loadgen import wait_until_quiet  # noqa: E402
 from wrapper_servers import BURN_LUA, BURN_MS, measure, started, wrk  # noqa: E402
 from wrapper_support import job_path  # noqa: E402
 
@@ -98,6 +99,7 @@ def main() -> int:
                 started(args.server, args.workers, args.threads, job, metrics_dir) as (url, pid):
             port = urlsplit(url).port or 0
             wrk(url, 2, args.connections, BURN_LUA)
+            wait_until_quiet(pid)  # the warm-up's last calls are not the measured run's
             split: list[int] = []
             sampler = threading.Timer(min(3.0, args.duration / 2), _sample, args=(split, port))
             sampler.start()

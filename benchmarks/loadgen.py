@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -65,6 +66,23 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             pass
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_quiet(pid: int, timeout: float = 15.0, step: float = 0.2) -> float:
+    """Wait until ``pid``'s process tree uses less than a tenth of a core; returns the seconds waited.
+
+    A warm-up wrk that ends leaves its last requests running on the server (a WSGI server cannot
+    see that their client has gone): 16 calls of 50 ms are 0.8 s of CPU, which a measured run
+    started at once would pay for without a client waiting for them, 4 % of a 10 s run."""
+    started = time.monotonic()
+    last = tree_cpu_seconds(pid)
+    while time.monotonic() - started < timeout:
+        time.sleep(step)
+        now = tree_cpu_seconds(pid)
+        if now - last < 0.1 * step:
+            break
+        last = now
+    return time.monotonic() - started
 
 
 def _tree(pid: int) -> list[int]:

@@ -17,9 +17,10 @@ Servers (``--only`` picks some; ``flask-gunicorn`` is always run, as the referen
     wrapper-granian        `fatman-wrapper run` as images run it: granian, job calls in plain WSGI
 
 Then, unless ``--no-cpu-bound``: a job whose perform uses 50 ms of CPU (tests/jobs/cpu_burn) on the
-wrapper's default server, for ``--cpu-duration`` seconds, against what the cores allow (cores /
-50 ms); and, unless ``--memory-requests 0``, the chosen wrapper alone answers at least that many
-more requests while the resident memory of its process tree is sampled.
+wrapper's default server, for ``--cpu-duration`` seconds after a 2 s warm-up whose last calls are
+let finish first, against what the cores allow (cores / 50 ms); and, unless
+``--memory-requests 0``, the chosen wrapper alone answers at least that many more requests while
+the resident memory of its process tree is sampled.
 
 Usage (from the repository root; needs wrk and granian, which `bash scripts/setup.sh` installs)::
 
@@ -51,7 +52,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "base-images" / "python3" / "tests"))
 sys.path.insert(0, str(HERE))
 
-from loadgen import ADDER_LUA, run_wrk, tree_cpu_seconds, tree_rss_kib  # noqa: E402
+from loadgen import ADDER_LUA, run_wrk, tree_cpu_seconds, tree_rss_kib, wait_until_quiet  # noqa: E402
 from wrapper_server import free_port, wait_for  # noqa: E402
 from wrapper_support import job_path, server_env  # noqa: E402
 
@@ -264,6 +265,7 @@ def main() -> int:
                     pid,
                 ):
                     wrk(url, 2, args.connections, BURN_LUA)
+                    wait_until_quiet(pid)  # the warm-up's last calls are not the measured run's
                     r = measure(url, pid, args.cpu_duration, args.connections, BURN_LUA)
                 burn[name] = {
                     "rps": round(r["rps"], 2),
