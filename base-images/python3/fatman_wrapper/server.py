@@ -306,23 +306,30 @@ def _serve_granian(
 
 
 def _granian_server_class() -> Any:
-    """granian's process server, with one listening socket that all workers accept from.
+    """granian's process server, with a listening socket per worker slot that outlives its workers.
 
-    On Linux granian gives each worker a socket of its own (SO_REUSEPORT): the kernel then queues
-    each new connection at one worker's socket, and when that worker dies the connections queued
-    there are reset (unless the host sets net.ipv4.tcp_migrate_req=1, which a container seldom
-    may). Under load that lost a request besides the one that killed the worker
-    (test_a_dying_worker_is_replaced_and_no_counts_are_lost). One shared socket, as gunicorn has
-    and as granian itself does for Unix sockets and on other systems, keeps the queue in the
-    kernel for whichever worker is alive. This builds the socket the way granian's own
-    non-Linux path does (granian 2.8.9's ``_init_shared_socket``; the version is pinned).
+    On Linux granian has each worker build a socket of its own (SO_REUSEPORT), and the kernel
+    spreads new connections over them by their addresses: a client opening 16 connections at once
+    gets about half at each of two workers. But a worker's socket closed with it, and the
+    connections the kernel had queued there were reset (or left waiting 30 s): with both cores
+    saturated, 4 of about 14 runs of test_a_dying_worker_is_replaced_and_no_counts_are_lost lost
+    a request besides the one that killed the worker. One socket shared by every worker, as
+    gunicorn has, kept those; but then the first worker to wake accepted the whole burst, and a
+    CPU-bound job ran on one core until ``balance`` moved the connections (0.4-1.5 s of a fresh
+    wrk run, 5-14 % of the 50 ms job's throughput, benchmarks/README-wrapper.md).
+
+    So the server builds the SO_REUSEPORT sockets itself, one per worker slot, keeps them open, and
+    gives each worker its slot's socket; the worker that replaces a dead one accepts from the same
+    socket, so what the kernel queued there waits for it instead of being reset. Unix sockets keep
+    granian's own shared socket. granian 2.8.9's private attributes (the version is pinned): the
+    sockets are handed over as its non-Linux path hands its shared one (``_shd``, ``_sso``).
     """
     import socket
 
     from granian.net import SocketSpec
     from granian.server import MPServer
 
-    class SharedSocketServer(MPServer):  # type: ignore[misc]
+    class KeptSocketsServer(MPServer):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             # granian exits the whole server when a worker dies again within 5.5 s of its
@@ -331,22 +338,43 @@ def _granian_server_class() -> Any:
             # 503, not a dead worker. Two such calls in a row must not take down the server and
             # every other client with it; gunicorn replaces its workers every time too.
             self.respawned_wrks = _NoCrashLoop()
+            self._kept: list[tuple[Any, socket.socket]] = []
 
         def _init_shared_socket(self) -> None:
             if self.bind_uds:
-                super()._init_shared_socket()  # already one shared socket
+                super()._init_shared_socket()  # one shared socket already
                 return
-            # Any: granian's private attributes, typed for its own Linux path (None there).
+            # Any: granian's private attributes, typed for its own Linux path.
             server: Any = self
-            holder = SocketSpec(server.bind_addr, server.bind_port, server.backlog).build()
-            server._shd = holder
-            server._sfd = holder.get_fd()
+            port = server.bind_port
+            for _ in range(server.workers):
+                holder = SocketSpec(server.bind_addr, port, server.backlog).build()
+                sock = socket.socket(fileno=holder.get_fd())
+                sock.set_inheritable(True)
+                port = sock.getsockname()[1]  # port 0: the others join the first one's port
+                self._kept.append((holder, sock))
             server._ssp = None
-            shared = socket.socket(fileno=server._sfd)
-            shared.set_inheritable(True)
-            server._sso = shared
 
-    return SharedSocketServer
+        def _spawn_worker(self, idx: int, *args: Any, **kwargs: Any) -> Any:
+            # A replacement has its slot's index (granian's _respawn_workers), so its socket.
+            if not self._kept:
+                return super()._spawn_worker(idx, *args, **kwargs)
+            server: Any = self
+            server._shd, server._sso = self._kept[idx]
+            server._sfd = server._shd.get_fd()
+            try:
+                return super()._spawn_worker(idx, *args, **kwargs)
+            finally:
+                server._shd = server._sso = server._sfd = None
+
+        def _drop_shared_socket(self) -> None:
+            super()._drop_shared_socket()
+            # As granian closes its shared one; the holders stay referenced to the end, as its
+            # ``_shd`` does, so nothing closes a descriptor number twice.
+            for _, sock in self._kept:
+                sock.close()
+
+    return KeptSocketsServer
 
 
 class _NoCrashLoop(dict):  # type: ignore[type-arg]

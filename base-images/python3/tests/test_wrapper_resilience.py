@@ -16,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from wrapper_server import running_server
 from wrapper_support import job_path
 
+from fatman_wrapper.server import default_server
+
 pytestmark = pytest.mark.slow
 
 
@@ -113,6 +115,38 @@ def test_a_dying_worker_is_replaced_and_no_counts_are_lost(mode):
         # the dead worker's counts are still in the sum
         assert count(get(server.url + "/metrics")[1].decode(), "200") == sent
         assert get(server.url + "/ready")[0] == 200
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    with open(f"/proc/{server_pid}/task/{server_pid}/children") as children:
+        return [int(pid) for pid in children.read().split()]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads the worker pids from /proc")
+def test_connections_waiting_at_a_worker_that_dies_are_answered_by_its_replacement():
+    if default_server() != "granian":
+        pytest.skip("gunicorn's workers share one socket: nothing waits at a stopped worker")
+    # The worker is stopped, so what arrives for it waits in the kernel's queue; then it dies. Its
+    # replacement must answer those: granian's own per-worker sockets reset them.
+    env = {"FATMAN_WORKERS": "2", "FATMAN_THREADS": "2"}
+    with running_server(job_path("faults"), env=env) as server:
+        perform = server.url + "/api/v1/perform"
+        every_worker_loaded(perform)
+        workers = worker_pids(server.proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(16) as pool:
+                waiting = [pool.submit(post, perform, {"mode": "ok"}) for _ in range(16)]
+                time.sleep(1.0)  # connected, and those at the stopped worker's socket queued
+                queued = sum(not future.done() for future in waiting)
+                os.kill(workers[0], signal.SIGKILL)
+                answers = [future.result(timeout=40) for future in waiting]
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(workers[0], signal.SIGKILL)
+    assert queued > 0, "no connection was queued at the stopped worker"
+    assert [status for status, _ in answers] == [200] * 16
 
 
 def test_workers_killed_again_and_again_are_always_replaced():
