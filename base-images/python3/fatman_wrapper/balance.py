@@ -1,12 +1,13 @@
 """Keep-alive connections spread over granian's workers, so that every core works.
 
-granian's workers accept from one shared listening socket (``server._granian_server_class``, kept
-for what it does when a worker dies). A client that opens its connections all at once (a gateway's
-pool, a load generator) can then have every one of them accepted by the first worker to wake, and
-keep-alive keeps them there: that worker's core runs every request while the others idle. Measured
-with the 50 ms CPU job: half of the fresh servers served 46 % of what two cores allow
-(benchmarks/README-wrapper.md, "The 50 ms CPU job"). No server setting changes the split without
-giving up the shared socket, so the workers mend it themselves:
+Each of granian's workers accepts from a socket of its own (``server._granian_server_class``), and
+the kernel spreads new connections over them by their addresses: evenly on average, but not
+always (16 connections split 4/12 now and then), and a worker that replaces a dead one starts
+with none while keep-alive keeps the others' where they are. A worker holding every connection
+runs every request on its core while the others idle: before the sockets were split, when one
+shared socket let the first worker to wake accept a whole burst, half of the fresh servers served
+46 % of what two cores allow with the 50 ms CPU job (benchmarks/README-wrapper.md, "The 50 ms
+CPU job"). No server setting moves a connection once accepted, so the workers mend it themselves:
 
 - each worker counts the requests inside its app (``Load``: waiting for one of its app threads, or
   running), and at every beat of its heartbeat thread (``watchdog.start_beating``, four a second)

@@ -316,7 +316,7 @@ def _granian_server_class() -> Any:
     a request besides the one that killed the worker. One socket shared by every worker, as
     gunicorn has, kept those; but then the first worker to wake accepted the whole burst, and a
     CPU-bound job ran on one core until ``balance`` moved the connections (0.4-1.5 s of a fresh
-    wrk run, 5-14 % of the 50 ms job's throughput, benchmarks/README-wrapper.md).
+    wrk run, up to 14 % of the 50 ms job's throughput, benchmarks/README-wrapper.md).
 
     So the server builds the SO_REUSEPORT sockets itself, one per worker slot, keeps them open, and
     gives each worker its slot's socket; the worker that replaces a dead one accepts from the same
