@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import http.client
 import json
@@ -146,7 +147,11 @@ def test_connections_waiting_at_a_worker_that_dies_are_answered_by_its_replaceme
             with contextlib.suppress(ProcessLookupError):
                 os.kill(workers[0], signal.SIGKILL)
     assert queued > 0, "no connection was queued at the stopped worker"
-    assert [status for status, _ in answers] == [200] * 16
+    # Answered, none reset: 200, or 503 (Retry-After) from the replacement while its job loads
+    # and its load waiters (app.load_waiters, 1 with 2 threads) are taken, as any loading worker.
+    statuses = collections.Counter(status for status, _ in answers)
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[200] >= 16 - queued, statuses
 
 
 def test_workers_killed_again_and_again_are_always_replaced():
