@@ -20,7 +20,17 @@ from wrapper_support import job_path
 
 from fatman_wrapper.server import default_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        default_server() != "granian",
+        reason="granian's sockets and balancing; gunicorn serves on Python 3.9",
+    ),
+    pytest.mark.skipif(
+        shutil.which("ss") is None,
+        reason="needs ss (iproute2) to see which worker holds a connection",
+    ),
+]
 
 CONNECTIONS = 16
 BURSTS = 4
@@ -123,10 +133,6 @@ def _wait_until(condition, timeout: float = 5.0) -> None:
 def test_connections_opened_together_are_spread_over_the_workers():
     # A gateway's pool or a load generator opens its connections at once: the first worker to wake
     # must not accept them all (server._granian_server_class, one socket per worker).
-    if default_server() != "granian":
-        pytest.skip("granian's sockets; gunicorn serves on Python 3.9")
-    if shutil.which("ss") is None:
-        pytest.skip("needs ss (iproute2) to see which worker holds a connection")
     env = {"FATMAN_WORKERS": "2", "FATMAN_THREADS": "4"}
     held: collections.Counter[str] = collections.Counter()
     with running_server(job_path("cpu_burn"), env=env) as server:
@@ -145,10 +151,6 @@ def test_connections_opened_together_are_spread_over_the_workers():
 
 
 def test_connections_held_by_one_worker_move_to_the_idle_one():
-    if default_server() != "granian":
-        pytest.skip("balancing is granian's; gunicorn serves on Python 3.9")
-    if shutil.which("ss") is None:
-        pytest.skip("needs ss (iproute2) to see which worker holds a connection")
     env = {"FATMAN_WORKERS": "2", "FATMAN_THREADS": "4"}
     with running_server(job_path("cpu_burn"), env=env) as server:
         port = urlsplit(server.url).port

@@ -123,7 +123,10 @@ def worker_pids(server_pid: int) -> list[int]:
         return [int(pid) for pid in children.read().split()]
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads the worker pids from /proc")
+@pytest.mark.skipif(
+    not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"),
+    reason="reads the worker pids from /proc/PID/task/PID/children (CONFIG_PROC_CHILDREN)",
+)
 def test_connections_waiting_at_a_worker_that_dies_are_answered_by_its_replacement():
     if default_server() != "granian":
         pytest.skip("gunicorn's workers share one socket: nothing waits at a stopped worker")
