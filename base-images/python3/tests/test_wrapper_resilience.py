@@ -85,7 +85,9 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(tmp_path):
             answers = [future.result(timeout=30) for future in slow]
         assert [status for status, _ in answers] == [200] * 8
         assert sorted(body["x"] for _, body in answers) == list(range(8))
-        assert server.proc.wait(timeout=30) == 0
+        status = server.proc.wait(timeout=30)
+        # The log names why, if the status is not 0 (gunicorn once exited 1 on Python 3.9 in CI).
+        assert status == 0, log.read_text(errors="replace")[-4000:]
         assert time.monotonic() - started < 15, "the server should exit as soon as the requests are done"
 
 
