@@ -16,18 +16,13 @@ for the same duration: what the cores allow on this machine at that moment (``re
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import multiprocessing
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "base-images" / "python3" / "tests"))
@@ -36,17 +31,6 @@ sys.path.insert(0, str(HERE))
 from loadgen import wait_until_quiet  # noqa: E402
 from wrapper_servers import BURN_LUA, BURN_MS, measure, started, wrk  # noqa: E402
 from wrapper_support import job_path  # noqa: E402
-
-
-def connections_per_process(port: int) -> list[int]:
-    """How many established connections to ``port`` each process holds, fewest first."""
-    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
-                         capture_output=True, text=True, check=True).stdout
-    return sorted(collections.Counter(re.findall(r"pid=(\d+)", out)).values())
-
-
-def _sample(into: list[int], port: int) -> None:
-    into.extend(connections_per_process(port))
 
 
 def _burn_back_to_back(seconds: float, out: multiprocessing.Queue) -> None:
@@ -97,15 +81,10 @@ def main() -> int:
         job = job_path("cpu_burn")
         with tempfile.TemporaryDirectory(prefix="cpu-balance-") as metrics_dir, \
                 started(args.server, args.workers, args.threads, job, metrics_dir) as (url, pid):
-            port = urlsplit(url).port or 0
             wrk(url, 2, args.connections, BURN_LUA)
             wait_until_quiet(pid)  # the warm-up's last calls are not the measured run's
-            split: list[int] = []
-            sampler = threading.Timer(min(3.0, args.duration / 2), _sample, args=(split, port))
-            sampler.start()
             result = measure(url, pid, args.duration, args.connections, BURN_LUA)
             cores = result["cpu_us"] * result["requests"] / 1e6 / args.duration
-            sampler.join()
         row = {
             "run": run,
             "rps": round(result["rps"], 1),
@@ -114,7 +93,7 @@ def main() -> int:
             "failures": result["failures"],
             "server_cores": round(cores, 2),
             "server_cpu_ms_per_request": round(cores * 1000 / max(result["rps"], 1e-9), 1),
-            "connections_per_worker": split,
+            "connections_per_worker": result["split"] or [],
         }
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -2,13 +2,16 @@
 
 ``run_wrk`` runs wrk once and parses its report; ``tree_cpu_seconds`` and ``tree_rss_kib`` read
 /proc for a server process and everything it forked (a master and its workers), never wrk's own
-usage. One copy, so every benchmark table is read the same way.
+usage; ``connections_per_process`` says how a server's workers share the load generator's
+connections. One copy, so every benchmark table is read the same way.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -41,6 +44,16 @@ def run_wrk(url: str, duration: int, connections: int, *, threads: int = 1, lua:
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
     return {"rps": rps, "p50": p50, "p99": p99, "requests": total, "failures": failures}
+
+
+def connections_per_process(port: int) -> list[int] | None:
+    """How many established connections to ``port`` each process holds, fewest first (a worker
+    holding none is not listed); ``None`` without ``ss`` (iproute2)."""
+    if shutil.which("ss") is None:
+        return None
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(collections.Counter(re.findall(r"pid=(\d+)", out)).values())
 
 
 def tree_rss_kib(pid: int) -> int:
